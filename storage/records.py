@@ -1,0 +1,504 @@
+"""Typed, versioned records that cross every module boundary.
+
+A Recording says where media lives; a Segment is a time span of one recording; Features,
+Annotations, Verdicts and a Consensus hang off a segment; a SegmentRow is what a shard
+stores, one per segment. IDs derive from parents (``{recording_id}-{index:05d}``,
+``{segment_id}-{agent}``) so a rerun overwrites rows instead of duplicating them.
+
+Every field carries a description: ``storage/SCHEMA.md`` and the Arrow schema are
+generated from these classes (``python -m emoforge.storage.schema --write``), and a test
+fails when the committed snapshot drifts from the code without a schema version bump.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+SCHEMA_VERSION = 1
+"""Bump on any change to the row layout; add an upgrade in ``storage/schema.py``."""
+
+
+class Record(BaseModel):
+    """Base for all records: immutable-by-convention, no unknown fields."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class Status(StrEnum):
+    ok = "ok"
+    failed = "failed"
+    skipped = "skipped"
+
+
+class ErrorKind(StrEnum):
+    """Typed failure reasons. ``TRANSIENT`` ones are retried on resume; the rest are final."""
+
+    corrupt_media = "corrupt_media"
+    unsupported_media = "unsupported_media"
+    no_audio = "no_audio"
+    no_video = "no_video"
+    no_speech = "no_speech"
+    no_face = "no_face"
+    model_unavailable = "model_unavailable"
+    malformed_output = "malformed_output"
+    refusal = "refusal"
+    timeout = "timeout"
+    rate_limited = "rate_limited"
+    provider_error = "provider_error"
+    budget_exceeded = "budget_exceeded"
+    invalid_input = "invalid_input"
+    internal = "internal"
+
+
+TRANSIENT_ERRORS = frozenset(
+    {ErrorKind.timeout, ErrorKind.rate_limited, ErrorKind.provider_error, ErrorKind.budget_exceeded}
+)
+
+
+class Failure(Record):
+    """Why a stage did not produce its output. Never stored in label fields."""
+
+    stage: str = Field(description="Pipeline stage that failed (probe, segment, asr, annotate, ...).")
+    kind: ErrorKind = Field(description="Typed reason; transient kinds are retried on resume.")
+    message: str = Field(description="Human-readable detail; never contains secrets.")
+
+    @property
+    def transient(self) -> bool:
+        return self.kind in TRANSIENT_ERRORS
+
+
+class Provenance(Record):
+    """What produced a record: answers 'where did this row come from?'."""
+
+    stage: str = Field(description="Stage name that produced the record.")
+    model: str | None = Field(default=None, description="Model id or path, if a model was used.")
+    prompt_version: str | None = Field(default=None, description="Prompt/instruction version used.")
+    config_hash: str = Field(description="sha256 prefix of the resolved pipeline config.")
+    emoforge_version: str = Field(description="emoforge package version.")
+    created_at: datetime = Field(description="UTC time the record was produced.")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+# --------------------------------------------------------------------------- media
+
+
+class StreamInfo(Record):
+    kind: Literal["audio", "video"] = Field(description="Stream type.")
+    codec: str | None = Field(default=None, description="Codec name as reported by the demuxer.")
+    duration_s: float | None = Field(default=None, description="Stream duration in seconds.")
+    sample_rate: int | None = Field(default=None, description="Audio sample rate (Hz).")
+    channels: int | None = Field(default=None, description="Audio channel count.")
+    fps: float | None = Field(default=None, description="Average video frame rate.")
+    width: int | None = Field(default=None, description="Video width in pixels (before rotation).")
+    height: int | None = Field(default=None, description="Video height in pixels (before rotation).")
+    rotation: int = Field(default=0, description="Display rotation in degrees (0/90/180/270).")
+
+
+_SLUG = re.compile(r"[^a-z0-9]+")
+
+
+def recording_id_for(path: str | Path, sha256: str) -> str:
+    """Readable, content-addressed id: the file stem slug plus a hash prefix.
+
+    The hash makes the id stable when the file moves and new when its bytes change.
+    """
+    stem = _SLUG.sub("-", Path(str(path)).stem.lower()).strip("-")[:40] or "rec"
+    return f"{stem}-{sha256[:10]}"
+
+
+def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+class Recording(Record):
+    """A media file: where it is, what it holds, and its content hash."""
+
+    id: str = Field(description="`{stem}-{sha256[:10]}`; stable across moves, new on content change.")
+    uri: str = Field(description="Path or fsspec URL of the media file.")
+    sha256: str = Field(description="sha256 of the file bytes.")
+    size_bytes: int = Field(description="File size in bytes.")
+    duration_s: float | None = Field(default=None, description="Container duration in seconds.")
+    has_audio: bool = Field(default=False, description="At least one decodable audio stream.")
+    has_video: bool = Field(default=False, description="At least one decodable video stream.")
+    streams: list[StreamInfo] = Field(default_factory=list, description="Streams found by probing.")
+    source: str | None = Field(default=None, description="Source/collection name (for grouped splits).")
+    speaker_hint: str | None = Field(default=None, description="Speaker id given by the input manifest.")
+    status: Status = Field(default=Status.ok, description="ok, or failed when probing failed.")
+    failure: Failure | None = Field(default=None, description="Why probing failed.")
+
+
+class MediaInput(Record):
+    """One input to annotate: a media path plus optional grouping metadata from a manifest."""
+
+    uri: str = Field(description="Media path or URL.")
+    source: str | None = Field(default=None, description="Source/collection (splits group by it).")
+    speaker: str | None = Field(default=None, description="Speaker id (splits group by it).")
+
+
+# --------------------------------------------------------------------------- segments
+
+
+class Instruction(Record):
+    """The task paired with a segment: versioned so a row says which prompt asked it."""
+
+    version: str = Field(description="Instruction template version, e.g. 'emo-cot-v1'.")
+    text: str = Field(description="Rendered instruction text given to annotators.")
+
+
+class Segment(Record):
+    """A time span of one recording, in recording time (seconds)."""
+
+    id: str = Field(description="`{recording_id}-{index:05d}`.")
+    recording_id: str = Field(description="Parent recording id.")
+    index: int = Field(ge=0, description="0-based position of the segment in the recording.")
+    start_s: float = Field(ge=0, description="Start time in recording seconds.")
+    end_s: float = Field(ge=0, description="End time in recording seconds (exclusive).")
+    kind: Literal["speech", "visual", "full"] = Field(
+        description="speech: a voice-activity turn; visual: no speech; full: the whole file."
+    )
+    shot_index: int | None = Field(default=None, description="Index of the shot containing it.")
+    speaker: str | None = Field(default=None, description="Dominant speaker label, if known.")
+    overlap_s: float = Field(default=0.0, ge=0, description="Seconds of overlapped speech inside.")
+    instruction: Instruction | None = Field(default=None, description="Task paired with the segment.")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Segment:
+        if self.end_s <= self.start_s:
+            raise ValueError(f"segment {self.id}: end_s {self.end_s} <= start_s {self.start_s}")
+        return self
+
+    @property
+    def duration_s(self) -> float:
+        return self.end_s - self.start_s
+
+
+def segment_id_for(recording_id: str, index: int) -> str:
+    return f"{recording_id}-{index:05d}"
+
+
+# --------------------------------------------------------------------------- features
+
+
+class Word(Record):
+    text: str = Field(description="Word as transcribed.")
+    start_s: float = Field(description="Start in recording seconds.")
+    end_s: float = Field(description="End in recording seconds.")
+    probability: float | None = Field(default=None, description="ASR word probability.")
+    speaker: str | None = Field(default=None, description="Speaker label, when diarized.")
+
+
+class Transcript(Record):
+    text: str = Field(description="Transcript text of the segment.")
+    language: str | None = Field(default=None, description="Language code used or detected.")
+    language_probability: float | None = Field(default=None, description="Detection probability.")
+    words: list[Word] = Field(default_factory=list, description="Words with recording-time stamps.")
+    word_timing: Literal["aligned", "asr", "none"] = Field(
+        default="none", description="aligned: forced alignment (wav2vec2); asr: decoder timestamps."
+    )
+    model: str | None = Field(default=None, description="ASR model id or path.")
+    reliable: bool = Field(default=True, description="False when a hallucination guard fired.")
+    unreliable_reasons: list[str] = Field(default_factory=list, description="Guards that fired.")
+    no_speech_prob: float | None = Field(default=None, description="Max no-speech probability.")
+    avg_logprob: float | None = Field(default=None, description="Mean token log-probability.")
+    compression_ratio: float | None = Field(default=None, description="Max gzip compression ratio.")
+
+
+class Span(Record):
+    start_s: float = Field(description="Start in recording seconds.")
+    end_s: float = Field(description="End in recording seconds.")
+    label: str | None = Field(default=None, description="Speaker or event label.")
+
+
+class ProsodyFrame(Record):
+    t_s: float = Field(description="Frame time in recording seconds.")
+    f0_hz: float | None = Field(default=None, description="F0 (Hz); null when unvoiced.")
+    intensity_db: float | None = Field(default=None, description="Intensity (dB).")
+
+
+class Prosody(Record):
+    """Segment-level prosody (praat-parselmouth); values null where undefined."""
+
+    f0_mean_hz: float | None = Field(default=None, description="Mean F0 over voiced frames.")
+    f0_sd_hz: float | None = Field(default=None, description="F0 standard deviation.")
+    f0_min_hz: float | None = Field(default=None, description="5th percentile F0.")
+    f0_max_hz: float | None = Field(default=None, description="95th percentile F0.")
+    f0_slope_hz_s: float | None = Field(default=None, description="Linear F0 trend (Hz/s).")
+    intensity_mean_db: float | None = Field(default=None, description="Mean intensity (dB).")
+    intensity_sd_db: float | None = Field(default=None, description="Intensity standard deviation.")
+    jitter_local: float | None = Field(default=None, description="Local jitter (fraction).")
+    shimmer_local: float | None = Field(default=None, description="Local shimmer (fraction).")
+    hnr_db: float | None = Field(default=None, description="Harmonics-to-noise ratio (dB).")
+    voiced_fraction: float | None = Field(default=None, description="Fraction of voiced frames.")
+    speech_rate_wps: float | None = Field(default=None, description="Words per second of speech.")
+    pause_count: int | None = Field(default=None, description="Silent pauses >= min pause length.")
+    pause_total_s: float | None = Field(default=None, description="Total pause time (s).")
+    frames: list[ProsodyFrame] = Field(default_factory=list, description="Subsampled F0/intensity.")
+
+
+class AUFrame(Record):
+    t_s: float = Field(description="Frame time in recording seconds.")
+    values: dict[str, float] = Field(description="AU name -> intensity (0..1 for landmark AUs).")
+
+
+class FaceObservation(Record):
+    """Face evidence of a segment: presence, pose, geometry, action units."""
+
+    frames_sampled: int = Field(default=0, description="Video frames analysed.")
+    frames_with_face: int = Field(default=0, description="Frames where a face was found.")
+    faces_max: int = Field(default=0, description="Most faces seen in one frame.")
+    landmark_model: str | None = Field(default=None, description="Landmark model (e.g. mediapipe).")
+    head_pose_deg: dict[str, float] = Field(default_factory=dict, description="Mean yaw/pitch/roll.")
+    geometry: dict[str, float] = Field(
+        default_factory=dict, description="Mean size-normalised facial descriptors."
+    )
+    au_backend: Literal["landmark", "pyfeat", "none"] = Field(
+        default="none", description="Which estimator produced the AUs."
+    )
+    au_mean: dict[str, float] = Field(default_factory=dict, description="AU -> mean intensity.")
+    au_peak: dict[str, float] = Field(default_factory=dict, description="AU -> max intensity.")
+    au_frames: list[AUFrame] = Field(default_factory=list, description="Per-frame AU intensities.")
+
+    @property
+    def face_ratio(self) -> float:
+        return self.frames_with_face / self.frames_sampled if self.frames_sampled else 0.0
+
+
+class KeyFrame(Record):
+    t_s: float = Field(description="Frame time in recording seconds.")
+    score: float = Field(description="Diversity or peak score that selected it.")
+    reason: str = Field(description="Selector: diversity, peak, uniform.")
+    jpeg: bytes | None = Field(default=None, description="Small JPEG thumbnail for agents.")
+
+
+class Evidence(Record):
+    """Compact per-modality text summary handed to annotators."""
+
+    face: str | None = Field(default=None, description="Face/AU evidence summary.")
+    voice: str | None = Field(default=None, description="Prosody evidence summary.")
+    text: str | None = Field(default=None, description="Transcript evidence summary.")
+
+
+class Features(Record):
+    """Everything extracted for one segment, aligned on recording time."""
+
+    segment_id: str = Field(description="Parent segment id.")
+    transcript: Transcript | None = Field(default=None, description="ASR output, if any.")
+    speaker_turns: list[Span] = Field(default_factory=list, description="Speaker turns in span.")
+    overlaps: list[Span] = Field(default_factory=list, description="Overlapped-speech spans.")
+    diarization: str = Field(default="unavailable", description="Diarization backend or 'unavailable'.")
+    prosody: Prosody | None = Field(default=None, description="Prosody, if there is audio.")
+    face: FaceObservation | None = Field(default=None, description="Face evidence, if video.")
+    keyframes: list[KeyFrame] = Field(default_factory=list, description="Selected key frames.")
+    peak_t_s: float | None = Field(default=None, description="Emotional peak frame time.")
+    evidence: Evidence = Field(default_factory=Evidence, description="Per-modality text summaries.")
+    failures: list[Failure] = Field(
+        default_factory=list, description="Sub-stages that failed (the rest still ran)."
+    )
+    provenance: list[Provenance] = Field(default_factory=list, description="One per sub-stage.")
+
+    @property
+    def modalities(self) -> list[str]:
+        """Modalities with usable evidence: the judge checks coverage against this."""
+        out = []
+        if self.face is not None and self.face.frames_with_face > 0:
+            out.append("face")
+        if self.prosody is not None and self.prosody.voiced_fraction:
+            out.append("voice")
+        if self.transcript is not None and self.transcript.text.strip() and self.transcript.reliable:
+            out.append("text")
+        return out
+
+
+# --------------------------------------------------------------------------- annotation
+
+Modality = Literal["face", "voice", "text", "visual", "context"]
+
+
+class Cue(Record):
+    """One piece of evidence an annotator cites."""
+
+    modality: Modality = Field(description="Which modality the cue comes from.")
+    cue: str = Field(description="What was observed, e.g. 'AU12 lip-corner pull'.")
+    start_s: float | None = Field(default=None, description="Where (recording seconds), if cited.")
+    end_s: float | None = Field(default=None, description="End of the cited span.")
+    feature: str | None = Field(default=None, description="Feature key the cue refers to (AU12, f0_mean_hz).")
+    value: float | None = Field(default=None, description="Feature value the annotator cited.")
+
+
+class Usage(Record):
+    input_tokens: int = Field(default=0, description="Prompt tokens.")
+    output_tokens: int = Field(default=0, description="Completion tokens.")
+    cost_usd: float = Field(default=0.0, description="Cost from the configured price table.")
+    latency_s: float = Field(default=0.0, description="Wall time of the call(s).")
+    calls: int = Field(default=0, description="Provider calls made (0 when cached).")
+    cached: bool = Field(default=False, description="Served from the response cache.")
+    attempts: int = Field(default=0, description="Attempts including re-asks and retries.")
+
+
+class Annotation(Record):
+    """One annotator's answer for one segment: {labels, rationale steps, evidence}."""
+
+    id: str = Field(description="`{segment_id}-{agent}`.")
+    segment_id: str = Field(description="Parent segment id.")
+    agent: str = Field(description="Agent name from the config.")
+    backend: str = Field(description="face_cues, voice_cues, text_cues, openai, gemini, ...")
+    status: Status = Field(default=Status.ok, description="ok, or failed (then no labels).")
+    failure: Failure | None = Field(default=None, description="Why the agent produced no answer.")
+    labels: list[str] = Field(default_factory=list, description="Normalised labels (multi-label set).")
+    primary_label: str | None = Field(default=None, description="Most prominent normalised label.")
+    raw_label: str | None = Field(default=None, description="Label as the model wrote it.")
+    label_scores: dict[str, float] = Field(
+        default_factory=dict, description="Agent's distribution over the taxonomy, if given."
+    )
+    confidence: float | None = Field(default=None, ge=0, le=1, description="Agent confidence.")
+    intensity: float | None = Field(default=None, ge=0, le=1, description="Emotion intensity 0..1.")
+    valence: float | None = Field(default=None, ge=-1, le=1, description="Valence -1..1.")
+    arousal: float | None = Field(default=None, ge=-1, le=1, description="Arousal -1..1.")
+    rationale: list[str] = Field(
+        default_factory=list, description="Normalised steps; each 'Step k: ...', last states the label."
+    )
+    raw_rationale: str | None = Field(default=None, description="Reasoning as returned.")
+    evidence: list[Cue] = Field(default_factory=list, description="Cited cues per modality.")
+    modalities_seen: list[str] = Field(default_factory=list, description="Modalities given to the agent.")
+    usage: Usage = Field(default_factory=Usage, description="Tokens, cost, latency, cache use.")
+    provenance: Provenance = Field(description="Model, prompt version, config hash.")
+
+    @model_validator(mode="after")
+    def _failed_has_no_label(self) -> Annotation:
+        if self.status != Status.ok and (self.labels or self.primary_label):
+            raise ValueError(f"annotation {self.id}: a failed annotation must not carry labels")
+        if self.status != Status.ok and self.failure is None:
+            raise ValueError(f"annotation {self.id}: status {self.status} needs a failure")
+        return self
+
+
+class Verdict(Record):
+    """The judge's scores for one annotation."""
+
+    id: str = Field(description="`{annotation_id}-{judge}`.")
+    annotation_id: str = Field(description="Annotation judged.")
+    judge: str = Field(description="Judge name.")
+    status: Status = Field(default=Status.ok, description="failed: unparsable/failed judgement (scores 0).")
+    failure: Failure | None = Field(default=None, description="Why judging failed.")
+    s_rec: float = Field(ge=0, le=1, description="Recognition score.")
+    s_reason: float = Field(ge=0, le=1, description="Reasoning soundness score.")
+    s_cot: float = Field(ge=0, le=1, description="Multimodal chain-of-thought completeness.")
+    s_final: float = Field(ge=0, le=1, description="a*s_rec + b*s_reason + c*s_cot.")
+    weights: list[float] = Field(description="[a, b, c] used for s_final.")
+    task: str = Field(default="default", description="Task whose weights were used.")
+    notes: list[str] = Field(default_factory=list, description="Why points were lost.")
+    provenance: Provenance = Field(description="Judge model and config hash.")
+
+
+class Consensus(Record):
+    """The aggregated label of a segment, with how much to trust it."""
+
+    segment_id: str = Field(description="Parent segment id.")
+    method: str = Field(description="Aggregator name (majority, weighted, dawid_skene, ...).")
+    primary_label: str | None = Field(default=None, description="Aggregated label; null if no votes.")
+    labels: list[str] = Field(default_factory=list, description="Aggregated multi-label set.")
+    distribution: dict[str, float] = Field(default_factory=dict, description="Label -> probability.")
+    confidence: float = Field(ge=0, le=1, description="Probability of the primary label.")
+    entropy: float = Field(ge=0, description="Entropy of the distribution (bits).")
+    agreement: float | None = Field(default=None, description="Share of valid votes for the primary label.")
+    intensity: float | None = Field(default=None, description="Aggregated intensity 0..1.")
+    valence: float | None = Field(default=None, description="Aggregated valence -1..1.")
+    arousal: float | None = Field(default=None, description="Aggregated arousal -1..1.")
+    n_annotations: int = Field(description="Annotations considered.")
+    n_valid: int = Field(description="Annotations with status ok.")
+    needs_review: bool = Field(description="Flagged for human review.")
+    review_reasons: list[str] = Field(default_factory=list, description="Why it was flagged.")
+    provenance: Provenance = Field(description="Aggregator and config hash.")
+
+
+class HumanLabel(Record):
+    """A human reviewer's verification of a segment (Label Studio round trip)."""
+
+    reviewer: str = Field(description="Reviewer id or e-mail.")
+    label: str | None = Field(default=None, description="Label chosen by the reviewer.")
+    labels: list[str] = Field(default_factory=list, description="Multi-label choice.")
+    intensity: float | None = Field(default=None, description="Reviewer intensity 0..1.")
+    valence: float | None = Field(default=None, description="Reviewer valence -1..1.")
+    comment: str | None = Field(default=None, description="Free-text note.")
+    reviewed_at: datetime = Field(description="When the review was submitted.")
+    source: str = Field(description="Where it came from (labelstudio export file, task id).")
+
+
+# --------------------------------------------------------------------------- shard row
+
+
+class RecordingRef(Record):
+    id: str = Field(description="Recording id.")
+    uri: str = Field(description="Media path or URL.")
+    sha256: str = Field(description="Media content hash.")
+    duration_s: float | None = Field(default=None, description="Recording duration.")
+    source: str | None = Field(default=None, description="Source/collection name.")
+    speaker: str | None = Field(default=None, description="Speaker id from the input manifest.")
+    segment_count: int | None = Field(
+        default=None, description="Segments the recording was cut into (lets resume skip it whole)."
+    )
+
+
+class SegmentRow(Record):
+    """One shard row: a segment with everything produced for it, or a failure."""
+
+    schema_version: int = Field(default=SCHEMA_VERSION, description="Row layout version.")
+    row_id: str = Field(description="Segment id, or `{recording_id}-recording` for a recording failure.")
+    run_id: str = Field(description="Run that wrote the row.")
+    status: Status = Field(description="ok, or failed with a failure.")
+    failure: Failure | None = Field(default=None, description="First fatal failure, if any.")
+    recording: RecordingRef = Field(description="Parent recording.")
+    segment: Segment | None = Field(default=None, description="Null only for recording failures.")
+    features: Features | None = Field(default=None, description="Extracted features.")
+    annotations: list[Annotation] = Field(default_factory=list, description="One per agent.")
+    verdicts: list[Verdict] = Field(default_factory=list, description="One per annotation judged.")
+    consensus: Consensus | None = Field(default=None, description="Aggregated label.")
+    human: list[HumanLabel] = Field(default_factory=list, description="Human verifications.")
+    config_hash: str = Field(description="Resolved-config hash of the run that wrote the row.")
+    written_at: datetime = Field(default_factory=utcnow, description="UTC write time.")
+
+    @model_validator(mode="after")
+    def _failure_consistent(self) -> SegmentRow:
+        if self.status == Status.failed and self.failure is None:
+            raise ValueError(f"row {self.row_id}: failed rows need a failure")
+        if self.status == Status.ok and self.segment is None:
+            raise ValueError(f"row {self.row_id}: ok rows need a segment")
+        return self
+
+
+def recording_failure_row_id(recording_id: str) -> str:
+    return f"{recording_id}-recording"
+
+
+class RunContext(Record):
+    """Handed to every stage so records can say what produced them."""
+
+    run_id: str = Field(description="Run id.")
+    config_hash: str = Field(description="Resolved-config hash.")
+    emoforge_version: str = Field(description="Package version.")
+
+    def provenance(
+        self, stage: str, model: str | None = None, prompt_version: str | None = None
+    ) -> Provenance:
+        return Provenance(
+            stage=stage,
+            model=model,
+            prompt_version=prompt_version,
+            config_hash=self.config_hash,
+            emoforge_version=self.emoforge_version,
+            created_at=utcnow(),
+        )
