@@ -10,6 +10,7 @@ import csv
 import os
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("OMP_NUM_THREADS", "2")  # py-feat would force 1 if unset
+# A private Prefect home per test session: its SQLite database is not shared with other
+# sessions (or the user's own ~/.prefect), so concurrent runs never lock each other.
+os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="emoforge-prefect-"))
 
 REPO = Path(__file__).resolve().parents[1]
 MER_CLIPS = ("sample_00000694.mp4", "sample_00003358.mp4", "sample_00004735.mp4")

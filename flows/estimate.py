@@ -1,0 +1,63 @@
+"""``--dry-run``: count segments and estimate provider calls, tokens and cost, writing nothing.
+
+Only the cheap front end runs (probe, decode, segment); features are not extracted, so
+prompt sizes are estimated from empty features plus the segment's instruction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from pydantic import BaseModel
+
+import emoforge
+from emoforge.configs import PipelineConfig, config_hash
+from emoforge.preprocess.media import MediaDecoder, MediaError, MediaProber
+from emoforge.storage.inputs import discover_inputs
+from emoforge.storage.records import Features, RunContext, Status
+
+
+class CostEstimate(BaseModel):
+    recordings: int = 0
+    unreadable: int = 0
+    segments: int = 0
+    media_seconds: float = 0.0
+    calls: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+
+
+def estimate_cost(inputs: Sequence[str | Path], config: PipelineConfig) -> CostEstimate:
+    from emoforge.agents.jury import Jury
+    from emoforge.preprocess.segmenter import Segmenter
+
+    ctx = RunContext(run_id="dry-run", config_hash=config_hash(config), emoforge_version=emoforge.__version__)
+    prober, decoder = MediaProber(config.sampling.media), MediaDecoder(config.sampling.media)
+    segmenter = Segmenter(config.sampling)
+    # cache_dir=None: an estimate must not read or write the response cache.
+    jury = Jury(config.agents, ctx, cache_dir=None)
+    est = CostEstimate()
+    for item in discover_inputs(inputs):
+        est.recordings += 1
+        rec = prober.probe(item.uri)
+        if rec.status == Status.failed:
+            est.unreadable += 1
+            continue
+        try:
+            segments = segmenter.segment(decoder.decode(rec))
+        except MediaError:
+            est.unreadable += 1
+            continue
+        est.media_seconds += rec.duration_s or 0.0
+        for seg in segments:
+            est.segments += 1
+            usage = jury.estimate(seg, Features(segment_id=seg.id))
+            est.calls += usage.calls
+            est.input_tokens += usage.input_tokens
+            est.output_tokens += usage.output_tokens
+            est.cost_usd += usage.cost_usd
+    jury.close()
+    est.cost_usd = round(est.cost_usd, 6)
+    return est

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Set up (idempotent) and run the whole test suite plus lint. Exit non-zero on any failure,
+# including "no tests collected" (pytest exit 5).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 PREFECT_SERVER_ANALYTICS_ENABLED=false
+export EMOFORGE_FIXTURES=${EMOFORGE_FIXTURES:-../shared/fixtures}
+.venv/bin/ruff check .
+set +e
+.venv/bin/python -m pytest -q -p no:cacheprovider --timeout=1200 "$@"
+rc=$?
+set -e
+if [ "$rc" -eq 5 ]; then
+  echo "pytest collected no tests: failing" >&2
+  exit 1
+fi
+exit "$rc"
