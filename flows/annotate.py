@@ -20,7 +20,7 @@ from emoforge.configs import PipelineConfig, config_hash, load_config
 from emoforge.flows import tasks as t
 from emoforge.flows.work import RecordingWork, RetryPolicy
 from emoforge.storage.inputs import discover_inputs
-from emoforge.storage.records import RunContext, SegmentRow, Status
+from emoforge.storage.records import ErrorKind, Failure, MediaInput, RunContext, SegmentRow
 from emoforge.storage.shards import CorpusWriter
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -120,10 +120,11 @@ def annotate_corpus(
     window = max(1, 2 * config.run.workers)
     try:
         for lo in range(0, len(items), window):
-            futures = [_chain(RecordingWork(item=i), config, ctx, state, retry, cache_dir) for i in items[lo : lo + window]]
+            batch = items[lo : lo + window]
+            futures = [_chain(RecordingWork(item=i), config, ctx, state, retry, cache_dir) for i in batch]
             wait(futures)
-            for fut, item in zip(futures, items[lo : lo + window], strict=True):
-                work = _result_or_failure(fut, item)
+            for fut, item in zip(futures, batch, strict=True):
+                work = _result_or_failure(fut, item, config)
                 rows = t.rows_of(work, ctx)
                 writer.write(rows)
                 _tally(summary, rows)
@@ -139,21 +140,12 @@ def annotate_corpus(
     return summary
 
 
-def _result_or_failure(fut: PrefectFuture[RecordingWork], item: Any) -> RecordingWork:
-    """A stage that crashed past its retries still yields failure rows, not silence."""
-    from emoforge.storage.records import ErrorKind, Failure
-
+def _result_or_failure(fut: PrefectFuture[RecordingWork], item: MediaInput, config: PipelineConfig) -> RecordingWork:
+    """A stage task that crashed past its retries still yields failure rows, never silence."""
     state = fut.state
     if state.is_completed():
         return fut.result()
-    work = RecordingWork(item=item)
-    work.failure = Failure(stage="flow", kind=ErrorKind.internal, message=str(state.message or state.name))
-    try:
-        # The probe usually ran; re-probing is cheap and gives the failure row its id.
-        work = t.probe_media.fn(work, load_config())
-        work.failure = work.failure if work.recording and work.recording.status == Status.failed else Failure(
-            stage="flow", kind=ErrorKind.internal, message=str(state.message or state.name)
-        )
-    except Exception:  # noqa: BLE001 - the failure above already says what went wrong
-        pass
+    work = t.probe_media.fn(RecordingWork(item=item), config)
+    if work.failure is None:
+        work.failure = Failure(stage="flow", kind=ErrorKind.internal, message=str(state.message or state.name))
     return work

@@ -65,8 +65,8 @@ def _transient(task_: Any, task_run: Any, state: Any) -> bool:
         state.result()
     except (TimeoutError, ConnectionError):
         return True
-    except Exception:  # noqa: BLE001 - anything else is deterministic: do not retry
-        return False
+    except Exception:
+        return False  # anything else is deterministic: retrying would fail the same way
     return False
 
 
@@ -111,7 +111,7 @@ def sample_segments(
         work.failure = exc.failure()
         work.release_media()
         return work
-    except Exception as exc:  # noqa: BLE001 - becomes a failure row, never a lost recording
+    except Exception as exc:
         return _fail(work, "segment", exc)
     work.segment_count = len(segments)
     if not segments:
@@ -135,7 +135,7 @@ def extract_features(work: RecordingWork, config: PipelineConfig, ctx: RunContex
     try:
         extractor = stage(FeatureExtractor, config.preprocess, config.sampling.keyframes, ctx)
         work.features = extractor.extract(work.media, work.segments)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         return _fail(work, "features", exc)
     work.release_media()
     return work
@@ -151,7 +151,7 @@ def annotate_segments(work: RecordingWork, config: PipelineConfig, ctx: RunConte
     try:
         jury = stage(Jury, config.agents, ctx, Path(cache_dir))
         work.annotations = [jury.annotate(s, f) for s, f in zip(work.segments, work.features, strict=True)]
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         return _fail(work, "annotate", exc)
     return work
 
@@ -168,7 +168,7 @@ def judge_annotations(work: RecordingWork, config: PipelineConfig, ctx: RunConte
         work.verdicts = [
             judge.score(s, f, a) for s, f, a in zip(work.segments, work.features, work.annotations, strict=True)
         ]
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         return _fail(work, "judge", exc)
     return work
 
@@ -186,7 +186,7 @@ def aggregate_votes(work: RecordingWork, config: PipelineConfig, ctx: RunContext
             builder.build(s, f, a, v)
             for s, f, a, v in zip(work.segments, work.features, work.annotations, work.verdicts, strict=True)
         ]
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         return _fail(work, "aggregate", exc)
     return work
 

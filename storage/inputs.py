@@ -9,9 +9,9 @@ from pathlib import Path
 
 from emoforge.storage.records import MediaInput
 
-MEDIA_SUFFIXES = frozenset(
-    ".mp4 .mkv .webm .avi .mov .m4v .mpg .mpeg .wmv .flv .ts .wav .flac .mp3 .m4a .aac .ogg .opus .wma".split()
-)
+VIDEO_SUFFIXES = frozenset([".mp4", ".mkv", ".webm", ".avi", ".mov", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".ts"])
+AUDIO_SUFFIXES = frozenset([".wav", ".flac", ".mp3", ".m4a", ".aac", ".ogg", ".opus", ".wma"])
+MEDIA_SUFFIXES = VIDEO_SUFFIXES | AUDIO_SUFFIXES
 MANIFEST_SUFFIXES = frozenset({".csv", ".jsonl"})
 _URI_KEYS = ("uri", "path", "file", "media")
 

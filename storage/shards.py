@@ -16,6 +16,7 @@ readers never see duplicates.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -67,10 +68,9 @@ def _write_atomic(fs: fsspec.AbstractFileSystem, path: str, data: bytes) -> None
             fh.flush()
         fileno = getattr(fh, "fileno", None)
         if callable(fileno):
-            try:
+            # Remote filesystems have no real descriptor; their upload is the commit.
+            with contextlib.suppress(OSError, ValueError):
                 os.fsync(fileno())
-            except (OSError, ValueError):  # not a real file descriptor (remote fs)
-                pass
     fs.mv(tmp, path)
 
 

@@ -42,7 +42,7 @@ def test_judge_weights_must_sum_to_one(tmp_path: Path) -> None:
 
 
 def test_task_without_weights_is_rejected() -> None:
-    with pytest.raises(ConfigError, match="judge.task"):
+    with pytest.raises(ConfigError, match=r"judge\.task"):
         load_config(overrides={"judge": {"task": "valence"}})
 
 

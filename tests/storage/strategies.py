@@ -93,7 +93,8 @@ def annotations(draw: st.DrawFn, seg_id: str) -> Annotation:
         rationale=draw(st.lists(text, max_size=3)), evidence=draw(st.lists(st.builds(
             Cue, modality=st.sampled_from(["face", "voice", "text", "visual", "context"]), cue=text,
             start_s=st.none() | secs, value=st.none() | st.floats(-1e3, 1e3)), max_size=2)),
-        usage=draw(st.builds(Usage, input_tokens=st.integers(0, 10**6), cost_usd=st.floats(0, 10), cached=st.booleans())),
+        usage=draw(st.builds(Usage, input_tokens=st.integers(0, 10**6), cost_usd=st.floats(0, 10),
+                             cached=st.booleans())),
         provenance=draw(provenance),
     )
 

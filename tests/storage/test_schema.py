@@ -25,7 +25,8 @@ def test_schema_doc_in_sync() -> None:
 
 
 def test_every_record_field_is_documented() -> None:
-    undocumented = [line for line in schema.schema_doc().splitlines() if line.startswith("| `") and line.endswith("|  |")]
+    lines = schema.schema_doc().splitlines()
+    undocumented = [line for line in lines if line.startswith("| `") and line.endswith("|  |")]
     assert not undocumented, undocumented
 
 

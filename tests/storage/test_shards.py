@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -140,7 +139,9 @@ def test_sigkill_mid_write_then_resume_loses_and_duplicates_nothing(tmp_path: Pa
     ids = read_table(str(root), columns=["row_id"]).column("row_id").to_pylist()
     assert sorted(ids) == sorted(make_row(i).row_id for i in range(60))
     # Physical rows: every committed row id appears exactly once across shards.
-    physical = [rid for p in sorted(root.glob("shard-*.parquet")) for rid in pq.read_table(p).column("row_id").to_pylist()]
+    physical = [
+        rid for p in sorted(root.glob("shard-*.parquet")) for rid in pq.read_table(p).column("row_id").to_pylist()
+    ]
     assert sorted(physical) == sorted(ids)
     assert verify(str(root)) == []
     runs = json.loads((root / "manifest.json").read_text())["runs"]

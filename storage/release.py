@@ -1,0 +1,206 @@
+"""Benchmark release: one Parquet file per split, hidden test answers, checksums, dataset card.
+
+Layout of a release directory::
+
+    data/train.parquet data/validation.parquet data/test.parquet   flat rows (RELEASE_SCHEMA)
+    answers/test.jsonl        test labels and reference rationales (when test labels are hidden)
+    README.md                 dataset card (its YAML header tells HF `datasets` the splits)
+    release.json              seed, split sizes, groups, source corpus and config hash
+    SHA256SUMS                `sha256sum -c` compatible checksums of every other file
+
+The Parquet files use an explicit Arrow schema of plain columns, so pandas, duckdb and
+Hugging Face ``datasets`` read them without emoforge.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from pydantic import Field
+
+from emoforge.configs.release import ReleaseConfig
+from emoforge.storage.records import Annotation, Record, SegmentRow, Status
+from emoforge.storage.splits import SPLITS, SplitAssigner, release_label
+
+_ANNOTATOR = pa.struct([("agent", pa.string()), ("label", pa.string()), ("confidence", pa.float64())])
+RELEASE_SCHEMA = pa.schema(
+    [
+        ("row_id", pa.string()), ("recording_id", pa.string()), ("media_uri", pa.string()),
+        ("media_sha256", pa.string()), ("source", pa.string()), ("speaker", pa.string()),
+        ("start_s", pa.float64()), ("end_s", pa.float64()), ("segment_kind", pa.string()),
+        ("transcript", pa.string()), ("language", pa.string()), ("modalities", pa.list_(pa.string())),
+        ("label", pa.string()), ("labels", pa.list_(pa.string())), ("confidence", pa.float64()),
+        ("entropy", pa.float64()), ("agreement", pa.float64()), ("intensity", pa.float64()),
+        ("valence", pa.float64()), ("arousal", pa.float64()), ("human_verified", pa.bool_()),
+        ("judge_score", pa.float64()), ("rationale", pa.list_(pa.string())),
+        ("evidence_modalities", pa.list_(pa.string())), ("annotators", pa.list_(_ANNOTATOR)),
+    ]
+)
+"""Columns of a released split; the test split drops ``HIDDEN_COLUMNS`` when labels are hidden."""
+
+HIDDEN_COLUMNS = (
+    "label", "labels", "confidence", "entropy", "agreement", "intensity", "valence", "arousal",
+    "human_verified", "judge_score", "rationale", "evidence_modalities", "annotators",
+)
+ANSWER_COLUMNS = ("row_id", "label", "labels", "intensity", "valence", "arousal", "rationale", "modalities")
+
+
+class ReleaseSummary(Record):
+    out: str = Field(description="Release directory.")
+    counts: dict[str, dict[str, int]] = Field(description="split -> label -> rows.")
+    excluded: dict[str, int] = Field(description="Reason -> rows left out of the release.")
+    hidden_test_labels: bool = Field(description="Test labels were moved to answers/test.jsonl.")
+    files: dict[str, str] = Field(description="Relative path -> sha256.")
+
+
+def exclusion_reason(row: SegmentRow, config: ReleaseConfig) -> str | None:
+    """Why a row stays out of the release (None: it goes in)."""
+    if row.segment is None:
+        return "no_segment"
+    if not config.only_ok:
+        return None
+    if row.status != Status.ok:
+        return f"status_{row.status.value}"
+    if release_label(row) is None:
+        return "no_label"
+    verified = any(h.label for h in row.human)
+    if row.consensus is not None and row.consensus.needs_review and not (verified or config.include_review_flagged):
+        return "needs_review"
+    return None
+
+
+def _reference(row: SegmentRow, label: str | None) -> Annotation | None:
+    """The annotation whose rationale is published: best judged among those agreeing with the label."""
+    score = {v.annotation_id: v.s_final for v in row.verdicts}
+    ok = [a for a in row.annotations if a.status == Status.ok]
+    agreeing = [a for a in ok if a.primary_label == label] or ok
+    return max(agreeing, key=lambda a: (score.get(a.id, -1.0), a.id), default=None)
+
+
+def flatten(row: SegmentRow) -> dict[str, Any]:
+    """One release row (RELEASE_SCHEMA columns) from a shard row."""
+    seg, cons, feats = row.segment, row.consensus, row.features
+    label = release_label(row)
+    human = next((h for h in sorted(row.human, key=lambda h: h.reviewed_at, reverse=True) if h.label), None)
+    ref = _reference(row, label)
+    scores = [v.s_final for v in row.verdicts if v.status == Status.ok]
+    transcript = feats.transcript if feats else None
+    return {
+        "row_id": row.row_id,
+        "recording_id": row.recording.id,
+        "media_uri": row.recording.uri,
+        "media_sha256": row.recording.sha256,
+        "source": row.recording.source,
+        "speaker": row.recording.speaker,
+        "start_s": seg.start_s if seg else None,
+        "end_s": seg.end_s if seg else None,
+        "segment_kind": seg.kind if seg else None,
+        "transcript": transcript.text if transcript else None,
+        "language": transcript.language if transcript else None,
+        "modalities": feats.modalities if feats else [],
+        "label": label,
+        "labels": (human.labels or [label]) if human else (cons.labels if cons else []),
+        "confidence": cons.confidence if cons else None,
+        "entropy": cons.entropy if cons else None,
+        "agreement": cons.agreement if cons else None,
+        "intensity": human.intensity if human and human.intensity is not None else (cons.intensity if cons else None),
+        "valence": human.valence if human and human.valence is not None else (cons.valence if cons else None),
+        "arousal": cons.arousal if cons else None,
+        "human_verified": human is not None,
+        "judge_score": sum(scores) / len(scores) if scores else None,
+        "rationale": ref.rationale if ref else [],
+        "evidence_modalities": sorted({c.modality for c in ref.evidence}) if ref else [],
+        "annotators": [
+            {"agent": a.agent, "label": a.primary_label, "confidence": a.confidence}
+            for a in row.annotations
+            if a.status == Status.ok
+        ],
+    }
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()
+
+
+class ReleaseWriter:
+    """Writes a benchmark release from corpus rows (see the module docstring)."""
+
+    def __init__(self, config: ReleaseConfig) -> None:
+        self.config = config
+
+    def write(self, rows: list[SegmentRow], out: str | Path, manifest: dict[str, Any] | None = None) -> ReleaseSummary:
+        from emoforge.storage.card import DatasetCard
+
+        out = Path(out)
+        (out / "data").mkdir(parents=True, exist_ok=True)
+        excluded: Counter[str] = Counter()
+        kept = []
+        for row in rows:
+            reason = exclusion_reason(row, self.config)
+            if reason is None:
+                kept.append(row)
+            else:
+                excluded[reason] += 1
+        kept.sort(key=lambda r: r.row_id)
+        assignment = SplitAssigner(self.config).assign(kept)
+        flat = {s: [flatten(r) for r in kept if assignment.splits[r.row_id] == s] for s in SPLITS}
+        hide = self.config.hide_test_labels
+        for split, records in flat.items():
+            table = pa.Table.from_pylist(records, schema=RELEASE_SCHEMA)
+            if split == "test" and hide:
+                table = table.drop_columns(list(HIDDEN_COLUMNS))
+            pq.write_table(table, out / "data" / f"{split}.parquet", compression="zstd")
+        if hide:
+            (out / "answers").mkdir(exist_ok=True)
+            with open(out / "answers" / "test.jsonl", "w", encoding="utf-8") as fh:
+                for rec in flat["test"]:
+                    answer = {k: rec[k] for k in ANSWER_COLUMNS}
+                    answer["rationale"] = " ".join(rec["rationale"])
+                    fh.write(json.dumps(answer, ensure_ascii=False) + "\n")
+        counts = {s: dict(Counter(r["label"] or "(none)" for r in flat[s])) for s in SPLITS}
+        info = {
+            "seed": self.config.seed,
+            "split_sizes": self.config.splits.as_dict(),
+            "group_by": list(self.config.group_by),
+            "hidden_test_labels": hide,
+            "counts": counts,
+            "excluded": dict(excluded),
+            "groups": {s: sorted({assignment.groups[r["row_id"]] for r in flat[s]}) for s in SPLITS},
+            "corpus_config_hashes": sorted({r.config_hash for r in kept}),
+        }
+        (out / "release.json").write_text(json.dumps(info, indent=2, sort_keys=True))
+        card = DatasetCard(self.config).render(kept, flat, info, manifest or {})
+        (out / "README.md").write_text(card, encoding="utf-8")
+        files = {
+            p.relative_to(out).as_posix(): _sha256(p)
+            for p in sorted(out.rglob("*"))
+            if p.is_file() and p.name != "SHA256SUMS"
+        }
+        (out / "SHA256SUMS").write_text("".join(f"{h}  {name}\n" for name, h in files.items()))
+        return ReleaseSummary(
+            out=str(out), counts=counts, excluded=dict(excluded), hidden_test_labels=hide, files=files
+        )
+
+
+def verify_release(out: str | Path) -> list[str]:
+    """Checksum problems of a release directory (empty list: all files match SHA256SUMS)."""
+    out = Path(out)
+    problems = []
+    for line in (out / "SHA256SUMS").read_text().splitlines():
+        digest, name = line.split("  ", 1)
+        path = out / name
+        if not path.is_file():
+            problems.append(f"{name}: missing")
+        elif _sha256(path) != digest:
+            problems.append(f"{name}: sha256 mismatch")
+    return problems

@@ -1,0 +1,71 @@
+"""Input discovery, package layout, and the generated sample media of `emoforge demo`."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from emoforge.samples import make_sample_media
+from emoforge.storage.inputs import InputError, discover_inputs
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_folders_files_and_manifests(tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    for name in ("x.wav", "y.mp4", "notes.txt"):
+        (tmp_path / "a" / name).write_bytes(b"")
+    (tmp_path / "a" / "sub").mkdir()
+    (tmp_path / "a" / "sub" / "z.flac").write_bytes(b"")
+    csv = tmp_path / "m.csv"
+    csv.write_text("path,source,speaker\na/x.wav,showA,spk1\n")
+    jsonl = tmp_path / "m.jsonl"
+    jsonl.write_text(json.dumps({"uri": str(tmp_path / "a" / "y.mp4"), "speaker": "spk2"}) + "\n\n")
+    items = discover_inputs([csv, jsonl, tmp_path / "a"])
+    by_name = {Path(i.uri).name: i for i in items}
+    assert sorted(by_name) == ["x.wav", "y.mp4", "z.flac"]  # duplicates kept once, txt ignored
+    assert by_name["x.wav"].source == "showA" and by_name["x.wav"].speaker == "spk1"
+    assert by_name["y.mp4"].speaker == "spk2"
+    assert by_name["z.flac"].source == "a"
+
+
+def test_bad_inputs_raise_clearly(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="no such file"):
+        discover_inputs([tmp_path / "missing.mp4"])
+    bad = tmp_path / "bad.csv"
+    bad.write_text("name\nfoo\n")
+    with pytest.raises(InputError, match=r"bad.csv:2: needs one of the columns"):
+        discover_inputs([bad])
+    badj = tmp_path / "bad.jsonl"
+    badj.write_text("{nope\n")
+    with pytest.raises(InputError, match=r"bad.jsonl:1: invalid JSON"):
+        discover_inputs([badj])
+
+
+def test_every_subpackage_is_declared_for_wheels() -> None:
+    """Editable installs find undeclared sub-packages; wheels silently drop them."""
+    cfg = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
+    declared = set(cfg["packages"])
+    mapping = cfg["package-dir"]
+    found = set()
+    for name, folder in mapping.items():
+        for init in (REPO / folder).rglob("__init__.py"):
+            rel = init.parent.relative_to(REPO / folder)
+            found.add(".".join([name, *rel.parts]) if rel.parts else name)
+    assert found <= declared, sorted(found - declared)
+
+
+def test_sample_media_for_the_demo(tmp_path: Path) -> None:
+    from emoforge.configs.sampling import MediaConfig
+    from emoforge.preprocess.media import MediaProber
+
+    files = make_sample_media(tmp_path)
+    prober = MediaProber(MediaConfig())
+    recs = [prober.probe(f) for f in files]
+    assert all(r.status.value == "ok" for r in recs)
+    video = recs[-1]
+    assert video.has_video and video.has_audio and 3.0 < (video.duration_s or 0) < 9.0
+    assert all(r.has_audio and not r.has_video for r in recs[:-1])
