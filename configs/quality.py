@@ -44,7 +44,7 @@ class RulesJudgeConfig(Section):
         0.25, ge=0, description="Relative error allowed between a cue's cited value and the feature."
     )
     peer_weight: float = Field(
-        0.5, ge=0, le=1, description="Without a reference, S_rec = peer_weight*peers + (1-peer_weight)*evidence."
+        0.5, ge=0, le=1, description="S_rec without a reference: peer_weight*peers + (1-peer_weight)*AUs."
     )
 
     @model_validator(mode="after")
@@ -70,7 +70,9 @@ class JudgeConfig(Section):
     )
     prompt_version: str = Field("judge-v1", description="Version of the LLM judge instructions.")
     task: str = Field("default", description="Which entry of `weights` applies to this corpus.")
-    weights: dict[str, JudgeWeights] = {"default": JudgeWeights()}
+    weights: dict[str, JudgeWeights] = Field(
+        default_factory=lambda: {"default": JudgeWeights()}, description="Task name -> S_final weights."
+    )
     rules: RulesJudgeConfig = RulesJudgeConfig()
 
     @model_validator(mode="after")
@@ -82,8 +84,8 @@ class JudgeConfig(Section):
 
 class ReviewConfig(Section):
     min_confidence: float = Field(0.5, ge=0, le=1, description="Flag when P(primary label) is below this.")
-    min_agreement: float = Field(0.5, ge=0, le=1, description="Flag when the primary label's vote share is below.")
-    min_judge_score: float = Field(0.4, ge=0, le=1, description="Flag when mean S_final of valid votes is below.")
+    min_agreement: float = Field(0.5, ge=0, le=1, description="Flag below this vote share.")
+    min_judge_score: float = Field(0.4, ge=0, le=1, description="Flag below this mean S_final.")
     min_valid_annotations: int = Field(2, ge=1, description="Flag when fewer annotations succeeded.")
     flag_modality_conflict: bool = Field(True, description="Flag opposite valence across modalities.")
     conflict_min_valence: float = Field(
@@ -102,6 +104,6 @@ class AggregationConfig(Section):
         0.34, ge=0, le=1, description="A label joins the multi-label set at this share of (weighted) votes."
     )
     min_weight: float = Field(
-        0.0, ge=0, le=1, description="Floor on a judged vote's weight (0: a vote judged worthless counts nothing)."
+        0.0, ge=0, le=1, description="Floor on a vote's judge weight (0: worthless votes count nothing)."
     )
     review: ReviewConfig = ReviewConfig()

@@ -1,4 +1,6 @@
-"""Release config: benchmark splits and what goes into a release."""
+"""Release config: human review (Label Studio), benchmark splits, and what goes into a release."""
+
+from typing import Literal
 
 from pydantic import Field, model_validator
 
@@ -6,9 +8,9 @@ from emoforge.configs.base import Section
 
 
 class SplitSizes(Section):
-    train: float = Field(0.8, ge=0, le=1)
-    validation: float = Field(0.1, ge=0, le=1)
-    test: float = Field(0.1, ge=0, le=1)
+    train: float = Field(0.8, ge=0, le=1, description="Target share of rows in the train split.")
+    validation: float = Field(0.1, ge=0, le=1, description="Target share of rows in validation.")
+    test: float = Field(0.1, ge=0, le=1, description="Target share of rows in test.")
 
     @model_validator(mode="after")
     def _sum_to_one(self) -> "SplitSizes":
@@ -17,10 +19,37 @@ class SplitSizes(Section):
             raise ValueError(f"release.splits must sum to 1, got {total:.6f}")
         return self
 
+    def as_dict(self) -> dict[str, float]:
+        return {"train": self.train, "validation": self.validation, "test": self.test}
+
+
+class ReviewConfig(Section):
+    """Label Studio export/import and the human-agreement thresholds."""
+
+    audit_fraction: float = Field(
+        0.0, ge=0, le=1, description="Share of unflagged ok rows added to the review queue as an audit sample."
+    )
+    audit_seed: int = Field(7, description="Seed of the audit sample (same seed, same sample).")
+    media_url_prefix: str = Field(
+        "",
+        description="Prefix put before each media path in Label Studio tasks, e.g. "
+        "'/data/local-files/?d=' when Label Studio serves local files.",
+    )
+    kappa_pass: float = Field(0.8, description="Cohen's kappa above this counts as near-expert agreement.")
+    icc_pass: float = Field(0.9, description="ICC above this counts as near-expert agreement.")
+
 
 class ReleaseConfig(Section):
-    seed: int = 13
+    seed: int = Field(13, description="Seed of the split assignment (same seed, same split).")
     splits: SplitSizes = SplitSizes()
-    hide_test_labels: bool = True
+    group_by: list[Literal["source", "speaker"]] = Field(
+        default_factory=lambda: ["source", "speaker"],
+        description="Keys that never cross splits (segments of one recording never do either).",
+    )
+    hide_test_labels: bool = Field(True, description="Move test labels to answers/test.jsonl.")
     only_ok: bool = Field(True, description="Only rows with status ok and passing QC.")
-    include_review_flagged: bool = False
+    include_review_flagged: bool = Field(
+        False, description="Also release rows still flagged for review and not yet verified by a human."
+    )
+    licence: str = Field("TODO: fill in", description="Licence written into the dataset card.")
+    review: ReviewConfig = ReviewConfig()

@@ -91,7 +91,7 @@ def annotate(
                 out=str(out),
                 config_path=str(config) if config else None,
                 overrides=overrides or None,
-                retry=retry,  # type: ignore[arg-type]
+                retry=retry,
             )
         finally:
             remove_progress_hook(hook)

@@ -90,7 +90,7 @@ def _chain(
     return t.aggregate_votes.submit(f, config, ctx)
 
 
-@flow(name="annotate_corpus", log_prints=False, task_runner=ThreadPoolTaskRunner(max_workers=1))
+@flow(name="annotate_corpus", log_prints=False, task_runner=ThreadPoolTaskRunner(max_workers=1))  # type: ignore[arg-type]
 def annotate_corpus(
     inputs: list[str],
     out: str,

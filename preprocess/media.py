@@ -43,33 +43,35 @@ class MediaError(Exception):
 
 
 def _display_rotation(container: object, stream: object) -> int:
-    """Clockwise degrees (0/90/180/270) a player turns the picture, like the legacy ``rotate`` tag.
+    """Degrees (0/90/180/270) a player turns the picture counter-clockwise, as ffprobe's
+    display-matrix ``rotation`` (mod 360) reports it.
 
     PyAV exposes the display matrix on decoded frames, not on streams, so this decodes the
-    first frame; the ``rotate`` metadata tag written by older muxers is the fallback.
+    first frame; a ``rotate`` metadata tag (some muxers) is the fallback.
     """
     tag = (getattr(stream, "metadata", None) or {}).get("rotate")
     try:
         for frame in container.decode(stream):  # type: ignore[attr-defined]
-            ccw = int(round(frame.rotation))
+            ccw = int(round(frame.rotation)) % 360
             if ccw:
-                return (-ccw) % 360
+                return ccw
             break
     except (ValueError, OSError, AttributeError) as exc:  # av.error.FFmpegError subclasses both
         log.debug("rotation probe failed: %s", exc)
     if tag is not None:
         try:
-            return int(tag) % 360
+            return (-int(tag)) % 360  # the legacy tag counts clockwise
         except ValueError:
             return 0
     return 0
 
 
-def _rotate_upright(img: np.ndarray, clockwise: int) -> np.ndarray:
+def _rotate_upright(img: np.ndarray, ccw: int) -> np.ndarray:
+    """Turn a decoded picture as a player would (checked against FFmpeg's autorotation)."""
     import cv2
 
-    codes = {90: cv2.ROTATE_90_CLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE_90_COUNTERCLOCKWISE}
-    code = codes.get(clockwise % 360)
+    codes = {90: cv2.ROTATE_90_COUNTERCLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE_90_CLOCKWISE}
+    code = codes.get(ccw % 360)
     return img if code is None else cv2.rotate(img, code)
 
 
@@ -142,17 +144,23 @@ def _stream_info(container: object, s: object) -> StreamInfo | None:
         if not cc.sample_rate:
             return None
         return StreamInfo(
-            kind="audio", codec=cc.name, duration_s=dur, sample_rate=cc.sample_rate, channels=cc.channels
+            kind="audio", codec=_codec_name(cc), duration_s=dur, sample_rate=cc.sample_rate, channels=cc.channels
         )
     if s.type == "video" and not _is_cover_art(s):  # type: ignore[attr-defined]
         if not (cc.width and cc.height):
             return None
         fps = float(s.average_rate) if s.average_rate else None  # type: ignore[attr-defined]
         return StreamInfo(
-            kind="video", codec=cc.name, duration_s=dur, fps=fps, width=cc.width, height=cc.height,
+            kind="video", codec=_codec_name(cc), duration_s=dur, fps=fps, width=cc.width, height=cc.height,
             rotation=_display_rotation(container, s),
         )
     return None
+
+
+def _codec_name(cc: object) -> str | None:
+    """The format's codec name ("mp3"), not the decoder's ("mp3float")."""
+    codec = getattr(cc, "codec", None)
+    return getattr(codec, "canonical_name", None) or getattr(cc, "name", None)
 
 
 def _is_cover_art(stream: object) -> bool:
@@ -309,7 +317,7 @@ class MediaDecoder:
                         size = _scaled_size(frame.width, frame.height, self.config.frame_max_side)
                     img = frame.to_ndarray(width=size[0], height=size[1], format="bgr24", interpolation="AREA")
                     if self.config.apply_rotation and frame.rotation:
-                        img = _rotate_upright(img, -int(round(frame.rotation)))
+                        img = _rotate_upright(img, int(round(frame.rotation)))
                     ok, buf = cv2.imencode(".jpg", img, quality)
                     if not ok:  # pragma: no cover - encoding a valid array does not fail
                         continue
