@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, model_validator
 
 from emoforge.configs.agents import AgentConfig, AgentsConfig
 from emoforge.configs.base import Section
@@ -47,6 +47,21 @@ class PipelineConfig(Section):
     storage: StorageConfig = StorageConfig()
     release: ReleaseConfig = ReleaseConfig()
     run: RunConfig = RunConfig()
+
+    @model_validator(mode="after")
+    def _judge_agent_exists(self) -> PipelineConfig:
+        if self.judge.backend == "llm" and self.judge.llm is None:
+            if self.judge.agent is None:
+                raise ValueError("judge.backend 'llm' needs judge.llm or judge.agent")
+            if self.judge_agent() is None:
+                raise ValueError(f"judge.agent {self.judge.agent!r} is not an agent in agents.jury")
+        return self
+
+    def judge_agent(self) -> AgentConfig | None:
+        """The agent config the LLM judge runs on: inline ``judge.llm`` or a jury entry by name."""
+        if self.judge.llm is not None:
+            return self.judge.llm
+        return next((a for a in self.agents.jury if a.name == self.judge.agent), None)
 
 
 class ConfigError(ValueError):

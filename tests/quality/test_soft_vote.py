@@ -1,0 +1,63 @@
+
+
+def test_soft_vote_weak_disagreeing_annotators_give_low_confidence() -> None:
+    import pandas as pd
+
+    from emoforge.agents.aggregation import SoftVote
+
+    rows = []
+    # Two hesitant annotators that disagree; one confident annotator on another task.
+    for worker, dist in (("a", {"sad": 0.3, "neutral": 0.7 / 2, "happy": 0.7 / 2}),
+                         ("b", {"happy": 0.3, "neutral": 0.7 / 2, "sad": 0.7 / 2})):
+        rows += [{"task": "t1", "worker": worker, "label": k, "prob": p, "weight": 1.0} for k, p in dist.items()]
+    rows += [{"task": "t2", "worker": "a", "label": "angry", "prob": 1.0, "weight": 0.5}]
+    model = SoftVote().fit(pd.DataFrame(rows))
+    proba = model.predict_proba()
+    assert abs(proba.loc["t1"].sum() - 1.0) < 1e-12
+    assert proba.loc["t1"].max() < 0.4  # not a confident 50 % "majority"
+    assert model.predict().loc["t2"] == "angry" and proba.loc["t2", "angry"] == 1.0
+
+
+def test_soft_vote_equals_majority_for_one_hot_unit_weights() -> None:
+    import pandas as pd
+
+    from emoforge.agents.aggregation import MajorityVote, SoftVote
+
+    votes = pd.DataFrame({"task": ["t"] * 3, "worker": ["a", "b", "c"], "label": ["x", "x", "y"]})
+    soft = SoftVote().fit(votes.assign(prob=1.0, weight=1.0)).predict_proba()
+    hard = MajorityVote().fit(votes).predict_proba()
+    pd.testing.assert_frame_equal(soft.sort_index(axis=1), hard.sort_index(axis=1), check_names=False)
+
+
+def test_calibrated_distribution_puts_stated_confidence_on_the_primary() -> None:
+    from emoforge.agents.consensus import calibrated_distribution
+    from tests.quality.records import annotation
+
+    a = annotation("x", ["sad"]).model_copy(
+        update={"confidence": 0.3, "label_scores": {"sad": 0.6, "neutral": 0.3, "happy": 0.1}}
+    )
+    dist = calibrated_distribution(a)
+    assert abs(dist["sad"] - 0.3) < 1e-12
+    assert abs(dist["neutral"] - 0.7 * 0.75) < 1e-12 and abs(sum(dist.values()) - 1) < 1e-12
+    one_hot = annotation("y", ["happy"]).model_copy(update={"confidence": None})
+    assert calibrated_distribution(one_hot) == {"happy": 1.0}
+
+
+def test_consensus_of_two_weak_disagreeing_agents_goes_to_review() -> None:
+    from emoforge.agents.consensus import ConsensusBuilder
+    from emoforge.configs.quality import AggregationConfig
+    from emoforge.storage.records import Verdict
+    from tests.quality.records import CTX, SEGMENT, annotation
+
+    anns = [
+        annotation("v", ["disgusted"]).model_copy(update={"confidence": 0.23, "label_scores": {
+            "disgusted": 0.55, "happy": 0.2, "neutral": 0.25}}),
+        annotation("t", ["neutral"]).model_copy(update={"confidence": 0.15, "label_scores": {
+            "neutral": 0.36, "sad": 0.24, "happy": 0.4}}),
+    ]
+    verdicts = [Verdict(id=f"{a.id}-judge", annotation_id=a.id, judge="judge", s_rec=0.5, s_reason=0.5, s_cot=0.5,
+                        s_final=0.5, weights=[0.4, 0.3, 0.3], provenance=CTX.provenance(stage="judge"))
+                for a in anns]
+    c = ConsensusBuilder(AggregationConfig(method="soft"), CTX).build(SEGMENT, None, anns, verdicts)
+    assert c.method == "soft" and c.confidence < 0.5
+    assert c.needs_review and any(r.startswith("low_confidence") for r in c.review_reasons)
