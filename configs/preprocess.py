@@ -11,6 +11,7 @@ class DenoiseConfig(Section):
     enabled: bool = Field(True, description="Spectral-gating noise reduction before prosody (and ASR if asked).")
     method: Literal["noisereduce"] = Field("noisereduce", description="Denoiser implementation.")
     prop_decrease: float = Field(0.8, ge=0, le=1, description="noisereduce: how much of the noise to remove.")
+    block_s: float = Field(30.0, gt=1, description="Denoise in blocks of this length (bounds memory).")
     loudness_target_lufs: float | None = Field(
         -23.0, description="Gated loudness target (LUFS-like, unweighted); null = no normalisation."
     )
@@ -32,13 +33,20 @@ class AsrConfig(Section):
     device: str = Field("cpu", description="cpu or cuda.")
     cpu_threads: int = Field(0, ge=0, description="CTranslate2 intra-op threads; 0 = library default.")
     beam_size: int = Field(5, ge=1, description="Beam size for decoding.")
+    temperature_fallback: bool = Field(
+        False,
+        description="Re-decode at higher temperatures when a window fails Whisper's thresholds "
+        "(up to 6 decodes); off: decode greedily once and let the guards flag the result.",
+    )
     use_denoised: bool = Field(
         False, description="Transcribe the denoised audio (off: Whisper is trained on noisy speech)."
     )
     align_model: str | None = Field(None, description="Local wav2vec2 path for whisperx alignment.")
-    merge_gap_s: float = Field(
-        1.0, ge=0, description="Speech segments closer than this are transcribed as one clip."
+    initial_prompts: dict[str, str] = Field(
+        default_factory=lambda: {"zh": "以下是普通话的句子。"},
+        description="Decoder prompt per language (zh: steers Whisper to simplified Chinese with punctuation).",
     )
+    merge_gap_s: float = Field(1.0, ge=0, description="Speech segments closer than this are transcribed as one clip.")
     detect_min_probability: float = Field(
         0.5, ge=0, le=1, description="Below this language probability the transcript is flagged."
     )

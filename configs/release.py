@@ -43,7 +43,7 @@ class ReleaseConfig(Section):
     seed: int = Field(13, description="Seed of the split assignment (same seed, same split).")
     splits: SplitSizes = SplitSizes()
     group_by: list[Literal["source", "speaker"]] = Field(
-        default_factory=lambda: ["source", "speaker"],
+        default=["source", "speaker"],
         description="Keys that never cross splits (segments of one recording never do either).",
     )
     hide_test_labels: bool = Field(True, description="Move test labels to answers/test.jsonl.")

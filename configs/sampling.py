@@ -17,6 +17,12 @@ class MediaConfig(Section):
     apply_rotation: bool = Field(
         True, description="Rotate sampled frames upright using the stream's display matrix."
     )
+    scan_side: int = Field(
+        256,
+        ge=0,
+        description="Score every decoded frame for shot cuts at this long side during the one decode "
+        "pass (PySceneDetect's working size); 0 = off (shots then decode the file again).",
+    )
 
 
 class ShotConfig(Section):
@@ -30,10 +36,12 @@ class ShotConfig(Section):
     adaptive_window: int = Field(2, ge=1, description="AdaptiveDetector rolling window (frames each side).")
     min_scene_len_s: float = Field(0.5, ge=0)
     downscale: int = Field(0, ge=0, description="PySceneDetect downscale factor; 0 = automatic.")
-    source: Literal["file", "frames"] = Field(
-        "file",
-        description="file: decode every frame of the file (cuts exact to one frame); "
-        "frames: reuse the shared sampled FrameStore (no second decode, cuts exact to 1/frame_fps).",
+    source: Literal["scan", "file", "frames"] = Field(
+        "scan",
+        description="scan: PySceneDetect's detector over the content scores the decoder took from every "
+        "frame (no second decode, cuts exact to one frame; falls back to file without them); "
+        "file: PySceneDetect decodes the file again; frames: the shared sampled FrameStore "
+        "(cuts exact to 1/frame_fps).",
     )
     backend: Literal["pyav", "opencv"] = Field("pyav", description="PySceneDetect video backend for 'file'.")
 
@@ -62,7 +70,10 @@ class VadConfig(Section):
         "bundled at whisperx/assets/pytorch_model.bin.",
     )
     pyannote_step_s: float | None = Field(
-        None, gt=0, description="pyannote sliding-window step; null = 10% of the model's window."
+        1.0,
+        gt=0,
+        description="pyannote sliding-window step (s); null = 10% of the 5 s window. 1.0 s is ~2.5x "
+        "faster than 0.5 s on CPU with the same DER and overlaps on two_speakers.wav.",
     )
     pyannote_batch_size: int = Field(32, ge=1)
 

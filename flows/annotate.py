@@ -7,7 +7,6 @@ import uuid
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from prefect import flow
@@ -18,6 +17,8 @@ from pydantic import BaseModel, Field
 import emoforge
 from emoforge.configs import PipelineConfig, config_hash, load_config
 from emoforge.flows import tasks as t
+from emoforge.flows.incremental import HashIndex, plan_inputs, response_cache_dir
+from emoforge.flows.runners import ensure_provider_limits
 from emoforge.flows.work import RecordingWork, RetryPolicy
 from emoforge.storage.inputs import discover_inputs
 from emoforge.storage.records import ErrorKind, Failure, MediaInput, RunContext, SegmentRow
@@ -49,6 +50,9 @@ class RunSummary(BaseModel):
     out: str
     config_hash: str
     recordings: int = 0
+    recordings_skipped: int = Field(
+        0, description="Inputs whose content hash was already fully committed: no task was submitted."
+    )
     rows_written: int = 0
     rows_skipped: int = Field(0, description="Segments already committed by an earlier run.")
     status: dict[str, int] = Field(default_factory=dict)
@@ -79,15 +83,22 @@ def _tally(summary: RunSummary, rows: list[SegmentRow]) -> None:
 
 
 def _chain(
-    work: RecordingWork, config: PipelineConfig, ctx: RunContext, state: Any, retry: RetryPolicy, cache_dir: str
+    stages: dict[str, Any],
+    work: RecordingWork,
+    config: PipelineConfig,
+    ctx: RunContext,
+    state: Any,
+    retry: RetryPolicy,
+    cache_dir: str,
 ) -> PrefectFuture[RecordingWork]:
     """Submit the six stages of one recording; each waits on the previous one."""
-    f = t.probe_media.submit(work, config)
-    f = t.sample_segments.submit(f, config, state, retry)
-    f = t.extract_features.submit(f, config, ctx)
-    f = t.annotate_segments.submit(f, config, ctx, cache_dir)
-    f = t.judge_annotations.submit(f, config, ctx)
-    return t.aggregate_votes.submit(f, config, ctx)
+    uri = work.item.uri
+    f = t.named(stages["probe-media"], uri).submit(work, config)
+    f = t.named(stages["sample-segments"], uri).submit(f, config, state, retry)
+    f = t.named(stages["extract-features"], uri).submit(f, config, ctx)
+    f = t.named(stages["annotate-segments"], uri).submit(f, config, ctx, cache_dir)
+    f = t.named(stages["judge-annotations"], uri).submit(f, config, ctx)
+    return t.named(stages["aggregate-votes"], uri).submit(f, config, ctx)
 
 
 @flow(name="annotate_corpus", log_prints=False, task_runner=ThreadPoolTaskRunner(max_workers=1))  # type: ignore[arg-type]
@@ -110,18 +121,26 @@ def annotate_corpus(
     config = load_config(config_path, overrides)
     cfg_hash = config_hash(config)
     ctx = RunContext(run_id=new_run_id(cfg_hash), config_hash=cfg_hash, emoforge_version=emoforge.__version__)
-    items = discover_inputs(inputs)
     writer = CorpusWriter(out, config.storage, ctx.run_id, config.model_dump(mode="json"), cfg_hash)
     state = writer.done()
-    cache_dir = config.agents.cache.path or str(Path(out) / ".cache" / "responses")
-    summary = RunSummary(run_id=ctx.run_id, out=out, config_hash=cfg_hash, recordings=len(items))
+    index = HashIndex(out) if config.run.incremental else None
+    plan = plan_inputs(discover_inputs(inputs), state, retry, index)
+    items = plan.todo
+    cache_dir = response_cache_dir(out, config.agents.cache.path)
+    stages = t.configured(config.run)
+    if config.run.provider_limits:
+        ensure_provider_limits(config.run)
+    summary = RunSummary(
+        run_id=ctx.run_id, out=out, config_hash=cfg_hash, recordings=len(items) + len(plan.skipped_recordings),
+        recordings_skipped=len(plan.skipped_recordings), rows_skipped=plan.skipped_segments,
+    )
     _emit("start", total=len(items), run_id=ctx.run_id)
     # A bounded window of recordings in flight keeps decoded media from piling up.
     window = max(1, 2 * config.run.workers)
     try:
         for lo in range(0, len(items), window):
             batch = items[lo : lo + window]
-            futures = [_chain(RecordingWork(item=i), config, ctx, state, retry, cache_dir) for i in batch]
+            futures = [_chain(stages, RecordingWork(item=i), config, ctx, state, retry, cache_dir) for i in batch]
             wait(futures)
             for fut, item in zip(futures, batch, strict=True):
                 work = _result_or_failure(fut, item, config)
@@ -132,6 +151,8 @@ def annotate_corpus(
                 summary.rows_skipped += work.skipped_segments
                 _emit("recording", uri=item.uri, rows=len(rows), skipped=work.skipped_segments)
         writer.close(counts=summary.model_dump(exclude={"shards"}))
+        if index is not None:
+            index.save()
     except BaseException:
         writer.close(counts=summary.model_dump(exclude={"shards"}), status="interrupted")
         raise

@@ -13,6 +13,7 @@ import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -42,25 +43,27 @@ class MediaError(Exception):
         return Failure(stage=self.stage, kind=self.kind, message=str(self))
 
 
-def _display_rotation(container: object, stream: object) -> int:
+def _display_rotation(container: Any, stream: Any) -> int:
     """Degrees (0/90/180/270) a player turns the picture counter-clockwise, as ffprobe's
     display-matrix ``rotation`` (mod 360) reports it.
 
     PyAV exposes the display matrix on decoded frames, not on streams, so this decodes the
     first frame; a ``rotate`` metadata tag (some muxers) is the fallback.
     """
+    import av
+
     tag = (getattr(stream, "metadata", None) or {}).get("rotate")
     try:
-        for frame in container.decode(stream):  # type: ignore[attr-defined]
-            ccw = int(round(frame.rotation)) % 360
+        for frame in container.decode(stream):
+            ccw = round(frame.rotation) % 360
             if ccw:
                 return ccw
             break
-    except (ValueError, OSError, AttributeError) as exc:  # av.error.FFmpegError subclasses both
+    except (av.error.FFmpegError, ValueError, OSError, AttributeError) as exc:
         log.debug("rotation probe failed: %s", exc)
     if tag is not None:
         try:
-            return (-int(tag)) % 360  # the legacy tag counts clockwise
+            return int(tag) % 360  # FFmpeg 5's mp4 muxer turns rotate=N into a display rotation of N
         except ValueError:
             return 0
     return 0
@@ -136,20 +139,20 @@ class MediaProber:
         return Recording(**base, duration_s=duration, has_audio=has_audio, has_video=has_video, streams=streams)
 
 
-def _stream_info(container: object, s: object) -> StreamInfo | None:
+def _stream_info(container: Any, s: Any) -> StreamInfo | None:
     """StreamInfo for a decodable audio/video stream; None for data, subtitles, cover art."""
-    dur = float(s.duration * s.time_base) if s.duration and s.time_base else None  # type: ignore[attr-defined]
-    cc = s.codec_context  # type: ignore[attr-defined]
-    if s.type == "audio":  # type: ignore[attr-defined]
+    dur = float(s.duration * s.time_base) if s.duration and s.time_base else None
+    cc = s.codec_context
+    if s.type == "audio":
         if not cc.sample_rate:
             return None
         return StreamInfo(
             kind="audio", codec=_codec_name(cc), duration_s=dur, sample_rate=cc.sample_rate, channels=cc.channels
         )
-    if s.type == "video" and not _is_cover_art(s):  # type: ignore[attr-defined]
+    if s.type == "video" and not _is_cover_art(s):
         if not (cc.width and cc.height):
             return None
-        fps = float(s.average_rate) if s.average_rate else None  # type: ignore[attr-defined]
+        fps = float(s.average_rate) if s.average_rate else None
         return StreamInfo(
             kind="video", codec=_codec_name(cc), duration_s=dur, fps=fps, width=cc.width, height=cc.height,
             rotation=_display_rotation(container, s),
@@ -175,12 +178,20 @@ def _is_cover_art(stream: object) -> bool:
 
 @dataclass
 class FrameStore:
-    """Frames sampled at a fixed rate, kept as JPEG bytes; decoded on access."""
+    """Frames sampled at a fixed rate, kept as JPEG bytes; decoded on access.
+
+    ``scan_times``/``scan_scores`` cover every decoded frame, not only the sampled ones:
+    PySceneDetect's content score (mean HSV difference to the previous frame, at its
+    256-pixel working size), computed during the one decode pass so shot detection needs no
+    second decode. 12 bytes a frame: two hours at 30 fps is 2.6 MB.
+    """
 
     times: np.ndarray = field(default_factory=lambda: np.zeros(0))
     jpegs: list[bytes] = field(default_factory=list)
     width: int = 0
     height: int = 0
+    scan_times: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    scan_scores: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
 
     def __len__(self) -> int:
         return len(self.jpegs)
@@ -232,8 +243,8 @@ class Media:
     def audio_between(self, start_s: float, end_s: float) -> np.ndarray:
         if self.audio is None:
             return np.zeros(0, np.float32)
-        a = max(0, int(round(start_s * self.sample_rate)))
-        b = min(len(self.audio), int(round(end_s * self.sample_rate)))
+        a = max(0, round(start_s * self.sample_rate))
+        b = min(len(self.audio), round(end_s * self.sample_rate))
         return self.audio[a:b]
 
 
@@ -280,10 +291,9 @@ class MediaDecoder:
             with av.open(uri) as container:
                 stream = container.streams.audio[0]
                 resampler = av.AudioResampler(format="flt", layout="mono", rate=self.config.audio_sample_rate)
-                for packet in container.demux(stream):
-                    for frame in packet.decode():
-                        for out in resampler.resample(frame):
-                            chunks.append(out.to_ndarray().reshape(-1))
+                for frame in container.decode(stream):
+                    for out in resampler.resample(frame):
+                        chunks.append(out.to_ndarray().reshape(-1))
                 for out in resampler.resample(None):
                     chunks.append(out.to_ndarray().reshape(-1))
         except (av.error.FFmpegError, IndexError) as exc:
@@ -304,6 +314,7 @@ class MediaDecoder:
         jpegs: list[bytes] = []
         width = height = 0
         size: tuple[int, int] | None = None
+        scan = _ContentScan(self.config.scan_side) if self.config.scan_side else None
         quality = [cv2.IMWRITE_JPEG_QUALITY, self.config.frame_jpeg_quality]
         try:
             with av.open(uri) as container:
@@ -311,13 +322,17 @@ class MediaDecoder:
                 stream.thread_type = "AUTO"
                 for frame in container.decode(stream):
                     t = frame.time
-                    if t is None or t + 1e-6 < next_t:
+                    if t is None:
+                        continue
+                    if scan is not None:
+                        scan.add(frame)
+                    if t + 1e-6 < next_t:
                         continue
                     if size is None:
                         size = _scaled_size(frame.width, frame.height, self.config.frame_max_side)
                     img = frame.to_ndarray(width=size[0], height=size[1], format="bgr24", interpolation="AREA")
                     if self.config.apply_rotation and frame.rotation:
-                        img = _rotate_upright(img, int(round(frame.rotation)))
+                        img = _rotate_upright(img, round(frame.rotation))
                     ok, buf = cv2.imencode(".jpg", img, quality)
                     if not ok:  # pragma: no cover - encoding a valid array does not fail
                         continue
@@ -332,7 +347,40 @@ class MediaDecoder:
             log.warning("%s: video decode stopped early at %.2fs: %s", uri, next_t, exc)
         if not jpegs:
             raise MediaError(ErrorKind.no_video, "video stream decoded to no frames")
-        return FrameStore(times=np.asarray(times, dtype=np.float64), jpegs=jpegs, width=width, height=height)
+        store = FrameStore(times=np.asarray(times, dtype=np.float64), jpegs=jpegs, width=width, height=height)
+        if scan is not None:
+            store.scan_times, store.scan_scores = scan.arrays()
+        return store
+
+
+class _ContentScan:
+    """PySceneDetect's ContentDetector score for every decoded frame, during the decode pass.
+
+    Same formula as ``ContentDetector._calculate_frame_score`` with its default weights
+    (hue, saturation, luma equally weighted, no edges): the mean absolute HSV difference to
+    the previous frame, at the 256-pixel long side its auto-downscale would use.
+    """
+
+    def __init__(self, side: int) -> None:
+        self.side = side
+        self.size: tuple[int, int] | None = None
+        self.prev: np.ndarray | None = None
+        self.times: list[float] = []
+        self.scores: list[float] = []
+
+    def add(self, frame: Any) -> None:
+        import cv2
+
+        if self.size is None:
+            self.size = _scaled_size(frame.width, frame.height, self.side)
+        small = frame.to_ndarray(width=self.size[0], height=self.size[1], format="bgr24", interpolation="AREA")
+        hsv = cv2.cvtColor(small, cv2.COLOR_BGR2HSV)
+        self.scores.append(0.0 if self.prev is None else float(np.mean(cv2.absdiff(hsv, self.prev))))
+        self.times.append(max(0.0, float(frame.time)))
+        self.prev = hsv
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        return np.asarray(self.times, np.float64), np.asarray(self.scores, np.float32)
 
 
 def _scaled_size(w: int, h: int, max_side: int) -> tuple[int, int]:
@@ -340,4 +388,4 @@ def _scaled_size(w: int, h: int, max_side: int) -> tuple[int, int]:
     scale = min(1.0, max_side / max(w, h))
     if scale >= 1.0:
         return w, h
-    return max(2, int(round(w * scale / 2)) * 2), max(2, int(round(h * scale / 2)) * 2)
+    return max(2, round(w * scale / 2) * 2), max(2, round(h * scale / 2) * 2)

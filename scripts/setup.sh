@@ -14,11 +14,30 @@ log() { printf '[setup] %s\n' "$*" >&2; }
 
 if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
 need_apt=""
-for bin in ffmpeg espeak-ng sox; do command -v "$bin" >/dev/null || need_apt=1; done
+for bin in ffmpeg espeak-ng sox chromium; do command -v "$bin" >/dev/null || need_apt=1; done
 if [ -n "$need_apt" ]; then
-  log "installing ffmpeg, espeak-ng, sox (apt)"
+  log "installing ffmpeg, espeak-ng, sox, chromium (apt)"
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq ffmpeg espeak-ng sox >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq ffmpeg espeak-ng sox chromium >/dev/null
+fi
+
+# Label Studio (human review round trip) lives in its own venv: its Django/pydantic pins clash
+# with ours. Its migrations take minutes on two cores, so an empty migrated database is kept
+# as a template that tests copy instead of migrating on every server start.
+LS_VENV=${EMOFORGE_LABELSTUDIO_VENV:-$ROOT/.venv-labelstudio}
+LS_VERSION=1.23.2
+if [ "$(cat "$LS_VENV/.emoforge-labelstudio" 2>/dev/null)" != "$LS_VERSION" ]; then
+  log "installing label-studio $LS_VERSION into $LS_VENV and migrating a template database"
+  (
+    command -v flock >/dev/null && flock 9
+    [ -x "$LS_VENV/bin/python" ] || "${PYTHON:-python3}" -m venv "$LS_VENV"
+    "$LS_VENV/bin/python" -m pip install -q -U pip
+    "$LS_VENV/bin/python" -m pip install -q "label-studio==$LS_VERSION"
+    rm -rf "$LS_VENV/template" && mkdir -p "$LS_VENV/template"
+    LATEST_VERSION_CHECK=false "$LS_VENV/bin/label-studio" version --data-dir "$LS_VENV/template" >/dev/null
+    rm -f "$LS_VENV/template/.env"  # holds a generated SECRET_KEY; each server makes its own
+    echo "$LS_VERSION" > "$LS_VENV/.emoforge-labelstudio"
+  ) 9>/tmp/emoforge-pip.lock
 fi
 
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$SETUP_VERSION" ]; then

@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 
 from emoforge.configs.release import ReleaseConfig
-from emoforge.storage.records import SegmentRow
+from emoforge.storage.records import SegmentRow, Status
 from emoforge.storage.splits import SPLITS
 
 
@@ -89,7 +89,7 @@ class DatasetCard:
 
     def _taxonomy(self, manifest: dict[str, Any]) -> list[str]:
         runs = manifest.get("runs") or []
-        config = next((r.get("config") for r in reversed(runs) if r.get("config")), {}) or {}
+        config: dict[str, Any] = next((r.get("config") for r in reversed(runs) if r.get("config")), {}) or {}
         labels = config.get("agents", {}).get("taxonomy", {}).get("labels")
         text = ", ".join(labels) if labels else "(taxonomy not recorded in the corpus manifest)"
         return ["## Taxonomy", "", text, ""]
@@ -123,7 +123,8 @@ class DatasetCard:
         scores: dict[str, list[float]] = defaultdict(list)
         for r in rows:
             for v in r.verdicts:
-                scores[v.judge].append(v.s_final)
+                if v.status == Status.ok:  # failed judgements carry placeholder zeros
+                    scores[v.judge].append(v.s_final)
         if not scores:
             return ["## Judge scores", "", "No verdicts in the released rows.", ""]
         table = []

@@ -119,7 +119,8 @@ class LabelStudioExporter:
                 "media": self.config.media_url_prefix + row.recording.uri,
                 "start_s": seg.start_s,
                 "end_s": seg.end_s,
-                "span": f"{seg.start_s:.2f}-{seg.end_s:.2f} s of {row.recording.id} ({why}{': ' + reasons if reasons else ''})",
+                "span": f"{seg.start_s:.2f}-{seg.end_s:.2f} s of {row.recording.id} "
+                f"({why}{': ' + reasons if reasons else ''})",
                 "transcript": transcript or "(no transcript)",
                 "jury": "\n".join(jury) or "(no annotations)",
                 "consensus": cons.primary_label if cons else None,
@@ -183,7 +184,9 @@ class LabelStudioParser:
         for task in export:
             out.tasks += 1
             if not isinstance(task, dict) or not isinstance(task.get("data"), dict):
-                out.problems.append(ImportProblem(kind="malformed_item", message=f"task #{out.tasks} has no data object"))
+                out.problems.append(
+                    ImportProblem(kind="malformed_item", message=f"task #{out.tasks} has no data object")
+                )
                 continue
             tid, row_id = task.get("id"), task["data"].get("row_id")
             if not isinstance(row_id, str):

@@ -57,6 +57,7 @@ class ReleaseSummary(Record):
     excluded: dict[str, int] = Field(description="Reason -> rows left out of the release.")
     hidden_test_labels: bool = Field(description="Test labels were moved to answers/test.jsonl.")
     files: dict[str, str] = Field(description="Relative path -> sha256.")
+    warnings: list[str] = Field(default_factory=list, description="Degenerate outcomes worth a look.")
 
 
 def exclusion_reason(row: SegmentRow, config: ReleaseConfig) -> str | None:
@@ -187,8 +188,17 @@ class ReleaseWriter:
             if p.is_file() and p.name != "SHA256SUMS"
         }
         (out / "SHA256SUMS").write_text("".join(f"{h}  {name}\n" for name, h in files.items()))
+        warnings = []
+        empty = [s for s in SPLITS if not flat[s] and self.config.splits.as_dict()[s] > 0]
+        if kept and empty:
+            n_groups = len(set(assignment.groups.values()))
+            warnings.append(
+                f"split(s) {', '.join(empty)} empty: {len(kept)} rows form only {n_groups} group(s) under "
+                f"group_by={list(self.config.group_by)} (rows sharing a recording, source or speaker stay together)"
+            )
         return ReleaseSummary(
-            out=str(out), counts=counts, excluded=dict(excluded), hidden_test_labels=hide, files=files
+            out=str(out), counts=counts, excluded=dict(excluded), hidden_test_labels=hide, files=files,
+            warnings=warnings,
         )
 
 

@@ -1,23 +1,28 @@
 """Benchmark splits: stratified by label, grouped so no source or speaker crosses splits.
 
 Grouping: rows that share a recording, or (per ``release.group_by``) a source or a speaker,
-are joined with union-find into one group; a group is placed whole. Placement is greedy and
-seeded, like scikit-learn's StratifiedGroupKFold: groups are shuffled with the seed, then
-taken largest first, and each goes to the split that minimises
+are joined with union-find into one group; a group is placed whole.
 
-    cost = sum_{s, l} (n[s, l] / N_l - p_s)^2 + sum_s (n[s] / N - p_s)^2
+Placement minimises a chi-square distance to the targets,
 
-after adding it, where ``n[s, l]`` counts label ``l`` in split ``s``, ``N_l`` the label's
-total and ``p_s`` the split's target share: label proportions and split sizes both stay close
-to target. Ties go to the split furthest below its target size. Same rows + same seed give
-the same assignment.
+    cost = sum_{s, l} (n[s, l] - p_s N_l)^2 / (p_s N_l) + L * sum_s (n[s] - p_s N)^2 / (p_s N)
+
+where ``n[s, l]`` counts label ``l`` (of ``L`` labels, ``N_l`` rows each) in split ``s``,
+``n[s]`` the split's rows and ``p_s`` its target share: the first term keeps each split's
+label mix close to the corpus's, the second its size close to target. Groups are shuffled
+with the seed, taken largest first, and each goes to the split where the cost after adding
+it is lowest (ties: the split furthest below its target size); then pairs of groups in
+different splits are swapped while a swap lowers the cost (skipped for more than
+``MAX_REFINE_GROUPS`` groups). When the groups left are only just enough to give every
+still-empty split (target > 0) one group, each goes to an empty split, so no split ends up
+empty when labels and groups are confounded. Same rows + same seed give the same result.
 """
 
 from __future__ import annotations
 
 import random
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from pydantic import Field
 
@@ -25,6 +30,8 @@ from emoforge.configs.release import ReleaseConfig
 from emoforge.storage.records import Record, SegmentRow
 
 SPLITS = ("train", "validation", "test")
+MAX_REFINE_GROUPS = 400
+MAX_REFINE_PASSES = 3
 
 
 def release_label(row: SegmentRow) -> str | None:
@@ -98,34 +105,81 @@ class SplitAssigner:
         random.Random(self.config.seed).shuffle(order)
         order.sort(key=lambda g: -len(members[g]))  # stable: the shuffle breaks size ties
 
+        labels_of = {g: Counter(release_label(r) or "(none)" for r in members[g]) for g in order}
+        active = [s for s in SPLITS if targets[s] > 0]
+        if not active:
+            raise ValueError("release.splits gives every split a size of 0")
+        n_labels = len(label_total)
+
+        def cost(counts: dict[str, Counter[str]], sizes: Counter[str]) -> float:
+            c = 0.0
+            for s in active:
+                for label, n_label in label_total.items():
+                    expected = targets[s] * n_label
+                    c += (counts[s][label] - expected) ** 2 / expected
+                c += n_labels * (sizes[s] - targets[s] * total) ** 2 / (targets[s] * total)
+            return c
+
         counts: dict[str, Counter[str]] = {s: Counter() for s in SPLITS}
         sizes: Counter[str] = Counter()
         placed: dict[str, str] = {}
-        for gid in order:
-            group_labels = Counter(release_label(r) or "(none)" for r in members[gid])
+        for pos, gid in enumerate(order):
+            empty = [s for s in active if sizes[s] == 0]
+            allowed = empty if empty and len(order) - pos <= len(empty) else active
             best: tuple[float, float, str] | None = None
-            for split in SPLITS:
-                if targets[split] <= 0:
-                    continue
-                cost = 0.0
-                for s in SPLITS:
-                    extra = group_labels if s == split else Counter()
-                    for label, n_label in label_total.items():
-                        cost += ((counts[s][label] + extra[label]) / n_label - targets[s]) ** 2
-                    size = sizes[s] + (len(members[gid]) if s == split else 0)
-                    cost += (size / total - targets[s]) ** 2
-                deficit = sizes[split] / total - targets[split]
-                key = (round(cost, 12), deficit, split)
+            for split in allowed:
+                counts[split].update(labels_of[gid])
+                sizes[split] += len(members[gid])
+                key = (round(cost(counts, sizes), 9), sizes[split] / total - targets[split], split)
+                counts[split].subtract(labels_of[gid])
+                sizes[split] -= len(members[gid])
                 if best is None or key < best:
                     best = key
-            if best is None:
-                raise ValueError("release.splits gives every split a size of 0")
-            split = best[2]
-            placed[gid] = split
-            counts[split].update(group_labels)
-            sizes[split] += len(members[gid])
+            if best is None:  # unreachable: ``allowed`` always holds an active split
+                raise RuntimeError("no split to place a group in")
+            placed[gid] = best[2]
+            counts[best[2]].update(labels_of[gid])
+            sizes[best[2]] += len(members[gid])
+        if len(order) <= MAX_REFINE_GROUPS:
+            self._refine(order, placed, labels_of, members, counts, sizes, cost)
         return SplitAssignment(
             seed=self.config.seed,
             splits={r.row_id: placed[group_of[r.row_id]] for r in rows},
             groups={r.row_id: group_of[r.row_id] for r in rows},
         )
+
+    @staticmethod
+    def _refine(
+        order: list[str],
+        placed: dict[str, str],
+        labels_of: dict[str, Counter[str]],
+        members: dict[str, list[SegmentRow]],
+        counts: dict[str, Counter[str]],
+        sizes: Counter[str],
+        cost: Callable[[dict[str, Counter[str]], Counter[str]], float],
+    ) -> None:
+        """Swap pairs of groups across splits while a swap lowers the cost (in place)."""
+        current = cost(counts, sizes)
+        for _ in range(MAX_REFINE_PASSES):
+            improved = False
+            for i, g1 in enumerate(order):
+                for g2 in order[i + 1 :]:
+                    s1, s2 = placed[g1], placed[g2]
+                    if s1 == s2:
+                        continue
+                    for s_from, s_to, g in ((s1, s2, g1), (s2, s1, g2)):
+                        counts[s_from].subtract(labels_of[g])
+                        counts[s_to].update(labels_of[g])
+                        sizes[s_from] -= len(members[g])
+                        sizes[s_to] += len(members[g])
+                    new = cost(counts, sizes)
+                    if new < current - 1e-9:
+                        placed[g1], placed[g2], current, improved = s2, s1, new, True
+                        continue
+                    for s_from, s_to, g in ((s2, s1, g1), (s1, s2, g2)):
+                        counts[s_from].subtract(labels_of[g])
+                        counts[s_to].update(labels_of[g])
+                        sizes[s_from] -= len(members[g])
+                        sizes[s_to] += len(members[g])
+            if not improved:
+                return

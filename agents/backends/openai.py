@@ -1,0 +1,179 @@
+"""OpenAI chat completions backend (also any server speaking the same API via ``base_url``).
+
+Key frames go as ``image_url`` data URLs, transcript and feature summaries as text, the
+output schema through the provider's native structured-output mechanism:
+``json_schema`` (OpenAI strict mode) or ``json_object`` + ``schema`` (llama.cpp server,
+which rejects ``json_schema``). The SDK's own retries are off: ``call_with_retry`` owns
+them, so attempts and waits are counted in one place.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import os
+from typing import Any, Literal
+
+from emoforge.agents.base import AnnotatorError, ModelReply, Prompt
+from emoforge.configs.agents import AgentConfig
+from emoforge.storage.records import ErrorKind
+
+log = logging.getLogger(__name__)
+
+# Keywords OpenAI strict mode rejects; our own validation enforces them after the call.
+_STRICT_UNSUPPORTED = ("maxLength", "minLength")
+
+
+def _strip_keys(node: Any, keys: tuple[str, ...]) -> Any:
+    if isinstance(node, dict):
+        return {k: _strip_keys(v, keys) for k, v in node.items() if k not in keys}
+    if isinstance(node, list):
+        return [_strip_keys(v, keys) for v in node]
+    return node
+
+
+class OpenAIBackend:
+    """Chat completions through the ``openai`` SDK."""
+
+    name = "openai"
+    default_format: Literal["json_schema", "json_object_schema"] = "json_schema"
+
+    def __init__(self, config: AgentConfig, http_client: Any | None = None) -> None:
+        self.config = config
+        self._http_client = http_client  # tests inject an httpx client with a MockTransport
+        self._client: Any | None = None
+        fmt = config.response_format
+        self.response_format: str = self.default_format if fmt == "auto" else fmt
+
+    # ------------------------------------------------------------------ request building
+
+    def _api_key(self) -> str:
+        env = self.config.api_key_env
+        if env:
+            key = os.environ.get(env)
+            if not key:
+                raise AnnotatorError(ErrorKind.model_unavailable, f"env var {env} is not set")
+            return key
+        if self.config.base_url:
+            return "no-key"  # local servers (llama.cpp, vLLM, Ollama) accept any key
+        raise AnnotatorError(ErrorKind.model_unavailable, "no api_key_env configured for openai")
+
+    def client(self) -> Any:
+        if self._client is None:
+            import openai
+
+            self._client = openai.OpenAI(
+                api_key=self._api_key(),
+                base_url=self.config.base_url,
+                timeout=self.config.timeout_s,
+                max_retries=0,
+                http_client=self._http_client,
+            )
+        return self._client
+
+    def messages(self, prompt: Prompt) -> list[dict[str, Any]]:
+        user: Any = prompt.user
+        if prompt.images:
+            parts: list[dict[str, Any]] = [{"type": "text", "text": prompt.user}]
+            for image in prompt.images:
+                parts.append({"type": "text", "text": f"Key frame at t={image.t_s:.2f} s:"})
+                url = "data:image/jpeg;base64," + base64.b64encode(image.jpeg).decode("ascii")
+                parts.append({"type": "image_url", "image_url": {"url": url, "detail": "low"}})
+            user = parts
+        msgs: list[dict[str, Any]] = [
+            {"role": "system", "content": prompt.system},
+            {"role": "user", "content": user},
+        ]
+        for assistant, follow_up in prompt.messages_after:
+            msgs.append({"role": "assistant", "content": assistant})
+            msgs.append({"role": "user", "content": follow_up})
+        return msgs
+
+    def response_format_param(self, prompt: Prompt) -> dict[str, Any]:
+        if self.response_format == "json_object_schema":
+            return {"type": "json_object", "schema": prompt.schema}
+        return {
+            "type": "json_schema",
+            "json_schema": {
+                "name": prompt.schema_name,
+                "schema": _strip_keys(prompt.schema, _STRICT_UNSUPPORTED),
+                "strict": True,
+            },
+        }
+
+    def request(self, prompt: Prompt, max_output_tokens: int, temperature: float) -> dict[str, Any]:
+        return {
+            "model": self.config.model or "",  # AgentConfig guarantees a model for this backend
+            "messages": self.messages(prompt),
+            "response_format": self.response_format_param(prompt),
+            "max_tokens": max_output_tokens,
+            "temperature": temperature,
+        }
+
+    # ------------------------------------------------------------------ call + parsing
+
+    def complete(self, prompt: Prompt, max_output_tokens: int, temperature: float) -> ModelReply:
+        import openai
+
+        try:
+            resp = self.client().chat.completions.create(**self.request(prompt, max_output_tokens, temperature))
+        except openai.APIError as exc:
+            raise map_openai_error(exc) from exc
+        return parse_completion(resp)
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+
+def parse_completion(resp: Any) -> ModelReply:
+    """ModelReply from a ChatCompletion; a refusal or content filter becomes ``refusal``."""
+    if not resp.choices:
+        raise AnnotatorError(ErrorKind.malformed_output, "response has no choices")
+    choice = resp.choices[0]
+    message = choice.message
+    usage = getattr(resp, "usage", None)
+    refusal = getattr(message, "refusal", None)
+    if not refusal and choice.finish_reason == "content_filter":
+        refusal = "provider content filter"
+    return ModelReply(
+        text=message.content or "",
+        input_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
+        output_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
+        refusal=refusal,
+        finish_reason=choice.finish_reason,
+        model=getattr(resp, "model", None),
+    )
+
+
+def _retry_after(exc: Any) -> float | None:
+    response = getattr(exc, "response", None)
+    header = response.headers.get("retry-after") if response is not None else None
+    try:
+        return float(header) if header is not None else None
+    except ValueError:
+        return None
+
+
+def map_openai_error(exc: Exception) -> AnnotatorError:
+    """Typed failure for an ``openai`` SDK exception (the key is never in the message)."""
+    import openai
+
+    if isinstance(exc, openai.APITimeoutError):
+        return AnnotatorError(ErrorKind.timeout, "request timed out")
+    if isinstance(exc, openai.APIConnectionError):
+        return AnnotatorError(ErrorKind.provider_error, f"connection error: {type(exc).__name__}")
+    if isinstance(exc, openai.RateLimitError):
+        return AnnotatorError(ErrorKind.rate_limited, "429 rate limited", _retry_after(exc))
+    if isinstance(exc, openai.APIStatusError):
+        status = exc.status_code
+        body = str(getattr(exc, "message", ""))[:300]
+        if status >= 500:
+            return AnnotatorError(ErrorKind.provider_error, f"{status} server error: {body}")
+        if status in (401, 403, 404):
+            return AnnotatorError(ErrorKind.model_unavailable, f"{status}: {body}")
+        if "content_policy" in body or "content_filter" in body or "safety" in body.lower():
+            return AnnotatorError(ErrorKind.refusal, f"{status} content policy: {body}")
+        return AnnotatorError(ErrorKind.invalid_input, f"{status} bad request: {body}")
+    return AnnotatorError(ErrorKind.provider_error, f"{type(exc).__name__}")

@@ -1,0 +1,65 @@
+"""Retry with exponential backoff and full jitter, only for causes that are known transient.
+
+Rate limits (429), server errors (5xx) and timeouts are retried; a ``Retry-After`` the
+provider sent wins over our own delay when it is longer. Everything else (refusals, bad
+requests, missing models, invalid output) is deterministic and raised at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from emoforge.agents.base import AnnotatorError
+from emoforge.storage.records import ErrorKind
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+RETRYABLE = frozenset({ErrorKind.rate_limited, ErrorKind.provider_error, ErrorKind.timeout})
+
+
+@dataclass
+class RetryPolicy:
+    """``max_retries`` retries after the first attempt; delay ~ U(0, min(max, base * 2**k))."""
+
+    max_retries: int = 3
+    base_s: float = 1.0
+    max_s: float = 30.0
+    sleep: Callable[[float], None] = time.sleep
+    rng: random.Random = field(default_factory=random.Random)
+
+    def delay(self, retry: int, retry_after_s: float | None) -> float:
+        jittered = self.rng.uniform(0, min(self.max_s, self.base_s * (2**retry)))
+        if retry_after_s is not None:
+            return min(self.max_s, max(jittered, retry_after_s))
+        return jittered
+
+
+@dataclass
+class RetryOutcome:
+    attempts: int = 0
+    waited_s: float = 0.0
+
+
+def call_with_retry(fn: Callable[[], T], policy: RetryPolicy, outcome: RetryOutcome | None = None) -> T:
+    """Call ``fn``; retry ``AnnotatorError`` of a retryable kind; re-raise the last one."""
+    outcome = outcome if outcome is not None else RetryOutcome()
+    retry = 0
+    while True:
+        outcome.attempts += 1
+        try:
+            return fn()
+        except AnnotatorError as exc:
+            if exc.kind not in RETRYABLE or retry >= policy.max_retries:
+                raise
+            wait = policy.delay(retry, exc.retry_after_s)
+            log.info("retrying after %s (%s), attempt %d, waiting %.2fs", exc.kind, exc, retry + 1, wait)
+            outcome.waited_s += wait
+            policy.sleep(wait)
+            retry += 1

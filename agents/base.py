@@ -1,0 +1,107 @@
+"""The annotator interface, and the small types a model backend speaks.
+
+An ``Annotator`` turns (Segment, Features) into one Annotation and never raises for
+model or provider trouble: that becomes a failed Annotation with a typed Failure. Cue
+agents implement it directly; LLM agents implement it once (``agents/llm.py``) over a
+``ChatBackend``, which only knows how to send a ``Prompt`` and return a ``ModelReply``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+from emoforge.storage.records import Annotation, ErrorKind, Failure, Features, Segment, Usage
+
+
+@runtime_checkable
+class Annotator(Protocol):
+    """One juror: a name (part of annotation ids), a backend name, and three methods."""
+
+    name: str
+    backend: str
+
+    def annotate(self, segment: Segment, features: Features) -> Annotation:
+        """One Annotation for the segment; failures are rows, not exceptions."""
+        ...
+
+    def estimate(self, segment: Segment, features: Features) -> Usage:
+        """Expected calls/tokens/cost of ``annotate`` without calling anything."""
+        ...
+
+    def close(self) -> None:
+        """Release clients, models and threads."""
+        ...
+
+
+class AnnotatorError(Exception):
+    """A failure with a typed reason; annotators turn it into a failed Annotation."""
+
+    def __init__(self, kind: ErrorKind, message: str, retry_after_s: float | None = None) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.retry_after_s = retry_after_s
+
+    def failure(self, stage: str = "annotate") -> Failure:
+        return Failure(stage=stage, kind=self.kind, message=str(self)[:500])
+
+
+@dataclass(frozen=True)
+class ImagePart:
+    """A JPEG key frame with the recording time it was taken at."""
+
+    jpeg: bytes
+    t_s: float
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """A provider-neutral request: system text, user text, images, and the output schema.
+
+    ``messages_after`` holds follow-up turns for re-asks: (assistant text, user text) pairs.
+    """
+
+    system: str
+    user: str
+    images: tuple[ImagePart, ...] = ()
+    schema: dict[str, Any] = field(default_factory=dict)
+    schema_name: str = "emotion_annotation"
+    messages_after: tuple[tuple[str, str], ...] = ()
+
+    def with_reask(self, bad_reply: str, error: str) -> Prompt:
+        """The same prompt plus the invalid reply and the validation error to fix."""
+        follow_up = (
+            f"Your previous reply was invalid: {error}. Reply again with one JSON object that "
+            "matches the schema exactly."
+        )
+        return Prompt(
+            system=self.system,
+            user=self.user,
+            images=self.images,
+            schema=self.schema,
+            schema_name=self.schema_name,
+            messages_after=(*self.messages_after, (bad_reply[:2000], follow_up)),
+        )
+
+
+@dataclass
+class ModelReply:
+    """What a backend returns: the text (JSON expected), or a provider-side refusal."""
+
+    text: str
+    input_tokens: int = 0
+    output_tokens: int = 0
+    refusal: str | None = None
+    finish_reason: str | None = None
+    model: str | None = None
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+class ChatBackend(Protocol):
+    """Sends one prompt to one model; raises ``AnnotatorError`` with a typed kind."""
+
+    name: str
+
+    def complete(self, prompt: Prompt, max_output_tokens: int, temperature: float) -> ModelReply: ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,87 @@
+"""Price table, usage totals per segment/agent/run, and a budget cap.
+
+Before a paid call the annotator asks the ledger to ``reserve`` the call's estimated
+cost; past the cap the reservation is refused and the annotation fails with
+``budget_exceeded`` instead of spending. After the call ``settle`` replaces the estimate
+with the real cost. Reservations make the cap hold under concurrent calls.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections import defaultdict
+
+from emoforge.configs.agents import Price
+from emoforge.storage.records import Usage
+
+CHARS_PER_TOKEN = 4.0
+IMAGE_TOKENS = 85  # OpenAI 'low' detail image; a fixed estimate for other providers too
+
+
+def estimate_tokens(text: str, n_images: int = 0) -> int:
+    """Rough token count (4 characters per token, fixed cost per image) for dry runs."""
+    return math.ceil(len(text) / CHARS_PER_TOKEN) + n_images * IMAGE_TOKENS
+
+
+def cost_usd(price: Price, input_tokens: int, output_tokens: int) -> float:
+    return (input_tokens * price.input_per_mtok + output_tokens * price.output_per_mtok) / 1e6
+
+
+def add_usage(a: Usage, b: Usage) -> Usage:
+    return Usage(
+        input_tokens=a.input_tokens + b.input_tokens,
+        output_tokens=a.output_tokens + b.output_tokens,
+        cost_usd=a.cost_usd + b.cost_usd,
+        latency_s=a.latency_s + b.latency_s,
+        calls=a.calls + b.calls,
+        cached=a.cached and b.cached,
+        attempts=a.attempts + b.attempts,
+    )
+
+
+class BudgetExceeded(Exception):
+    """The next call would pass the run's budget; no call is made."""
+
+
+class CostLedger:
+    """Thread-safe totals and budget; ``budget_usd=None`` means no cap."""
+
+    def __init__(self, budget_usd: float | None = None) -> None:
+        self.budget_usd = budget_usd
+        self._lock = threading.Lock()
+        self._spent = 0.0
+        self._reserved = 0.0
+        self.by_agent: dict[str, Usage] = defaultdict(lambda: Usage(cached=True))
+        self.by_segment: dict[str, Usage] = defaultdict(lambda: Usage(cached=True))
+
+    @property
+    def spent_usd(self) -> float:
+        return self._spent
+
+    def reserve(self, estimate_usd: float) -> None:
+        """Hold ``estimate_usd`` of the budget or raise BudgetExceeded."""
+        with self._lock:
+            if self.budget_usd is not None and (self._spent + self._reserved + estimate_usd > self.budget_usd):
+                raise BudgetExceeded(
+                    f"budget {self.budget_usd:.4f} USD: spent {self._spent:.4f}, "
+                    f"reserved {self._reserved:.4f}, next call ~{estimate_usd:.4f}"
+                )
+            self._reserved += estimate_usd
+
+    def settle(self, estimate_usd: float, actual_usd: float) -> None:
+        with self._lock:
+            self._reserved = max(0.0, self._reserved - estimate_usd)
+            self._spent += actual_usd
+
+    def record(self, agent: str, segment_id: str, usage: Usage) -> None:
+        with self._lock:
+            self.by_agent[agent] = add_usage(self.by_agent[agent], usage)
+            self.by_segment[segment_id] = add_usage(self.by_segment[segment_id], usage)
+
+    def total(self) -> Usage:
+        with self._lock:
+            out = Usage(cached=True)
+            for usage in self.by_agent.values():
+                out = add_usage(out, usage)
+            return out

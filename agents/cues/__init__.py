@@ -1,0 +1,1 @@
+"""Offline cue agents: face (AU prototypes), voice (prosody), text (lexicon + embeddings)."""

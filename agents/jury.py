@@ -1,0 +1,143 @@
+"""The jury: every enabled agent annotates a segment independently.
+
+``Jury.annotate`` returns one Annotation per enabled agent (id ``{segment}-{agent}``), in
+config order, and never raises for model or provider trouble. Agents of one segment run
+concurrently; calls to one provider share a semaphore of that provider's configured
+concurrency, so parallel segments (the flow's workers) cannot exceed it either. One
+response cache, one cost ledger (budget cap) and one label normaliser are shared.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from emoforge.agents.base import Annotator, ChatBackend
+from emoforge.agents.cache import ResponseCache
+from emoforge.agents.costs import CostLedger, add_usage
+from emoforge.agents.labels import LabelNormalizer, SentenceEmbedder
+from emoforge.configs.agents import AgentConfig, AgentsConfig
+from emoforge.storage.records import (
+    Annotation,
+    ErrorKind,
+    Failure,
+    Features,
+    RunContext,
+    Segment,
+    Status,
+    Usage,
+)
+
+log = logging.getLogger(__name__)
+
+
+def make_backend(config: AgentConfig) -> ChatBackend:
+    """The chat backend of an LLM agent; heavy SDKs are imported when first used."""
+    if config.backend == "openai":
+        from emoforge.agents.backends.openai import OpenAIBackend
+
+        return OpenAIBackend(config)
+    if config.backend == "openai_compatible":
+        from emoforge.agents.backends.openai_compatible import OpenAICompatibleBackend
+
+        return OpenAICompatibleBackend(config)
+    if config.backend == "gemini":
+        from emoforge.agents.backends.gemini import GeminiBackend
+
+        return GeminiBackend(config)
+    if config.backend == "transformers":
+        from emoforge.agents.backends.transformers_local import TransformersBackend
+
+        return TransformersBackend(config)
+    raise ValueError(f"agent {config.name!r}: backend {config.backend!r} is not an LLM backend")
+
+
+def _provider_key(config: AgentConfig) -> str:
+    return f"{config.backend}|{config.base_url or ''}|{config.model if config.backend == 'transformers' else ''}"
+
+
+class Jury:
+    """Builds the configured agents and runs them on each segment."""
+
+    def __init__(self, config: AgentsConfig, ctx: RunContext, cache_dir: Path | None = None) -> None:
+        from emoforge.agents.cues.face import FaceCueAnnotator
+        from emoforge.agents.cues.text import TextCueAnnotator
+        from emoforge.agents.cues.voice import VoiceCueAnnotator
+        from emoforge.agents.llm import LLMAnnotator
+
+        self.config = config
+        self.ctx = ctx
+        self.ledger = CostLedger(config.budget_usd)
+        root = Path(config.cache.path) if config.cache.path else cache_dir
+        self.cache = ResponseCache(root) if config.cache.enabled and root is not None else None
+        embedder = SentenceEmbedder(config.taxonomy.embedding_model) if config.taxonomy.embedding_model else None
+        self.normalizer = LabelNormalizer(config.taxonomy, embedder)
+        limiters: dict[str, threading.Semaphore] = {}
+        self.agents: list[Annotator] = []
+        for agent in config.jury:
+            if not agent.enabled:
+                continue
+            if agent.backend == "face_cues":
+                self.agents.append(FaceCueAnnotator(agent, ctx, config.taxonomy))
+            elif agent.backend == "voice_cues":
+                self.agents.append(VoiceCueAnnotator(agent, ctx, config.taxonomy))
+            elif agent.backend == "text_cues":
+                self.agents.append(TextCueAnnotator(agent, ctx, config.taxonomy, embedder))
+            else:
+                key = _provider_key(agent)
+                limiter = limiters.setdefault(key, threading.BoundedSemaphore(agent.concurrency))
+                self.agents.append(
+                    LLMAnnotator(
+                        agent,
+                        make_backend(agent),
+                        ctx,
+                        config.taxonomy,
+                        self.normalizer,
+                        self.ledger,
+                        self.cache,
+                        limiter,
+                    )
+                )
+        self._pool = ThreadPoolExecutor(
+            max_workers=min(config.max_workers, max(1, len(self.agents))), thread_name_prefix="jury"
+        )
+
+    def _run_one(self, agent: Annotator, segment: Segment, features: Features) -> Annotation:
+        try:
+            annotation = agent.annotate(segment, features)
+        except Exception as exc:  # a bug in one agent must not lose the other agents' work
+            log.exception("agent %s crashed on %s", agent.name, segment.id)
+            annotation = Annotation(
+                id=f"{segment.id}-{agent.name}",
+                segment_id=segment.id,
+                agent=agent.name,
+                backend=agent.backend,
+                status=Status.failed,
+                failure=Failure(
+                    stage="annotate", kind=ErrorKind.internal, message=f"{type(exc).__name__}: {exc}"[:500]
+                ),
+                provenance=self.ctx.provenance("annotate"),
+            )
+        self.ledger.record(agent.name, segment.id, annotation.usage)
+        return annotation
+
+    def annotate(self, segment: Segment, features: Features) -> list[Annotation]:
+        futures = [self._pool.submit(self._run_one, a, segment, features) for a in self.agents]
+        return [f.result() for f in futures]
+
+    def estimate(self, segment: Segment, features: Features) -> Usage:
+        total = Usage(cached=True)
+        for agent in self.agents:
+            total = add_usage(total, agent.estimate(segment, features))
+        return total
+
+    def usage(self) -> Usage:
+        """Totals of this run so far (calls, tokens, cost, latency)."""
+        return self.ledger.total()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+        for agent in self.agents:
+            agent.close()

@@ -1,0 +1,296 @@
+"""One Annotator over any ChatBackend: prompt, cache, budget, retries, re-asks, parsing.
+
+Order of a call: render the versioned prompt -> cache lookup (a hit makes no call) ->
+reserve the estimated cost (refused past the budget: ``budget_exceeded``) -> call under
+the provider's concurrency limit with retry/backoff on 429/5xx/timeouts -> validate
+against the taxonomy's output model, re-asking with the validation error at most
+``max_reasks`` times -> normalise labels and rationale -> Annotation. Final model answers
+(valid, refused, or still invalid after the re-asks) are cached, so a rerun of the same
+segments makes zero provider calls.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+from emoforge.agents.backends.retry import RetryOutcome, RetryPolicy, call_with_retry
+from emoforge.agents.base import AnnotatorError, ChatBackend, ModelReply, Prompt
+from emoforge.agents.cache import ResponseCache, cache_key
+from emoforge.agents.costs import BudgetExceeded, CostLedger, cost_usd, estimate_tokens
+from emoforge.agents.labels import LabelNormalizer
+from emoforge.agents.prompts import evidence_data, load_template, render
+from emoforge.agents.rationale import normalise_steps
+from emoforge.agents.schemas import (
+    EmotionOutputBase,
+    OutputError,
+    Refusal,
+    json_schema,
+    output_model,
+    parse_output,
+)
+from emoforge.configs.agents import AgentConfig, TaxonomyConfig
+from emoforge.storage.records import (
+    Annotation,
+    Cue,
+    ErrorKind,
+    Failure,
+    Features,
+    RunContext,
+    Segment,
+    Status,
+    Usage,
+)
+
+log = logging.getLogger(__name__)
+
+
+class LLMAnnotator:
+    """An agent backed by a chat model; see the module docstring for the call sequence."""
+
+    def __init__(
+        self,
+        config: AgentConfig,
+        backend: ChatBackend,
+        ctx: RunContext,
+        taxonomy: TaxonomyConfig,
+        normalizer: LabelNormalizer,
+        ledger: CostLedger,
+        cache: ResponseCache | None = None,
+        limiter: threading.Semaphore | None = None,
+        retry_policy: RetryPolicy | None = None,
+    ) -> None:
+        self.config = config
+        self.name = config.name
+        self.backend = config.backend
+        self._chat = backend
+        self.ctx = ctx
+        self.taxonomy = taxonomy
+        self.normalizer = normalizer
+        self.ledger = ledger
+        self.cache = cache
+        self.limiter = limiter or threading.Semaphore(config.concurrency)
+        self.retry_policy = retry_policy or RetryPolicy(
+            max_retries=config.max_retries, base_s=config.backoff_base_s, max_s=config.backoff_max_s
+        )
+        self.template = load_template(config.prompt_version)
+        self.output_model = output_model(tuple(taxonomy.labels), taxonomy.open_vocabulary)
+        self.schema = json_schema(self.output_model)
+
+    # ------------------------------------------------------------------ helpers
+
+    def _prompt(self, segment: Segment, features: Features) -> Prompt:
+        labels = list(self.taxonomy.labels)
+        if self.taxonomy.open_vocabulary:
+            labels.append("or one other emotion word if none of these fits")
+        return render(
+            self.template,
+            segment,
+            features,
+            list(self.config.modalities),
+            labels,
+            self.config.max_keyframes,
+            self.schema,
+        )
+
+    def _key(self, prompt: Prompt) -> str:
+        return cache_key(
+            backend=self.backend,
+            model=self.config.model or "",
+            base_url=self.config.base_url,
+            prompt_version=self.config.prompt_version,
+            template_sha256=self.template.sha256,
+            prompt=prompt,
+            params={
+                "temperature": self.config.temperature,
+                "max_output_tokens": self.config.max_output_tokens,
+                "max_reasks": self.config.max_reasks,
+                "response_format": self.config.response_format,
+            },
+        )
+
+    def _estimate_call(self, prompt: Prompt) -> tuple[int, int, float]:
+        text = prompt.system + prompt.user + str(prompt.schema)
+        text += "".join(a + b for a, b in prompt.messages_after)
+        tokens_in = estimate_tokens(text, len(prompt.images))
+        tokens_out = self.config.max_output_tokens  # upper bound: the cap must hold
+        return tokens_in, tokens_out, cost_usd(self.config.price, tokens_in, tokens_out)
+
+    def _seen(self, features: Features, prompt: Prompt) -> list[str]:
+        data = evidence_data(features, list(self.config.modalities))
+        seen = [m if m != "transcript" else "text" for m, v in data.items() if not isinstance(v, str)]
+        if prompt.images:
+            seen.append("visual")
+        return seen
+
+    def _failed(self, segment: Segment, kind: ErrorKind, message: str, usage: Usage, **extra: Any) -> Annotation:
+        return Annotation(
+            id=f"{segment.id}-{self.name}",
+            segment_id=segment.id,
+            agent=self.name,
+            backend=self.backend,
+            status=Status.failed,
+            failure=Failure(stage="annotate", kind=kind, message=message[:500]),
+            usage=usage,
+            modalities_seen=extra.pop("modalities_seen", []),
+            provenance=self.ctx.provenance("annotate", self.config.model, self.config.prompt_version),
+            **extra,
+        )
+
+    # ------------------------------------------------------------------ protocol
+
+    def estimate(self, segment: Segment, features: Features) -> Usage:
+        prompt = self._prompt(segment, features)
+        if self.cache is not None and self.cache.get(self._key(prompt)) is not None:
+            return Usage(cached=True)
+        tokens_in, tokens_out, cost = self._estimate_call(prompt)
+        return Usage(input_tokens=tokens_in, output_tokens=tokens_out, cost_usd=cost, calls=1, attempts=1)
+
+    def annotate(self, segment: Segment, features: Features) -> Annotation:
+        prompt = self._prompt(segment, features)
+        seen = self._seen(features, prompt)
+        if not seen:
+            return self._failed(
+                segment,
+                ErrorKind.invalid_input,
+                f"no usable evidence for modalities {list(self.config.modalities)}",
+                Usage(),
+            )
+        key = self._key(prompt)
+        entry = self.cache.get(key) if self.cache is not None else None
+        if entry is not None:
+            usage = Usage(cached=True)
+            return self._from_entry(segment, entry, usage, seen)
+        usage = Usage()
+        entry = self._ask(prompt, usage)
+        if isinstance(entry, AnnotatorError):
+            return self._failed(segment, entry.kind, str(entry), usage, modalities_seen=seen)
+        if self.cache is not None:
+            self.cache.put(key, entry)
+        return self._from_entry(segment, entry, usage, seen)
+
+    def close(self) -> None:
+        self._chat.close()
+
+    # ------------------------------------------------------------------ calling
+
+    def _call(self, prompt: Prompt, usage: Usage) -> ModelReply:
+        _, _, estimate = self._estimate_call(prompt)
+        try:
+            self.ledger.reserve(estimate)
+        except BudgetExceeded as exc:
+            raise AnnotatorError(ErrorKind.budget_exceeded, str(exc)) from exc
+        outcome = RetryOutcome()
+        started = time.perf_counter()
+        try:
+            with self.limiter:
+                reply = call_with_retry(
+                    lambda: self._chat.complete(prompt, self.config.max_output_tokens, self.config.temperature),
+                    self.retry_policy,
+                    outcome,
+                )
+        except AnnotatorError:
+            self.ledger.settle(estimate, 0.0)
+            raise
+        finally:
+            usage.latency_s += time.perf_counter() - started
+            usage.calls += outcome.attempts
+            usage.attempts += outcome.attempts
+        actual = cost_usd(self.config.price, reply.input_tokens, reply.output_tokens)
+        self.ledger.settle(estimate, actual)
+        usage.input_tokens += reply.input_tokens
+        usage.output_tokens += reply.output_tokens
+        usage.cost_usd += actual
+        return reply
+
+    def _ask(self, prompt: Prompt, usage: Usage) -> dict[str, Any] | AnnotatorError:
+        """A cacheable final answer: {'text', 'refusal', 'error'}; or a typed provider failure."""
+        last_error = ""
+        last_text = ""
+        for _ in range(self.config.max_reasks + 1):
+            try:
+                reply = self._call(prompt, usage)
+            except AnnotatorError as exc:
+                return exc
+            if reply.refusal:
+                return {"text": reply.text, "refusal": reply.refusal, "error": None}
+            try:
+                parse_output(reply.text, self.output_model)
+            except OutputError as exc:
+                last_error, last_text = str(exc), reply.text
+                log.info("agent %s: invalid output, re-asking: %s", self.name, last_error)
+                prompt = prompt.with_reask(reply.text, last_error)
+                continue
+            return {"text": reply.text, "refusal": None, "error": None}
+        return {"text": last_text, "refusal": None, "error": last_error}
+
+    # ------------------------------------------------------------------ building records
+
+    def _from_entry(self, segment: Segment, entry: dict[str, Any], usage: Usage, seen: list[str]) -> Annotation:
+        if entry.get("refusal"):
+            return self._failed(
+                segment,
+                ErrorKind.refusal,
+                f"model refused: {entry['refusal']}",
+                usage,
+                modalities_seen=seen,
+                raw_rationale=entry.get("text") or None,
+            )
+        if entry.get("error"):
+            return self._failed(
+                segment,
+                ErrorKind.malformed_output,
+                f"invalid after {self.config.max_reasks} re-asks: {entry['error']}",
+                usage,
+                modalities_seen=seen,
+                raw_rationale=(entry.get("text") or "")[:2000] or None,
+            )
+        parsed = parse_output(entry["text"], self.output_model)
+        if isinstance(parsed, Refusal):
+            return self._failed(
+                segment, ErrorKind.refusal, f"model refused: {parsed.reason}", usage, modalities_seen=seen
+            )
+        return self._annotation(segment, parsed, entry["text"], usage, seen)
+
+    def _annotation(
+        self, segment: Segment, out: EmotionOutputBase, text: str, usage: Usage, seen: list[str]
+    ) -> Annotation:
+        raw_primary = str(out.primary_label)
+        primary = self.normalizer.normalise(raw_primary)
+        if primary.label is None:
+            return self._failed(
+                segment,
+                ErrorKind.malformed_output,
+                f"label {raw_primary!r} is not in the taxonomy",
+                usage,
+                modalities_seen=seen,
+                raw_label=raw_primary,
+                raw_rationale=text[:2000],
+            )
+        labels = [primary.label]
+        for raw in out.labels:
+            match = self.normalizer.normalise(str(raw))
+            if match.label is not None and match.label not in labels:
+                labels.append(match.label)
+        evidence = [Cue(modality=c.modality, cue=c.cue, start_s=c.start_s, end_s=c.end_s) for c in out.evidence]
+        return Annotation(
+            id=f"{segment.id}-{self.name}",
+            segment_id=segment.id,
+            agent=self.name,
+            backend=self.backend,
+            labels=labels,
+            primary_label=primary.label,
+            raw_label=raw_primary,
+            confidence=out.confidence,
+            intensity=out.intensity,
+            valence=out.valence,
+            arousal=out.arousal,
+            rationale=normalise_steps(out.steps, primary.label),
+            raw_rationale="\n".join(out.steps),
+            evidence=evidence,
+            modalities_seen=seen,
+            usage=usage,
+            provenance=self.ctx.provenance("annotate", self.config.model, self.config.prompt_version),
+        )

@@ -1,0 +1,1 @@
+"""Human review: agreement of human verifications with the consensus and with each agent."""

@@ -1,0 +1,143 @@
+"""`emoforge agreement DIR` and `emoforge aggregate DIR`.
+
+Commands parse arguments, call ``emoforge.agents`` (agreement, aggregation, calibration),
+print, and store the results in the corpus manifest; no statistics are computed here.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="YAML merged over the defaults.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the full report as JSON.")]
+
+
+def _config(path: Path | None) -> Any:
+    from emoforge.configs import ConfigError, load_config
+
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from exc
+
+
+def _rows(corpus: Path) -> list[Any]:
+    from emoforge.storage.shards import read_rows
+
+    if not (corpus / "manifest.json").exists() and "://" not in str(corpus):
+        typer.echo(f"{corpus}: not an emoforge corpus (no manifest.json)", err=True)
+        raise typer.Exit(2)
+    return list(read_rows(str(corpus)))
+
+
+def _fmt(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.3f}"
+
+
+def agreement(
+    corpus: Annotated[Path, typer.Argument(help="Corpus directory.")],
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Inter-annotator agreement (alpha, kappa, Spearman; per pair, annotator, modality; vs humans)."""
+    from emoforge.agents.agreement import corpus_agreement
+    from emoforge.storage.shards import update_manifest_stats
+
+    cfg = _config(config)
+    report = corpus_agreement(_rows(corpus), human_review=cfg.release.review)
+    data = report.model_dump(mode="json")
+    update_manifest_stats(str(corpus), "agreement", data)
+    if as_json:
+        typer.echo(json.dumps(data, indent=2))
+        return
+    typer.echo(
+        f"{report.n_segments} segments, {report.n_annotations} valid annotations, agents: {', '.join(report.agents)}"
+    )
+    for name, value in report.alpha.items():
+        typer.echo(f"  Krippendorff's alpha {name:<20} {_fmt(value)}")
+    typer.echo(f"  Fleiss' kappa (labels)              {_fmt(report.fleiss_kappa)}")
+    for pair in report.pairs:
+        typer.echo(
+            f"  {pair.a} vs {pair.b}: n={pair.n} kappa={_fmt(pair.kappa)} "
+            f"spearman(valence)={_fmt(pair.spearman_valence)}"
+        )
+    for agent, stats in report.per_annotator.items():
+        typer.echo(
+            f"  {agent} vs consensus: n={stats.n} failed={stats.failed} "
+            f"acc={_fmt(stats.accuracy_vs_consensus)} kappa={_fmt(stats.kappa_vs_consensus)}"
+        )
+    for modality, stats in report.per_modality.items():
+        typer.echo(f"  where {modality} is available: n={stats.n_segments} alpha={_fmt(stats.alpha_nominal)}")
+    if report.human:
+        vs = report.human["vs_consensus"]
+        typer.echo(f"  pipeline vs human: n={vs['n']} kappa={_fmt(vs['kappa'])} accuracy={_fmt(vs['accuracy'])}")
+    typer.echo(f"stored under stats.agreement in {corpus / 'manifest.json'}")
+
+
+def _references(path: Path | None) -> dict[str, str] | None:
+    if path is None:
+        return None
+    with open(path, newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    if rows and not {"segment_id", "label"} <= set(rows[0]):
+        raise typer.BadParameter("needs columns segment_id,label", param_hint="--references")
+    return {r["segment_id"]: r["label"] for r in rows}
+
+
+def aggregate(
+    corpus: Annotated[Path, typer.Argument(help="Corpus directory.")],
+    config: ConfigOpt = None,
+    judge: Annotated[str | None, typer.Option(help="Use this judge's verdicts as weights.")] = None,
+    references: Annotated[
+        Path | None, typer.Option(help="CSV segment_id,label of known labels (default: human labels).")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Corpus-level aggregation (majority, judge-weighted, Dawid-Skene, MACE) + judge calibration."""
+    import fsspec
+    import pyarrow.parquet as pq
+
+    from emoforge.agents.aggregation.corpus import SIDECAR, CorpusAggregator
+    from emoforge.agents.calibration import calibration_report
+    from emoforge.storage.shards import update_manifest_stats
+
+    cfg = _config(config)
+    rows = _rows(corpus)
+    result = CorpusAggregator(cfg.aggregation, judge=judge).run(rows)
+    fs, base = fsspec.core.url_to_fs(str(corpus))
+    with fs.open(f"{base}/{SIDECAR}", "wb") as fh:
+        pq.write_table(result.to_table(), fh, compression="zstd")
+    stats: dict[str, Any] = {m: s.model_dump(mode="json") for m, s in result.stats.items()}
+    stats["sidecar"] = SIDECAR
+    update_manifest_stats(str(corpus), "aggregation", stats)
+    calibration = calibration_report(rows, _references(references), cfg.aggregation.corpus_methods, judge)
+    if calibration.n_labelled_segments:
+        update_manifest_stats(str(corpus), "calibration", calibration.model_dump(mode="json"))
+    if as_json:
+        typer.echo(json.dumps({"aggregation": stats, "calibration": calibration.model_dump(mode="json")}, indent=2))
+        return
+    for method, s in result.stats.items():
+        typer.echo(
+            f"{method:<12} tasks={s.n_tasks} vs consensus={_fmt(s.agree_with_consensus)} "
+            f"vs majority={_fmt(s.agree_with_majority)} confidence={_fmt(s.mean_confidence)}"
+        )
+    typer.echo(f"{len(result.labels)} labels -> {corpus / SIDECAR}")
+    if calibration.n_labelled_segments:
+        typer.echo(
+            f"calibration on {calibration.n_labelled_segments} labelled segments: "
+            f"AUROC(S_final)={_fmt(calibration.auroc['s_final'])}"
+        )
+        for name, acc in {**calibration.aggregator_accuracy, **calibration.annotator_accuracy}.items():
+            typer.echo(f"  accuracy {name:<16} {_fmt(acc)}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add `agreement` and `aggregate` to the root CLI."""
+    app.command("agreement")(agreement)
+    app.command("aggregate")(aggregate)

@@ -1,0 +1,151 @@
+"""`emoforge review export|import`, `emoforge export`, `emoforge evaluate`, `emoforge report`.
+
+Commands parse arguments, call the storage/agents classes, and print; no logic lives here.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+review_app = typer.Typer(help="Human verification round trip with Label Studio.", no_args_is_help=True)
+ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="YAML merged over the defaults.")]
+
+
+def _release_config(config: Path | None, overrides: dict[str, Any] | None = None) -> Any:
+    from emoforge.configs import ConfigError, load_config
+
+    try:
+        return load_config(config, {"release": overrides} if overrides else None)
+    except ConfigError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from exc
+
+
+@review_app.command("export")
+def review_export(
+    corpus: Annotated[Path, typer.Argument(help="Corpus directory.")],
+    out: Annotated[Path, typer.Argument(help="Task file to write (JSON).")],
+    to: Annotated[str, typer.Option("--to", help="Target tool (labelstudio).")] = "labelstudio",
+    audit_fraction: Annotated[float | None, typer.Option(help="Share of unflagged rows to audit.")] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Write the review queue (plus an audit sample) as Label Studio tasks and labelling config."""
+    from emoforge.storage.labelstudio import LabelStudioExporter
+    from emoforge.storage.review import corpus_taxonomy
+    from emoforge.storage.shards import read_manifest, read_rows
+
+    if to != "labelstudio":
+        raise typer.BadParameter("only --to labelstudio is supported", param_hint="--to")
+    overrides = {"review": {"audit_fraction": audit_fraction}} if audit_fraction is not None else None
+    cfg = _release_config(config, overrides).release
+    export = LabelStudioExporter(cfg.review).export(list(read_rows(str(corpus))),
+                                                    corpus_taxonomy(read_manifest(str(corpus))))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(export.tasks, indent=1, ensure_ascii=False), encoding="utf-8")
+    xml = out.with_suffix(".xml")
+    xml.write_text(export.labeling_config, encoding="utf-8")
+    typer.echo(f"{len(export.tasks)} tasks ({export.queued} flagged, {export.audit} audit) -> {out}")
+    typer.echo(f"labelling config -> {xml}")
+
+
+@review_app.command("import")
+def review_import(
+    corpus: Annotated[Path, typer.Argument(help="Corpus directory.")],
+    export_file: Annotated[Path, typer.Argument(help="Label Studio JSON export.")],
+    strict: Annotated[bool, typer.Option(help="Exit 1 when any item could not be imported.")] = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Attach human labels from a Label Studio export and recompute human agreement."""
+    from emoforge.agents.review.agreement import human_agreement
+    from emoforge.storage.review import ReviewImporter
+    from emoforge.storage.shards import read_rows, update_manifest_stats
+
+    cfg = _release_config(config)
+    report = ReviewImporter(cfg.release.review, cfg.storage).run(str(corpus), export_file)
+    typer.echo(f"{report.imported} human labels imported into {report.rows_updated} rows "
+               f"({report.already_present} already present) from {report.tasks} tasks")
+    for p in report.problems:
+        typer.echo(f"  skipped task={p.task_id} annotation={p.annotation_id} row={p.row_id}: {p.kind}: {p.message}")
+    agreement = human_agreement(list(read_rows(str(corpus))), cfg.release.review)
+    update_manifest_stats(str(corpus), "human_agreement", agreement.model_dump(mode="json"))
+    c = agreement.vs_consensus
+    typer.echo(f"human vs consensus: n={c.n} accuracy={c.accuracy} kappa={c.kappa} alpha={c.alpha}")
+    for agent, s in agreement.vs_agents.items():
+        typer.echo(f"human vs {agent}: n={s.n} accuracy={s.accuracy} kappa={s.kappa}")
+    for key, ok in agreement.passed.items():
+        typer.echo(f"{key}: {'n/a' if ok is None else ('PASS' if ok else 'FAIL')}")
+    if strict and report.problems:
+        raise typer.Exit(1)
+
+
+def export(
+    corpus: Annotated[Path, typer.Argument(help="Corpus directory.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Release directory to write.")],
+    seed: Annotated[int | None, typer.Option(help="Split seed (default from config).")] = None,
+    all_rows: Annotated[bool, typer.Option("--all", help="Include failed and unverified flagged rows.")] = False,
+    show_test_labels: Annotated[bool, typer.Option(help="Keep labels in the test split.")] = False,
+    group_by: Annotated[list[str] | None, typer.Option(
+        "--group-by", help="source and/or speaker (repeat); default from config. Recordings always group.")] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Write train/validation/test Parquet splits, answers, checksums and a dataset card."""
+    from emoforge.storage.release import ReleaseWriter
+    from emoforge.storage.shards import read_manifest, read_rows
+
+    overrides: dict[str, Any] = {}
+    if seed is not None:
+        overrides["seed"] = seed
+    if all_rows:
+        overrides["only_ok"] = False
+    if show_test_labels:
+        overrides["hide_test_labels"] = False
+    if group_by is not None:
+        overrides["group_by"] = [g for g in group_by if g != "recording"]
+    cfg = _release_config(config, overrides).release
+    summary = ReleaseWriter(cfg).write(list(read_rows(str(corpus))), out, read_manifest(str(corpus)))
+    for split, counts in summary.counts.items():
+        typer.echo(f"{split:<11}{sum(counts.values()):>6} rows  {dict(sorted(counts.items()))}")
+    if summary.excluded:
+        typer.echo(f"left out: {summary.excluded}")
+    for warning in summary.warnings:
+        typer.echo(f"warning: {warning}", err=True)
+    typer.echo(f"release -> {out} ({len(summary.files)} files, SHA256SUMS)")
+
+
+def evaluate(
+    predictions: Annotated[Path, typer.Argument(help="Predictions (.jsonl/.json/.parquet) with row_id, label.")],
+    answers: Annotated[Path, typer.Option("--answers", help="Answer file of a release (answers/test.jsonl).")],
+    json_out: Annotated[Path | None, typer.Option("--json-out", help="Also write the metrics as JSON.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """Accuracy, F1, set F1, ROUGE-L/BLEU of rationales and evidence coverage."""
+    from emoforge.storage.evaluate import Evaluator, load_items
+
+    report = Evaluator().evaluate(load_items(predictions), load_items(answers))
+    if json_out:
+        json_out.write_text(report.model_dump_json(indent=2))
+    typer.echo(report.model_dump_json(indent=2) if as_json else report.table())
+
+
+def report(
+    corpus: Annotated[Path, typer.Argument(help="Corpus directory.")],
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="HTML file (default CORPUS/report.html).")] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Write an HTML corpus report with plots."""
+    from emoforge.storage.report import CorpusReporter
+
+    cfg = _release_config(config).release
+    path = CorpusReporter(cfg).write(str(corpus), out or corpus / "report.html")
+    typer.echo(f"report -> {path}")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(review_app, name="review")
+    app.command("export")(export)
+    app.command("evaluate")(evaluate)
+    app.command("report")(report)

@@ -1,0 +1,207 @@
+"""HTML corpus report: one self-contained page with plots embedded as base64 PNGs.
+
+Sections: overview counts, label distribution, consensus confidence and entropy histograms,
+judge score distributions, agreement of each annotator with the consensus, the review
+queue, failures by reason, and the agreement statistics stored in the manifest.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Any
+
+from emoforge.configs.release import ReleaseConfig
+from emoforge.storage.records import SegmentRow, Status
+from emoforge.storage.shards import read_manifest, read_rows
+
+_CSS = (
+    "body{font-family:sans-serif;margin:2em;max-width:1100px;color:#222}"
+    "h1{margin-bottom:0}.grid{display:flex;flex-wrap:wrap;gap:1em}"
+    "figure{margin:0;border:1px solid #ddd;padding:.5em;border-radius:4px}"
+    "table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:.2em .6em;text-align:left}"
+    ".pass{color:#070}.fail{color:#b00}"
+)
+
+
+def _png(fig: Any) -> str:
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buf, format="png", dpi=80)
+    plt.close(fig)
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def _figure(title: str, png: str) -> str:
+    return (f'<figure><img alt="{html.escape(title)}" src="data:image/png;base64,{png}"/>'
+            f"<figcaption>{html.escape(title)}</figcaption></figure>")
+
+
+def _table(rows: list[tuple[Any, Any]]) -> str:
+    body = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>" for k, v in rows)
+    return f"<table>{body}</table>"
+
+
+class CorpusReporter:
+    """Renders the HTML report of a corpus directory."""
+
+    def __init__(self, config: ReleaseConfig) -> None:
+        self.config = config
+
+    def render(self, root: str) -> str:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        rows = list(read_rows(root))
+        manifest = read_manifest(root)
+        figures = [
+            self._bars("Label distribution (consensus; human-verified where reviewed)", self._labels(rows), "segments"),
+            self._hist("Consensus confidence", [r.consensus.confidence for r in rows if r.consensus], (0, 1)),
+            self._hist("Consensus entropy (bits)", [r.consensus.entropy for r in rows if r.consensus], None),
+            self._judges(rows),
+            self._annotators(rows),
+            self._bars("Review queue", self._queue(rows), "segments"),
+            self._bars("Failures by reason", self._failures(rows), "count"),
+        ]
+        ok = sum(r.status == Status.ok for r in rows)
+        overview = _table([
+            ("rows", len(rows)), ("ok", ok), ("failed", len(rows) - ok),
+            ("recordings", len({r.recording.id for r in rows})),
+            ("flagged for review", sum(bool(r.consensus and r.consensus.needs_review) for r in rows)),
+            ("human-verified", sum(bool(r.human) for r in rows)),
+            ("shards", len(manifest.get("shards", []))), ("runs", len(manifest.get("runs", []))),
+        ])
+        return (
+            f"<!doctype html><html><head><meta charset='utf-8'><title>emoforge report</title>"
+            f"<style>{_CSS}</style></head><body><h1>Corpus report</h1><p>{html.escape(str(root))}</p>"
+            f"<h2>Overview</h2>{overview}<h2>Plots</h2><div class='grid'>{''.join(figures)}</div>"
+            f"<h2>Agreement statistics</h2>{self._agreement(manifest)}</body></html>"
+        )
+
+    def write(self, root: str, out: str | Path) -> Path:
+        out = Path(out)
+        out.write_text(self.render(root), encoding="utf-8")
+        return out
+
+    # -- data --------------------------------------------------------------------------
+    @staticmethod
+    def _labels(rows: list[SegmentRow]) -> dict[str, int]:
+        from emoforge.storage.splits import release_label
+
+        return dict(Counter(release_label(r) or "(none)" for r in rows if r.status == Status.ok))
+
+    @staticmethod
+    def _queue(rows: list[SegmentRow]) -> dict[str, int]:
+        flagged = [r for r in rows if r.consensus and r.consensus.needs_review]
+        return {
+            "flagged, verified": sum(bool(r.human) for r in flagged),
+            "flagged, waiting": sum(not r.human for r in flagged),
+            "not flagged": sum(bool(r.consensus and not r.consensus.needs_review) for r in rows),
+        }
+
+    @staticmethod
+    def _failures(rows: list[SegmentRow]) -> dict[str, int]:
+        out: Counter[str] = Counter()
+        for r in rows:
+            if r.failure:
+                out[f"row {r.failure.stage}: {r.failure.kind.value}"] += 1
+            for a in r.annotations:
+                if a.failure:
+                    out[f"agent {a.agent}: {a.failure.kind.value}"] += 1
+            for v in r.verdicts:
+                if v.failure:
+                    out[f"judge {v.judge}: {v.failure.kind.value}"] += 1
+        return dict(out)
+
+    # -- plots -------------------------------------------------------------------------
+    @staticmethod
+    def _bars(title: str, counts: dict[str, int], ylabel: str) -> str:
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(5, 3.2))
+        items = sorted(counts.items(), key=lambda kv: -kv[1])
+        if items:
+            names, values = zip(*items, strict=True)
+            ax.bar(range(len(names)), values, color="#4c72b0")
+            ax.set_xticks(range(len(names)), names, rotation=30, ha="right", fontsize=8)
+            for i, v in enumerate(values):
+                ax.annotate(str(v), (i, v), ha="center", va="bottom", fontsize=8)
+        else:
+            ax.text(0.5, 0.5, "none", ha="center", va="center", transform=ax.transAxes)
+        ax.set_ylabel(ylabel)
+        ax.set_title(title, fontsize=9)
+        return _figure(title, _png(fig))
+
+    @staticmethod
+    def _hist(title: str, values: list[float], rng: tuple[float, float] | None) -> str:
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(5, 3.2))
+        if values:
+            ax.hist(values, bins=10, range=rng, color="#55a868", edgecolor="white")
+        ax.set_title(f"{title} (n={len(values)})", fontsize=9)
+        ax.set_ylabel("segments")
+        return _figure(title, _png(fig))
+
+    @staticmethod
+    def _judges(rows: list[SegmentRow]) -> str:
+        import matplotlib.pyplot as plt
+
+        scores: dict[str, list[float]] = defaultdict(list)
+        for r in rows:
+            for v in r.verdicts:
+                if v.status != Status.ok:  # failed judgements carry placeholder zeros
+                    continue
+                for key in ("s_rec", "s_reason", "s_cot", "s_final"):
+                    scores[key].append(getattr(v, key))
+        fig, ax = plt.subplots(figsize=(5, 3.2))
+        keys = [k for k in ("s_rec", "s_reason", "s_cot", "s_final") if scores[k]]
+        if keys:
+            ax.boxplot([scores[k] for k in keys], tick_labels=keys)
+        ax.set_ylim(0, 1)
+        title = f"Judge score distributions (n={len(scores['s_final'])} ok verdicts)"
+        ax.set_title(title, fontsize=9)
+        return _figure(title, _png(fig))
+
+    @staticmethod
+    def _annotators(rows: list[SegmentRow]) -> str:
+        import matplotlib.pyplot as plt
+        import numpy as np
+
+        from emoforge.agents.agreement import corpus_agreement
+
+        stats = corpus_agreement(rows).per_annotator
+        fig, ax = plt.subplots(figsize=(5, 3.2))
+        names = list(stats)
+        x = np.arange(len(names))
+        acc = [stats[n].accuracy_vs_consensus or 0.0 for n in names]
+        kappa = [stats[n].kappa_vs_consensus or 0.0 for n in names]
+        ax.bar(x - 0.2, acc, 0.4, label="agreement with consensus")
+        ax.bar(x + 0.2, kappa, 0.4, label="Cohen's kappa")
+        ax.set_xticks(x, names, fontsize=8)
+        ax.axhline(0, color="black", linewidth=0.5)
+        ax.set_ylim(min(0.0, *kappa) - 0.05, 1.35)  # head room so the legend covers no bar
+        ax.legend(fontsize=7, loc="upper center", ncol=2)
+        title = "Agreement per annotator (vs consensus)"
+        ax.set_title(title, fontsize=9)
+        return _figure(title, _png(fig))
+
+    def _agreement(self, manifest: dict[str, Any]) -> str:
+        stats = manifest.get("stats") or {}
+        human = stats.get("human_agreement")
+        parts = []
+        if human:
+            for key, ok in (human.get("passed") or {}).items():
+                verdict = "n/a" if ok is None else ("PASS" if ok else "FAIL")
+                css = "" if ok is None else ("pass" if ok else "fail")
+                parts.append(f"<p class='{css}'>{html.escape(key)}: {verdict}</p>")
+        other = {k: v for k, v in stats.items() if "agreement" in k}
+        if other:
+            parts.append(f"<pre>{html.escape(json.dumps(other, indent=2, default=str))}</pre>")
+        return "".join(parts) or "<p>No agreement statistics stored in the manifest yet.</p>"

