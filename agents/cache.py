@@ -1,7 +1,8 @@
 """Response cache: a rerun of the same segments makes zero provider calls.
 
-The key is a sha256 over (backend, model, base_url, prompt version + template hash, the
-rendered request content incl. image bytes, generation parameters). API keys are never
+The key is a sha256 over (agent name, backend, model, base_url, prompt version + template
+hash, the rendered request content incl. image bytes, generation parameters). The agent
+name is in it so two jurors configured alike stay two independent samples. API keys are never
 part of it, and nothing secret is written to the entries. Writers put the entry in a
 temp file in the same folder and ``os.replace`` it into place, so concurrent writers
 (threads or processes) never leave a half-written file a reader could see.
@@ -26,6 +27,7 @@ CACHE_FORMAT = 1
 
 def cache_key(
     *,
+    agent: str,
     backend: str,
     model: str,
     base_url: str | None,
@@ -38,6 +40,7 @@ def cache_key(
     h = hashlib.sha256()
     header = {
         "format": CACHE_FORMAT,
+        "agent": agent,
         "backend": backend,
         "model": model,
         "base_url": base_url,

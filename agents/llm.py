@@ -97,6 +97,7 @@ class LLMAnnotator:
 
     def _key(self, prompt: Prompt) -> str:
         return cache_key(
+            agent=self.name,
             backend=self.backend,
             model=self.config.model or "",
             base_url=self.config.base_url,

@@ -13,6 +13,7 @@ and warmed up before timing; load times are reported separately.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import logging
 import os
@@ -116,9 +117,14 @@ def warm_up(media_dir: Path) -> dict[str, float]:
     from emoforge.preprocess.vad_silero import SileroVad
 
     noise = np.random.default_rng(0).normal(0, 0.01, 16000).astype(np.float32)
+    t_scenedetect, _ = _timed(lambda: importlib.import_module("scenedetect"))
     t_silero, _ = _timed(lambda: SileroVad(VadConfig()).detect(noise, 16000))
     t_pyannote, _ = _timed(lambda: PyannoteSegmentation(VadConfig(backend="pyannote")).detect(noise, 16000))
-    return {"silero_load_s": round(t_silero, 2), "pyannote_load_s": round(t_pyannote, 2)}
+    return {
+        "scenedetect_import_s": round(t_scenedetect, 2),
+        "silero_load_s": round(t_silero, 2),
+        "pyannote_load_s": round(t_pyannote, 2),
+    }
 
 
 def main() -> int:

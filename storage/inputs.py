@@ -54,6 +54,16 @@ def _read_manifest(path: Path) -> list[MediaInput]:
     return items
 
 
+def _folder_source(root: Path, child: Path) -> str | None:
+    """Files in ``root/<name>/...`` belong to source ``<name>``; files directly in ``root`` to none.
+
+    Naming every file after the folder it was given in would put a whole corpus in one
+    source, and source-grouped splits would then have a single group.
+    """
+    parts = child.relative_to(root).parts
+    return parts[0] if len(parts) > 1 else None
+
+
 def discover_inputs(inputs: Iterable[str | Path]) -> list[MediaInput]:
     """Expand inputs in a stable order; duplicates (same resolved path) are kept once.
 
@@ -75,7 +85,7 @@ def discover_inputs(inputs: Iterable[str | Path]) -> list[MediaInput]:
         elif path.is_dir():
             for child in sorted(path.rglob("*")):
                 if child.is_file() and child.suffix.lower() in MEDIA_SUFFIXES:
-                    add(MediaInput(uri=str(child.resolve()), source=path.name))
+                    add(MediaInput(uri=str(child.resolve()), source=_folder_source(path, child)))
         elif path.is_file() and path.suffix.lower() in MANIFEST_SUFFIXES:
             for item in _read_manifest(path):
                 add(item)

@@ -16,7 +16,7 @@ from pydantic import Field
 
 from emoforge.configs.release import ReviewConfig
 from emoforge.configs.storage import StorageConfig
-from emoforge.storage.labelstudio import ImportProblem, LabelStudioParser
+from emoforge.storage.labelstudio_import import ImportProblem, LabelStudioParser
 from emoforge.storage.records import Record, SegmentRow, utcnow
 from emoforge.storage.shards import CorpusWriter, read_manifest, read_rows
 

@@ -4,8 +4,9 @@ The transcript is data: an unreliable transcript (a hallucination guard fired) i
 used at all, and a non-English one fails (``invalid_input``) because both the lexicon
 and the packaged all-MiniLM-L6-v2 model are English. Scores are the cosine similarity
 of the transcript to prototype sentences of each emotion plus a small bonus per
-non-negated lexicon word; neutral scores at least ``NEUTRAL_FLOOR``. Words say what a person talks about more than how they feel,
-so the confidence ceiling (0.5) sits below the face agent's.
+non-negated lexicon word; neutral scores at least ``NEUTRAL_FLOOR``. Words say what a
+person talks about more than how they feel, so the confidence ceiling (0.5) sits below
+the face agent's.
 """
 
 from __future__ import annotations

@@ -71,9 +71,9 @@ def test_face_missing_is_typed_failure_not_a_label(ctx: RunContext) -> None:
     assert no_video.failure is not None and no_video.failure.kind == ErrorKind.no_face
     assert no_video.labels == [] and no_video.primary_label is None
     empty = Features(segment_id=seg.id, face=FaceObservation(frames_sampled=10, frames_with_face=0))
-    assert face_agent(ctx).annotate(seg, empty).failure.kind == ErrorKind.no_face  # type: ignore[union-attr]
+    assert face_agent(ctx).annotate(seg, empty).failure.kind == ErrorKind.no_face
     no_aus = Features(segment_id=seg.id, face=FaceObservation(frames_sampled=4, frames_with_face=4))
-    assert face_agent(ctx).annotate(seg, no_aus).failure.kind == ErrorKind.invalid_input  # type: ignore[union-attr]
+    assert face_agent(ctx).annotate(seg, no_aus).failure.kind == ErrorKind.invalid_input
 
 
 def voice_agent(ctx: RunContext) -> VoiceCueAnnotator:

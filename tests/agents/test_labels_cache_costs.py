@@ -6,6 +6,7 @@ import json
 import threading
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -54,8 +55,9 @@ def test_embeddings_are_unit_vectors(embedder: SentenceEmbedder) -> None:
     assert float(vecs[0] @ vecs[1]) > float(vecs[0] @ vecs[2]) + 0.2
 
 
-def _key(**over: object) -> str:
-    base: dict[str, object] = dict(
+def _key(**over: Any) -> str:
+    base: dict[str, Any] = dict(
+        agent="gpt",
         backend="openai",
         model="m",
         base_url=None,
@@ -65,19 +67,21 @@ def _key(**over: object) -> str:
         params={"temperature": 0},
     )
     base.update(over)
-    return cache_key(**base)  # type: ignore[arg-type]
+    return cache_key(**base)
 
 
 def test_cache_key_covers_model_prompt_inputs_and_params() -> None:
     key = _key()
     assert key == _key()
-    for change in [
+    changes: list[dict[str, Any]] = [
         dict(model="m2"),
+        dict(agent="gpt-2"),
         dict(prompt_version="v2"),
         dict(params={"temperature": 0.5}),
         dict(prompt=Prompt(system="s", user="u", images=(ImagePart(b"\xff\xd8jpeG", 1.0),))),
         dict(prompt=Prompt(system="s", user="u2")),
-    ]:
+    ]
+    for change in changes:
         assert _key(**change) != key, change
 
 

@@ -29,12 +29,12 @@ GOOD = {
 
 def test_labels_are_a_literal_of_the_taxonomy() -> None:
     model = output_model(LABELS)
-    assert parse_output(json.dumps(GOOD), model).primary_label == "sad"  # type: ignore[union-attr]
+    assert parse_output(json.dumps(GOOD), model).primary_label == "sad"
     with pytest.raises(OutputError, match="primary_label"):
         parse_output(json.dumps(dict(GOOD, primary_label="melancholic")), model)
     open_model = output_model(LABELS, open_vocabulary=True)
     out = parse_output(json.dumps(dict(GOOD, primary_label="melancholic")), open_model)
-    assert out.primary_label == "melancholic"  # type: ignore[union-attr]
+    assert out.primary_label == "melancholic"
 
 
 @pytest.mark.parametrize(

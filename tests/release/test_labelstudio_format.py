@@ -10,7 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from emoforge.configs.release import ReviewConfig
-from emoforge.storage.labelstudio import LabelStudioExporter, LabelStudioParser, labeling_config
+from emoforge.storage.labelstudio import LabelStudioExporter, labeling_config
+from emoforge.storage.labelstudio_import import LabelStudioParser
 from emoforge.storage.review import ReviewImporter
 from emoforge.storage.shards import read_rows
 from tests.release.factory import TAXONOMY, make_row, write_corpus

@@ -11,7 +11,7 @@ import pytest
 
 from emoforge.configs.release import ReleaseConfig
 from emoforge.storage.release import HIDDEN_COLUMNS, ReleaseWriter, verify_release
-from emoforge.storage.shards import read_manifest, read_rows
+from emoforge.storage.shards import read_manifest, read_rows, update_manifest_stats
 from tests.release.factory import TAXONOMY, human, make_row, write_corpus
 
 
@@ -27,7 +27,9 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> str:
     rows.append(make_row("bad000", 0, failed=True, speaker="spkX"))
     rows.append(make_row("flag000", 0, "sad", needs_review=True, speaker="spkY"))
     rows.append(make_row("flag001", 0, "happy", needs_review=True, speaker="spkZ", human=[human("angry")]))
-    return write_corpus(str(tmp_path_factory.mktemp("corpus")), rows)
+    root = write_corpus(str(tmp_path_factory.mktemp("corpus")), rows)
+    update_manifest_stats(root, "agreement", {"alpha": {"label_nominal": 0.41}, "pairs": [{"a": "face"}]})
+    return root
 
 
 @pytest.fixture(scope="module")
@@ -120,6 +122,7 @@ def test_dataset_card_content(release: Path) -> None:
         assert needle in card, needle
     # s_final: 120 rows x {0.9, 0.5, 0.2} + the verified row {0.7, 0.6, 0.5} -> mean 193.8 / 363 = 0.534
     assert "| rules | 363 | 0.534 | 0.200 | 0.500 | 0.900 |" in card
+    assert "| agreement.alpha.label_nominal | 0.410 |" in card
 
 
 def test_cli_export_warns_when_grouping_leaves_splits_empty(tmp_path: Path) -> None:

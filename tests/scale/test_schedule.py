@@ -48,6 +48,7 @@ def test_served_deployment_runs_to_completion(
 ) -> None:
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+    from prefect.client.schemas.sorting import TaskRunSort
     folder = copy_clips(clips, tmp_path / "incoming")
     out = tmp_path / "corpus"
     emoforge = str(Path(sys.executable).with_name("emoforge"))
@@ -68,7 +69,10 @@ def test_served_deployment_runs_to_completion(
 
         # Task runs carry the stage and the recording in their names (what the UI shows).
         with get_client(sync_client=True) as client:
-            tasks = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run.id])))
+            tasks = client.read_task_runs(
+                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run.id])),
+                sort=TaskRunSort.EXPECTED_START_TIME_DESC, limit=200,
+            )
         names = {t.name for t in tasks}
         assert {f"{stage}[{c.name}]" for stage in ("probe-media", "aggregate-votes") for c in clips} <= names
         assert all(t.state is not None and t.state.is_completed() for t in tasks)
@@ -77,7 +81,10 @@ def test_served_deployment_runs_to_completion(
         again = _trigger("annotate_corpus/nightly")
         assert again.state is not None and again.state.is_completed()
         with get_client(sync_client=True) as client:
-            tasks = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[again.id])))
+            tasks = client.read_task_runs(
+                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[again.id])),
+                sort=TaskRunSort.EXPECTED_START_TIME_DESC, limit=200,
+            )
         assert tasks == []
         ids = raw_row_ids(str(out))
         assert len(ids) == len(set(ids)) == len(row_digest(str(reference_corpus)))

@@ -29,7 +29,8 @@ def test_folders_files_and_manifests(tmp_path: Path) -> None:
     assert sorted(by_name) == ["x.wav", "y.mp4", "z.flac"]  # duplicates kept once, txt ignored
     assert by_name["x.wav"].source == "showA" and by_name["x.wav"].speaker == "spk1"
     assert by_name["y.mp4"].speaker == "spk2"
-    assert by_name["z.flac"].source == "a"
+    assert by_name["z.flac"].source == "sub"  # first sub-folder names the source
+    assert discover_inputs([tmp_path / "a" / "x.wav"])[0].source is None
 
 
 def test_bad_inputs_raise_clearly(tmp_path: Path) -> None:
