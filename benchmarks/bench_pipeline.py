@@ -110,7 +110,7 @@ def child_standalone(inputs: list[str]) -> dict[str, Any]:
     }
 
 
-def child_pipeline(inputs: list[str], workers: int, runner: str, work: str) -> dict[str, Any]:
+def child_pipeline(inputs: list[str], workers: int, runner: str, work: str, warm: bool = True) -> dict[str, Any]:
     """annotate_corpus cold (loads included), warm (second run, fresh corpus), then a rerun."""
     from emoforge.configs import load_config
     from emoforge.flows.annotate import annotate_corpus
@@ -140,7 +140,7 @@ def child_pipeline(inputs: list[str], workers: int, runner: str, work: str) -> d
         return summary
 
     run("cold", f"{work}/a")
-    if runner == "thread":
+    if warm and runner == "thread":
         # Dask: a fresh LocalCluster per run reloads models, so warm == cold there.
         run("warm", f"{work}/b")
     run("rerun", f"{work}/a")
@@ -262,7 +262,8 @@ def main() -> None:
             long_inputs = long_corpus(inputs, args.long_minutes, work / "long-media")
             report["long"] = {"recordings": len(long_inputs), "minutes": args.long_minutes}
             report["long"]["pipeline_1_worker"] = measure(
-                "pipeline", {"inputs": long_inputs, "workers": 1, "runner": "thread", "work": str(work / "long1")}
+                "pipeline",
+                {"inputs": long_inputs, "workers": 1, "runner": "thread", "work": str(work / "long1"), "warm": False},
             )
         report["verdict"] = verdict(report)
     finally:
@@ -287,10 +288,10 @@ def verdict(report: dict[str, Any]) -> dict[str, Any]:
     }
     if "long" in report:
         long_run = report["long"]["pipeline_1_worker"]
-        out["rtf_end_to_end_warm_long"] = long_run["warm"]["rtf"]
+        out["rtf_end_to_end_cold_long"] = long_run["cold"]["rtf"]
         out["peak_rss_gb_long"] = long_run["peak_rss_gb"]
     out["meets"] = {
-        "rtf>=5": max(out["rtf_end_to_end_warm_1_worker"], out.get("rtf_end_to_end_warm_long", 0)) >= 5,
+        "rtf>=5": max(out["rtf_end_to_end_warm_1_worker"], out.get("rtf_end_to_end_cold_long", 0)) >= 5,
         "overhead<=1.3": out["overhead"] <= 1.3,
         "rss<3GB": max(out["peak_rss_gb_fixtures"], out.get("peak_rss_gb_long", 0)) < 3,
         "rerun_calls==0": out["rerun_provider_calls"] == 0,

@@ -48,6 +48,21 @@ class PipelineConfig(Section):
     release: ReleaseConfig = ReleaseConfig()
     run: RunConfig = RunConfig()
 
+    @model_validator(mode="before")
+    @classmethod
+    def _one_taxonomy(cls, data: Any) -> Any:
+        """The instruction lists the agents' taxonomy unless a YAML sets it explicitly."""
+        if not isinstance(data, dict):
+            return data
+        labels = ((data.get("agents") or {}).get("taxonomy") or {}).get("labels")
+        sampling = dict(data.get("sampling") or {})
+        instruction = dict(sampling.get("instruction") or {})
+        if labels is not None and "taxonomy" not in instruction:
+            instruction["taxonomy"] = labels
+            sampling["instruction"] = instruction
+            return {**data, "sampling": sampling}
+        return data
+
     @model_validator(mode="after")
     def _judge_agent_exists(self) -> PipelineConfig:
         if self.judge.backend == "llm" and self.judge.llm is None:

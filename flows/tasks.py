@@ -168,6 +168,11 @@ def extract_features(work: RecordingWork, config: PipelineConfig, ctx: RunContex
     try:
         extractor = stage(FeatureExtractor, config.preprocess, config.sampling.keyframes, ctx)
         work.features = extractor.extract(work.media, work.segments)
+        if work.media.failures:
+            # A stream that failed to decode while the other worked: say so on every segment.
+            work.features = [
+                f.model_copy(update={"failures": [*work.media.failures, *f.failures]}) for f in work.features
+            ]
     except Exception as exc:
         return _fail(work, "features", exc)
     work.release_media()

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import distributed
 import pytest
 
 from emoforge.configs import load_config
@@ -22,8 +23,6 @@ from emoforge.flows.annotate import RunSummary, annotate_corpus
 from emoforge.flows.runners import dask_task_runner, task_runner
 from emoforge.flows.tasks import stage_builds
 from tests.scale.conftest import raw_row_ids, row_digest
-
-distributed = pytest.importorskip("distributed")
 
 
 @pytest.fixture(scope="module")
@@ -55,6 +54,7 @@ def test_dask_task_runner_from_config() -> None:
     assert remote.address == "tcp://10.0.0.1:8786"
 
 
+@pytest.mark.slow
 def test_two_workers_same_rows_models_loaded_once_per_worker(
     cluster: tuple[Any, Any], clips: list[Path], reference_corpus: Path, tmp_path: Path
 ) -> None:
@@ -77,6 +77,7 @@ def test_two_workers_same_rows_models_loaded_once_per_worker(
     assert row_digest(str(tmp_path / "b")) == row_digest(str(reference_corpus))
 
 
+@pytest.mark.slow
 def test_sigkill_a_worker_mid_run_loses_and_duplicates_nothing(
     cluster: tuple[Any, Any], clips: list[Path], reference_corpus: Path, tmp_path: Path
 ) -> None:

@@ -40,6 +40,7 @@ def one_row_shards(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", KILL_SEEDS)
 def test_sigkill_whole_run_then_resume(
     seed: int, clips: list[Path], reference_corpus: Path, one_row_shards: Path, tmp_path: Path

@@ -43,6 +43,7 @@ def _trigger(name: str) -> Any:
     return run_deployment(name, timeout=600)
 
 
+@pytest.mark.slow
 def test_served_deployment_runs_to_completion(
     clips: list[Path], reference_corpus: Path, tmp_path: Path, prefect_api: str
 ) -> None:

@@ -97,3 +97,9 @@ def test_llm_judge_resolves_a_jury_agent() -> None:
     assert agent is not None and agent.name == "local"
     with pytest.raises(ConfigError, match="not an agent in agents.jury"):
         load_config(overrides={"agents": {"jury": jury}, "judge": {"backend": "llm", "agent": "nope"}})
+
+
+def test_instruction_taxonomy_follows_the_agents_taxonomy() -> None:
+    labels = ["neutral", "joy", "anger"]
+    cfg = load_config(overrides={"agents": {"taxonomy": {"labels": labels}}})
+    assert list(cfg.sampling.instruction.taxonomy) == labels
