@@ -12,6 +12,7 @@ segments makes zero provider calls.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from typing import Any
@@ -45,6 +46,10 @@ from emoforge.storage.records import (
 )
 
 log = logging.getLogger(__name__)
+
+# Feature keys a model may cite in a cue ('AU12 lip corner pull', 'f0_mean_hz 210'): kept
+# in Cue.feature so the judge can check the citation against the measured features.
+_FEATURE = re.compile(r"\b(AU\d{1,2}|f0_[a-z_]+|intensity_[a-z_]+|speech_rate_wps|hnr_db|jitter_local|shimmer_local)\b")
 
 
 class LLMAnnotator:
@@ -275,7 +280,11 @@ class LLMAnnotator:
             match = self.normalizer.normalise(str(raw))
             if match.label is not None and match.label not in labels:
                 labels.append(match.label)
-        evidence = [Cue(modality=c.modality, cue=c.cue, start_s=c.start_s, end_s=c.end_s) for c in out.evidence]
+        evidence = []
+        for c in out.evidence:
+            found = _FEATURE.search(c.cue)
+            feature = found.group(1) if found else None
+            evidence.append(Cue(modality=c.modality, cue=c.cue, start_s=c.start_s, end_s=c.end_s, feature=feature))
         return Annotation(
             id=f"{segment.id}-{self.name}",
             segment_id=segment.id,

@@ -68,9 +68,11 @@ def run_level(server: LlamaServer, concurrency: int, n: int, cache: Path, max_to
             out = list(pool.map(lambda sf: jury.annotate(*sf)[0], items))
         return out, time.perf_counter() - started
 
+    load_before = os.getloadavg()[0]
     before = server.request_count()
     jury = Jury(config, ctx)
     first, wall = annotate_all(jury)
+    load_after = os.getloadavg()[0]
     jury.close()
     calls = server.request_count() - before
     before = server.request_count()
@@ -80,6 +82,8 @@ def run_level(server: LlamaServer, concurrency: int, n: int, cache: Path, max_to
     out_tokens = sum(a.usage.output_tokens for a in first)
     return {
         "concurrency": concurrency,
+        # other processes share these CPUs: compare levels only at similar load
+        "load_avg_1min_before_after": [round(load_before, 2), round(load_after, 2)],
         "segments": n,
         "ok": sum(a.status == "ok" for a in first),
         "failed_by_kind": {

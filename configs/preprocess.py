@@ -46,6 +46,9 @@ class AsrConfig(Section):
         default_factory=lambda: {"zh": "以下是普通话的句子。"},
         description="Decoder prompt per language (zh: steers Whisper to simplified Chinese with punctuation).",
     )
+    max_window_s: float = Field(
+        120.0, gt=30, description="Speech is decoded in windows up to this long (bounds memory)."
+    )
     merge_gap_s: float = Field(1.0, ge=0, description="Speech segments closer than this are transcribed as one clip.")
     detect_min_probability: float = Field(
         0.5, ge=0, le=1, description="Below this language probability the transcript is flagged."

@@ -43,6 +43,7 @@ from emoforge.storage.records import Record, Span, Transcript, Word
 log = logging.getLogger(__name__)
 
 _DETECT_WINDOW_S = 30.0
+_TAIL_S = 30.0
 
 
 class AsrChunk(Record):
@@ -184,7 +185,21 @@ class SpeechTranscriber:
     def _decode(self, model: Any, audio: np.ndarray, clips: list[Span], language: str) -> list[AsrChunk]:
         if self.config.backend == "whisperx":
             return self._decode_whisperx(model, audio, clips, language)
-        clip_ts = [t for c in clips for t in (round(c.start_s, 3), round(c.end_s, 3))] or "0"
+        out: list[AsrChunk] = []
+        # Decode in windows of at most max_window_s: faster-whisper builds the log-mel of the whole
+        # input at once (~0.5 MB per second), so one call on hours of audio would not stay bounded.
+        spans = _split_long(clips or [Span(start_s=0.0, end_s=len(audio) / 16000)], audio, self.config.max_window_s)
+        for window in _windows(spans, self.config.max_window_s):
+            w0 = window[0].start_s
+            # Keep up to 30 s of real audio after the last clip: clip_timestamps still bound the
+            # decoding, but a window that ends in zero padding makes Whisper loop on short clips.
+            piece = audio[int(w0 * 16000) : int((window[-1].end_s + _TAIL_S) * 16000)]
+            local = [Span(start_s=c.start_s - w0, end_s=c.end_s - w0) for c in window]
+            out.extend(c.model_copy(update=_shift(c, w0)) for c in self._decode_window(model, piece, local, language))
+        return out
+
+    def _decode_window(self, model: Any, audio: np.ndarray, clips: list[Span], language: str) -> list[AsrChunk]:
+        clip_ts = [t for c in clips for t in (round(c.start_s, 3), round(c.end_s, 3))]
         segments, _info = model.transcribe(
             audio,
             language=language if model.model.is_multilingual else None,
@@ -290,6 +305,40 @@ class SpeechTranscriber:
             avg_logprob=avg,
             compression_ratio=ratio,
         )
+
+
+def _split_long(clips: list[Span], audio: np.ndarray, max_s: float, sr: int = 16000) -> list[Span]:
+    """Split clips longer than ``max_s`` at the quietest 100 ms in the 10 s before each limit."""
+    out: list[Span] = []
+    hop = int(0.1 * sr)
+    for clip in clips:
+        start, end = clip.start_s, clip.end_s
+        while end - start > max_s:
+            a, b = int((start + max_s - 10.0) * sr), int((start + max_s) * sr)
+            frames = audio[a:b][: (b - a) // hop * hop].reshape(-1, hop)
+            cut = start + max_s
+            if frames.size:
+                cut = (a + hop * int(np.argmin((frames.astype(np.float64) ** 2).mean(axis=1))) + hop // 2) / sr
+            out.append(Span(start_s=start, end_s=cut))
+            start = cut
+        out.append(Span(start_s=start, end_s=end))
+    return out
+
+
+def _windows(clips: list[Span], max_s: float) -> list[list[Span]]:
+    """Consecutive clips grouped so each group spans at most ``max_s`` (a longer clip stays alone)."""
+    groups: list[list[Span]] = []
+    for c in clips:
+        if groups and c.end_s - groups[-1][0].start_s <= max_s:
+            groups[-1].append(c)
+        else:
+            groups.append([c])
+    return groups
+
+
+def _shift(chunk: AsrChunk, offset: float) -> dict[str, Any]:
+    words = [w.model_copy(update={"start_s": w.start_s + offset, "end_s": w.end_s + offset}) for w in chunk.words]
+    return {"start_s": chunk.start_s + offset, "end_s": chunk.end_s + offset, "words": words}
 
 
 _NO_SPACE_LANGS = {"zh", "ja", "th", "lo", "km", "my", "yue"}

@@ -97,7 +97,7 @@ class FeatureExtractor:
         speech = [s for s in segments if s.kind in _SPEECH_KINDS]
         has_audio = media.audio is not None and media.audio.size > 0
         clean = None
-        if has_audio and (self.config.prosody.enabled or self.config.asr.use_denoised):
+        if has_audio and speech and (self.config.prosody.enabled or self.config.asr.use_denoised):
             clean = self._run("denoise", shared, lambda: self.cleaner.clean(media.audio, media.sample_rate))
         speakers: SpeakerAnalysis | None = None
         if has_audio and speech:

@@ -5,7 +5,8 @@ the same server by base_url annotate fixture-like segments; outputs validate aga
 taxonomy's schema; a rerun on the same cache makes zero requests (counted in the server's
 access log); a transcript carrying a prompt injection cannot change the schema, the
 label set or another segment's request. Gemma-3-270M is a *base* model: its labels are
-not expected to be right, only well-formed. ~4 model calls, ~20-40 s each on 2 busy cores.
+not expected to be right, only well-formed. 3 model calls: ~20-30 s each on 2 idle cores,
+measured 90-180 s each while five other test suites shared the 2 cores (load average 8-10).
 """
 
 from __future__ import annotations

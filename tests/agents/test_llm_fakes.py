@@ -120,6 +120,7 @@ def test_valid_reply_becomes_annotation_with_usage_and_cost(ctx: RunContext) -> 
     assert ann.usage.cost_usd == pytest.approx((1000 * 2.0 + 200 * 8.0) / 1e6)
     assert ann.provenance.model == "fake-model" and ann.provenance.prompt_version == "emo-cot-v1"
     assert ann.modalities_seen == ["face", "voice", "text"]
+    assert [(c.modality, c.feature, c.start_s) for c in ann.evidence] == [("face", "AU12", 2.5)]
     body = script.requests[0]
     assert body["response_format"]["type"] == "json_schema"
     assert body["response_format"]["json_schema"]["strict"] is True

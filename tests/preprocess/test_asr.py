@@ -6,6 +6,7 @@ import itertools
 import re
 
 import jiwer
+import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -118,3 +119,24 @@ def test_slicing_assigns_each_word_to_exactly_one_segment(cuts: list[float]) -> 
     bounds = [0.0, *sorted(c for c in cuts if 0 < c < 100), 100.0]
     seen = [w.text for a, b in itertools.pairwise(bounds) for w in asr.slice(rt, a, b).words]
     assert sorted(seen) == sorted(w.text for w in words)
+
+
+def test_long_speech_is_decoded_in_bounded_windows_on_the_recording_clock(jfk: Media) -> None:
+    assert jfk.audio is not None
+    gap = np.zeros(5 * 16000, np.float32)
+    audio = np.concatenate([jfk.audio, gap, jfk.audio, gap, jfk.audio])  # jfk at 0, 16 and 32 s
+    asr = SpeechTranscriber(AsrConfig(language="en", multilingual_model=None, max_window_s=31.0, beam_size=1))
+    # one 43 s span: split in the silence near 27-31 s, so no window exceeds 31 s
+    rt = asr.transcribe(audio, 16000, [Span(start_s=0.0, end_s=len(audio) / 16000)])
+    for k, start in enumerate((0.0, 16.0, 32.0)):
+        tr = asr.slice(rt, start, start + 11.0)
+        assert jiwer.wer(_norm_en(JFK_TRANSCRIPT), _norm_en(tr.text)) <= 0.1, (k, tr.text)
+        assert start <= tr.words[0].start_s < start + 1.5 and tr.words[-1].end_s <= start + 11.2
+
+
+def test_whisperx_backend_without_alignment_says_so(jfk: Media) -> None:
+    asr = SpeechTranscriber(AsrConfig(backend="whisperx", language="en", multilingual_model=None))
+    rt = asr.transcribe(jfk.audio, jfk.sample_rate, whole(jfk))
+    tr = asr.slice(rt, 0.0, 12.0)
+    assert jiwer.wer(_norm_en(JFK_TRANSCRIPT), _norm_en(tr.text)) <= 0.05
+    assert tr.word_timing == "none" and tr.words == []  # no local wav2vec2: no word times invented

@@ -98,11 +98,15 @@ def prefect_api(prefect_home: Path) -> Iterator[str]:
     os.environ["PREFECT_HOME"] = str(prefect_home)
     try:
         with temporary_settings(updates={PREFECT_API_URL: url, PREFECT_HOME: str(prefect_home)}):
-            yield url
-    finally:
-        from prefect.logging.handlers import APILogWorker
+            try:
+                yield url
+            finally:
+                from prefect.logging.handlers import APILogWorker
 
-        APILogWorker.drain_all(timeout=5)  # send buffered run logs while the server is still up
+                # Send buffered run logs to this server now; after the settings are
+                # restored a late flush would start an ephemeral server of its own.
+                APILogWorker.drain_all(timeout=5)
+    finally:
         for k, v in saved.items():
             if v is None:
                 os.environ.pop(k, None)
