@@ -76,6 +76,7 @@ def annotate(
         typer.echo(estimate.model_dump_json(indent=2))
         return
     from emoforge.flows.annotate import add_progress_hook, annotate_corpus, remove_progress_hook
+    from emoforge.flows.runners import task_runner
 
     with Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -91,7 +92,7 @@ def annotate(
 
         add_progress_hook(hook)
         try:
-            summary = annotate_corpus.with_options(task_runner=_task_runner(cfg))(
+            summary = annotate_corpus.with_options(task_runner=task_runner(cfg.run))(
                 inputs=[str(i) for i in inputs],
                 out=str(out),
                 config_path=str(config) if config else None,
@@ -103,16 +104,6 @@ def annotate(
     _print_summary(summary.model_dump())
     typer.echo(f"shards:   {out}")
     typer.echo(f"manifest: {out / 'manifest.json'}")
-
-
-def _task_runner(cfg: Any) -> Any:
-    if cfg.run.task_runner == "dask":
-        from emoforge.flows.runners import dask_task_runner
-
-        return dask_task_runner(cfg.run)
-    from prefect.task_runners import ThreadPoolTaskRunner
-
-    return ThreadPoolTaskRunner(max_workers=cfg.run.workers)
 
 
 def _print_summary(summary: dict[str, Any]) -> None:

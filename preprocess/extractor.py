@@ -54,6 +54,22 @@ def _kind_of(exc: Exception) -> ErrorKind:
     return ErrorKind.internal
 
 
+def word_windows(speech: list[Segment]) -> dict[str, tuple[float, float]]:
+    """Where each speech segment collects its words: its span widened to the middle of the gaps.
+
+    ASR decodes merged speech, so a word can land in a pause the segment policy cut out
+    (VAD trimmed it, or it sits between two turns); the nearer segment takes it instead of
+    nobody. Segment times themselves stay as the segmenter set them.
+    """
+    ordered = sorted(speech, key=lambda s: s.start_s)
+    out: dict[str, tuple[float, float]] = {}
+    for i, seg in enumerate(ordered):
+        lo = (ordered[i - 1].end_s + seg.start_s) / 2 if i else 0.0
+        hi = (seg.end_s + ordered[i + 1].start_s) / 2 if i + 1 < len(ordered) else float("inf")
+        out[seg.id] = (min(lo, seg.start_s), max(hi, seg.end_s))
+    return out
+
+
 class FeatureExtractor:
     """Runs every stage-2 sub-stage; models load lazily on first use and once per instance."""
 
@@ -108,7 +124,11 @@ class FeatureExtractor:
             audio = clean if (self.config.asr.use_denoised and clean is not None) else media.audio
             spans = [Span(start_s=s.start_s, end_s=s.end_s) for s in speech]
             rt = self._run("asr", asr_failures, lambda: self.asr.transcribe(audio, media.sample_rate, spans))
-        return [self._segment(media, seg, clean, speakers, rt, shared, asr_failures) for seg in segments]
+        windows = word_windows(speech)
+        return [
+            self._segment(media, seg, clean, speakers, rt, shared, asr_failures, windows.get(seg.id))
+            for seg in segments
+        ]
 
     def _segment(
         self,
@@ -119,6 +139,7 @@ class FeatureExtractor:
         rt: RecordingTranscript | None,
         shared: list[Failure],
         asr_failures: list[Failure],
+        window: tuple[float, float] | None = None,
     ) -> Features:
         failures = list(shared)
         prov: list[Provenance] = []
@@ -141,7 +162,8 @@ class FeatureExtractor:
         if is_speech and self.config.asr.enabled and media.audio is not None:
             failures.extend(asr_failures)
             if rt is not None:
-                tr = self.asr.slice(rt, seg.start_s, seg.end_s)
+                lo, hi = window or (seg.start_s, seg.end_s)
+                tr = self.asr.slice(rt, lo, hi)
                 if speakers is not None and speakers.turns:
                     tr = tr.model_copy(update={"words": label_words(tr.words, speakers.turns)})
                 if not tr.words:

@@ -86,8 +86,11 @@ class ProsodyAnalyzer:
                 log.debug("voice quality undefined: %s", exc)
         finite = idb[np.isfinite(idb)]
         if finite.size:
+            # Level statistics over sounding frames only: digital silence reads as about
+            # -300 dB in Praat and would swamp the mean and standard deviation.
+            sounding = finite[finite >= np.percentile(finite, 99) - self.config.silence_db_below_peak]
             out = out.model_copy(
-                update=dict(intensity_mean_db=_r(finite.mean(), 2), intensity_sd_db=_r(finite.std(), 2))
+                update=dict(intensity_mean_db=_r(sounding.mean(), 2), intensity_sd_db=_r(sounding.std(), 2))
             )
             pauses = self._pauses(it, idb)
             speaking = max(1e-6, len(audio) / sr - sum(pauses))

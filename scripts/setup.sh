@@ -8,7 +8,7 @@ ROOT=$PWD
 VENV=${EMOFORGE_VENV:-$ROOT/.venv}
 STAMP=$VENV/.emoforge-setup
 WHEELS=${EMOFORGE_WHEEL_CACHE:-$HOME/.cache/emoforge/wheels}
-SETUP_VERSION=5  # bump when the dependency set below changes
+SETUP_VERSION=6  # bump when the dependency set below changes
 
 log() { printf '[setup] %s\n' "$*" >&2; }
 

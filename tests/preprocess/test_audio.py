@@ -109,3 +109,14 @@ def test_blockwise_denoise_matches_one_pass(speech_wav: Path) -> None:
     blocks = AudioCleaner(DenoiseConfig(loudness_target_lufs=None, block_s=2.5)).clean(x, sr)
     assert blocks.shape == x.shape and blocks.dtype == np.float32
     assert float(np.corrcoef(one, blocks)[0, 1]) > 0.97
+
+
+def test_digital_silence_does_not_swamp_intensity_statistics() -> None:
+    """espeak-style output: speech padded with exact zeros (Praat reads them as ~-300 dB)."""
+    tone = _tone(220, 1.0)
+    padded = np.concatenate([np.zeros(SR, np.float32), tone, np.zeros(SR, np.float32)])
+    p = ProsodyAnalyzer(ProsodyConfig()).analyze(padded, SR, offset_s=0.0)
+    alone = ProsodyAnalyzer(ProsodyConfig()).analyze(tone, SR, offset_s=0.0)
+    assert p.intensity_sd_db is not None and p.intensity_sd_db < 10
+    assert p.intensity_mean_db is not None and alone.intensity_mean_db is not None
+    assert abs(p.intensity_mean_db - alone.intensity_mean_db) < 3

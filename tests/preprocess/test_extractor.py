@@ -5,6 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from emoforge.configs.preprocess import AsrConfig, AUConfig, PreprocessConfig
 from emoforge.configs.sampling import KeyframeConfig
 from emoforge.preprocess.extractor import FeatureExtractor
@@ -92,3 +95,27 @@ def test_pyfeat_without_local_weights_fails_typed_and_never_downloads(ctx: RunCo
     assert "pyfeat_model_dir is not set" in f.failures[0].message
     assert f.face is not None and f.face.frames_with_face > 0 and f.face.au_backend == "none"
     assert f.keyframes  # key frames still chosen, without an AU peak
+
+
+@given(
+    starts=st.lists(st.floats(0, 100, allow_nan=False), min_size=1, max_size=6, unique=True),
+    length=st.floats(0.1, 5),
+    t=st.floats(0, 200, allow_nan=False),
+)
+def test_every_instant_belongs_to_exactly_one_word_window(starts: list[float], length: float, t: float) -> None:
+    """No word can fall between segments (lost) or into two of them (duplicated)."""
+    from emoforge.preprocess.extractor import word_windows
+    from emoforge.storage.records import Segment
+
+    spans: list[tuple[float, float]] = []
+    for s in sorted(starts):
+        if not spans or s >= spans[-1][1]:
+            spans.append((s, s + length))
+    segs = [Segment(id=f"r-{i:05d}", recording_id="r", index=i, start_s=a, end_s=b, kind="speech")
+            for i, (a, b) in enumerate(spans)]
+    windows = word_windows(segs)
+    owners = [sid for sid, (lo, hi) in windows.items() if lo <= t < hi]
+    assert len(owners) == 1
+    for seg in segs:
+        lo, hi = windows[seg.id]
+        assert lo <= seg.start_s and hi >= seg.end_s

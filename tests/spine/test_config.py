@@ -95,7 +95,7 @@ def test_llm_judge_resolves_a_jury_agent() -> None:
     cfg = load_config(overrides={"agents": {"jury": jury}, "judge": {"backend": "llm", "agent": "local"}})
     agent = cfg.judge_agent()
     assert agent is not None and agent.name == "local"
-    with pytest.raises(ConfigError, match="not an agent in agents.jury"):
+    with pytest.raises(ConfigError, match=r"not an agent in agents\.jury"):
         load_config(overrides={"agents": {"jury": jury}, "judge": {"backend": "llm", "agent": "nope"}})
 
 
