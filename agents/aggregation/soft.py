@@ -23,7 +23,8 @@ class SoftVote(Aggregator):
 
     so a hesitant annotator (flat distribution) moves the consensus less than a confident
     one, and two weak annotators that disagree yield a low-confidence consensus instead of
-    a 50 % "majority". With one-hot ``prob`` and unit weights this is the majority vote.
+    a 50 % "majority". With one-hot ``prob`` and unit weights this is the majority vote
+    (missing ``prob`` or ``weight`` columns default to exactly that).
     When every weight of a task is zero the task falls back to unit weights
     (``fallback_tasks_``).
 
@@ -39,7 +40,9 @@ class SoftVote(Aggregator):
         self.min_weight = min_weight
 
     def fit(self, df: pd.DataFrame) -> SoftVote:
-        data = check_frame(df, extra=("prob", "weight"))
+        # Plain votes are one-hot answers at unit weight: then this is the majority vote.
+        defaults = {c: 1.0 for c in ("prob", "weight") if c not in df.columns}
+        data = check_frame(df.assign(**defaults) if defaults else df, extra=("prob", "weight"))
         probs = data["prob"].to_numpy(dtype=float)
         weights = np.clip(data["weight"].to_numpy(dtype=float), self.min_weight, None)
         if np.isnan(probs).any() or np.isnan(weights).any() or (probs < 0).any():

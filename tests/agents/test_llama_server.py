@@ -195,3 +195,25 @@ def test_unreachable_server_is_a_typed_provider_error(ctx: RunContext, tmp_path:
     jury.close()
     assert ann.failure is not None and ann.failure.kind == ErrorKind.provider_error
     assert ann.usage.attempts == 2 and not ann.labels
+
+
+def test_llm_judge_scores_a_real_annotation_through_the_real_server(
+    first_run: dict[str, Any], llama_server: LlamaServer, ctx: RunContext
+) -> None:
+    """The LLM judge backend, on the same llama.cpp server: one real, schema-valid judgement."""
+    from emoforge.agents.judge import Judge
+    from emoforge.configs.quality import JudgeConfig
+
+    (seg, feats), ann = first_run["segments"][1], first_run["annotations"][1]
+    agent = live_agent(llama_server, name="gemma-judge", max_output_tokens=120)
+    judge = Judge(JudgeConfig(backend="llm", llm=agent), ctx)
+    before = llama_server.request_count()
+    (verdict,) = judge.score(seg, feats, [ann])
+    assert llama_server.request_count() > before  # it really asked the model
+    assert verdict.annotation_id == ann.id and verdict.judge == "judge"
+    if verdict.status == Status.ok:
+        a, b, c = verdict.weights
+        expected = a * verdict.s_rec + b * verdict.s_reason + c * verdict.s_cot
+        assert abs(verdict.s_final - expected) < 1e-9
+    else:  # a 270M base model may fail the schema: then scores are 0 and it is flagged, never skipped
+        assert verdict.failure is not None and verdict.s_final == 0.0
