@@ -112,12 +112,20 @@ class SpeechTranscriber:
             if self.config.backend == "whisperx":
                 # whisperx's VAD is the pickled pyannote checkpoint in its wheel: torch >= 2.6 refuses it
                 # under weights_only, and the file is trusted (it ships with the installed package).
-                os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
+                # Only for this load: later torch.load calls (user checkpoints) stay weights-only.
                 import whisperx
 
-                self._models[path] = whisperx.load_model(
-                    path, self.config.device, compute_type=self.config.compute_type, vad_method="pyannote"
-                )
+                previous = os.environ.get("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD")
+                os.environ["TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"] = "1"
+                try:
+                    self._models[path] = whisperx.load_model(
+                        path, self.config.device, compute_type=self.config.compute_type, vad_method="pyannote"
+                    )
+                finally:
+                    if previous is None:
+                        os.environ.pop("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", None)
+                    else:
+                        os.environ["TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"] = previous
             else:
                 from faster_whisper import WhisperModel
 
