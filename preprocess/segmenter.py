@@ -73,6 +73,20 @@ def _regions(shots: list[Span], duration: float, policy: SegmentPolicy) -> list[
     return merged or [(0.0, _ms(duration))]
 
 
+def _equal_edges(a: float, b: float, max_len: float) -> list[float]:
+    """Cut [a, b] into the fewest equal parts no longer than ``max_len`` on the millisecond grid.
+
+    Rounding the edges to milliseconds can lengthen a part by up to half a millisecond, so
+    add a part until every rounded piece fits.
+    """
+    n = max(1, math.ceil((b - a) / max_len - 1e-9))
+    while True:
+        edges = [_ms(a + (b - a) * k / n) for k in range(n)] + [b]
+        if all(y - x <= max_len + 1e-9 for x, y in itertools.pairwise(edges)) or (b - a) / n < 2e-3:
+            return edges
+        n += 1
+
+
 def _split(turns: list[tuple[float, float]], max_len: float, min_len: float) -> list[tuple[float, float]]:
     """Split a merged group of turns longer than ``max_len`` at its longest pauses.
 
@@ -97,9 +111,7 @@ def _split(turns: list[tuple[float, float]], max_len: float, min_len: float) -> 
             i = max(pauses)[2]
             stack += [group[i + 1 :], group[: i + 1]]
             continue
-        n = max(1, math.ceil((b - a) / max_len - 1e-9))
-        edges = [_ms(a + (b - a) * k / n) for k in range(n)] + [b]
-        out += [(x, y) for x, y in itertools.pairwise(edges) if y > x]
+        out += [(x, y) for x, y in itertools.pairwise(_equal_edges(a, b, max_len)) if y > x]
     return sorted(out)
 
 
@@ -129,9 +141,7 @@ def _pad(pieces: list[tuple[float, float]], region: tuple[float, float], pad: fl
 
 
 def _chunks(region: tuple[float, float], policy: SegmentPolicy) -> list[tuple[float, float]]:
-    a, b = region
-    n = max(1, math.ceil((b - a) / policy.max_len_s - 1e-9))
-    edges = [_ms(a + (b - a) * i / n) for i in range(n)] + [b]
+    edges = _equal_edges(*region, policy.max_len_s)
     return [(x, y) for x, y in itertools.pairwise(edges) if y - x >= max(policy.min_len_s, 1e-3)]
 
 
