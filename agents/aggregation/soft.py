@@ -46,7 +46,7 @@ class SoftVote(Aggregator):
         probs = data["prob"].to_numpy(dtype=float)
         weights = np.clip(data["weight"].to_numpy(dtype=float), self.min_weight, None)
         if np.isnan(probs).any() or np.isnan(weights).any() or (probs < 0).any():
-            raise ValueError("prob and weight must be finite and prob >= 0")
+            raise ValueError("prob and weight must be finite (no NaN) and prob >= 0")
         enc = encode(data)
         mass = enc.counts(probs * weights)
         dead = mass.sum(axis=1) <= 0
