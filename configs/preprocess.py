@@ -50,12 +50,21 @@ class AsrConfig(Section):
         120.0, gt=30, description="Speech is decoded in windows up to this long (bounds memory)."
     )
     merge_gap_s: float = Field(1.0, ge=0, description="Speech segments closer than this are transcribed as one clip.")
+    bridge_s: float = Field(
+        0.5,
+        ge=0,
+        description="Clips are decoded joined end to end (one encoder pass per 30 s of speech); each keeps "
+        "up to half of this of its real surroundings on either side.",
+    )
     detect_min_probability: float = Field(
         0.5, ge=0, le=1, description="Below this language probability the transcript is flagged."
     )
     max_no_speech_prob: float = Field(0.6, ge=0, le=1, description="Guard: no-speech probability.")
     max_compression_ratio: float = Field(2.4, gt=0, description="Guard: gzip compression ratio.")
     min_avg_logprob: float = Field(-1.0, description="Guard: mean token log-probability.")
+    max_chars_per_s: float = Field(
+        50.0, gt=0, description="Decoder segments faster than this (non-space chars/s) are dropped as loops."
+    )
     max_repeat_fraction: float = Field(
         0.5, gt=0, le=1, description="Guard: share of words covered by one repeated n-gram."
     )

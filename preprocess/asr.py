@@ -23,10 +23,16 @@ use the same thresholds):
   ``max_repeat_fraction`` of the words.
 - ``low_language_probability``: detection probability < ``detect_min_probability``.
 - ``language_mismatch:XX``: the model's language differs from the detected one.
+
+A decoder segment faster than ``max_chars_per_s`` (non-space characters per second,
+counted over at least one second) is
+not speech but Whisper looping on a sliver of audio before padding; it is dropped with a
+warning before slicing.
 """
 
 from __future__ import annotations
 
+import bisect
 import logging
 import os
 import zlib
@@ -198,12 +204,9 @@ class SpeechTranscriber:
         # input at once (~0.5 MB per second), so one call on hours of audio would not stay bounded.
         spans = _split_long(clips or [Span(start_s=0.0, end_s=len(audio) / 16000)], audio, self.config.max_window_s)
         for window in _windows(spans, self.config.max_window_s):
-            w0 = window[0].start_s
-            # Keep up to 30 s of real audio after the last clip: clip_timestamps still bound the
-            # decoding, but a window that ends in zero padding makes Whisper loop on short clips.
-            piece = audio[int(w0 * 16000) : int((window[-1].end_s + _TAIL_S) * 16000)]
-            local = [Span(start_s=c.start_s - w0, end_s=c.end_s - w0) for c in window]
-            out.extend(c.model_copy(update=_shift(c, w0)) for c in self._decode_window(model, piece, local, language))
+            stream = SpeechStream.build(audio, window, self.config.bridge_s, _TAIL_S)
+            for chunk in self._decode_window(model, stream.audio, [Span(start_s=0.0, end_s=stream.speech_s)], language):
+                out.append(stream.to_recording(chunk))
         return out
 
     def _decode_window(self, model: Any, audio: np.ndarray, clips: list[Span], language: str) -> list[AsrChunk]:
@@ -221,6 +224,16 @@ class SpeechTranscriber:
         )
         out = []
         for seg in segments:
+            chars = len("".join(seg.text.split()))
+            # Over at least a second: Whisper stamps a lone "Hello." as 0.06 s long.
+            if chars / max(float(seg.end - seg.start), 1.0) > self.config.max_chars_per_s:
+                # Whisper's known failure at the end of a window: a sliver of audio followed by
+                # padding, decoded as a long loop ("see you in the next video, see you ...").
+                # No one speaks that fast; it is a decoder artefact, not a transcript.
+                log.warning(
+                    "ASR: dropped %d chars decoded from %.2f s (%.40r...)", chars, seg.end - seg.start, seg.text
+                )
+                continue
             words = [
                 Word(text=w.word.strip(), start_s=float(w.start), end_s=float(w.end), probability=float(w.probability))
                 for w in (seg.words or [])
@@ -315,6 +328,88 @@ class SpeechTranscriber:
         )
 
 
+class SpeechStream:
+    """A window's speech clips joined end to end, with the map back to recording time.
+
+    Whisper encodes a padded 30 s window per decode step, and faster-whisper starts a new
+    window at every clip of ``clip_timestamps``: ten short turns cost ten encoder passes.
+    Joined, they cost one per 30 s of speech. Each clip keeps up to ``bridge_s / 2`` of its
+    real surroundings on either side (never past the middle of the gap), so joins sound like
+    short pauses instead of digital cuts, and every stream instant maps to one recording
+    instant. Up to ``tail_s`` of the real audio after the last clip is appended but not
+    decoded: a final window that ends in zero padding makes Whisper loop on short clips.
+    """
+
+    def __init__(self, audio: np.ndarray, pieces: list[tuple[float, float, float]], speech_s: float) -> None:
+        self.audio = audio
+        self.pieces = pieces  # (stream start, recording start, length) in seconds, in order
+        self.speech_s = speech_s
+
+    @classmethod
+    def build(
+        cls, audio: np.ndarray, clips: list[Span], bridge_s: float, tail_s: float, sr: int = 16000
+    ) -> SpeechStream:
+        total = len(audio) / sr
+        ordered = sorted(clips, key=lambda c: c.start_s)
+        parts: list[np.ndarray] = []
+        pieces: list[tuple[float, float, float]] = []
+        cursor = last_end = 0
+        for i, clip in enumerate(ordered):
+            before = ordered[i - 1].end_s if i else 0.0
+            after = ordered[i + 1].start_s if i + 1 < len(ordered) else total
+            lo = max(clip.start_s - bridge_s / 2, (before + clip.start_s) / 2 if i else 0.0, 0.0)
+            hi = min(clip.end_s + bridge_s / 2, (clip.end_s + after) / 2 if i + 1 < len(ordered) else total)
+            a = round(lo * sr)
+            b = max(a, round(hi * sr))
+            last_end = b
+            parts.append(audio[a:b])
+            pieces.append((cursor / sr, a / sr, (b - a) / sr))
+            cursor += b - a
+        speech_s = cursor / sr
+        if pieces:
+            parts.append(audio[last_end : last_end + int(tail_s * sr)])
+        joined = np.concatenate(parts) if parts else np.zeros(0, np.float32)
+        return cls(joined, pieces, speech_s)
+
+    def recording_time(self, t: float, end: bool = False) -> float:
+        """Recording seconds of stream second ``t`` (the tail continues the last piece).
+
+        At a join, a start belongs to the piece that begins there and an ``end`` to the one
+        that stops there, so a word never stretches over the gap that was cut out.
+        """
+        if not self.pieces:
+            return t
+        stream0, rec0, _ = self.pieces[self._piece(t, end)]
+        return rec0 + (t - stream0)
+
+    def _piece(self, t: float, end: bool = False) -> int:
+        starts = [p[0] for p in self.pieces]
+        return max(0, (bisect.bisect_left(starts, t) if end else bisect.bisect_right(starts, t)) - 1)
+
+    def _word(self, word: Word) -> Word:
+        """A word on the recording clock; one that straddles a cut stays in the piece of its middle."""
+        if not self.pieces:
+            return word
+        k = self._piece((word.start_s + word.end_s) / 2)
+        stream0, rec0, length = self.pieces[k]
+        hi = stream0 + length if k + 1 < len(self.pieces) else float("inf")  # the tail continues the last
+
+        def clamp(t: float) -> float:
+            return rec0 + (min(max(t, stream0), hi) - stream0)
+
+        return word.model_copy(update={"start_s": clamp(word.start_s), "end_s": clamp(word.end_s)})
+
+    def to_recording(self, chunk: AsrChunk) -> AsrChunk:
+        words = [self._word(w) for w in chunk.words]
+        return chunk.model_copy(
+            update={
+                "start_s": self.recording_time(chunk.start_s),
+                "end_s": self.recording_time(chunk.end_s, end=True),
+                "words": words,
+            }
+        )
+
+
 def _split_long(clips: list[Span], audio: np.ndarray, max_s: float, sr: int = 16000) -> list[Span]:
     """Split clips longer than ``max_s`` at the quietest 100 ms in the 10 s before each limit."""
     out: list[Span] = []
@@ -342,11 +437,6 @@ def _windows(clips: list[Span], max_s: float) -> list[list[Span]]:
         else:
             groups.append([c])
     return groups
-
-
-def _shift(chunk: AsrChunk, offset: float) -> dict[str, Any]:
-    words = [w.model_copy(update={"start_s": w.start_s + offset, "end_s": w.end_s + offset}) for w in chunk.words]
-    return {"start_s": chunk.start_s + offset, "end_s": chunk.end_s + offset, "words": words}
 
 
 _NO_SPACE_LANGS = {"zh", "ja", "th", "lo", "km", "my", "yue"}

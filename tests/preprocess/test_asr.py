@@ -16,6 +16,7 @@ from emoforge.configs.preprocess import AsrConfig
 from emoforge.preprocess.asr import (
     AsrChunk,
     RecordingTranscript,
+    SpeechStream,
     SpeechTranscriber,
     compression_ratio,
     merge_spans,
@@ -143,3 +144,86 @@ def test_whisperx_backend_without_alignment_says_so(jfk: Media) -> None:
     assert tr.word_timing == "none" and tr.words == []  # no local wav2vec2: no word times invented
     # The trusted-checkpoint exception must not outlive whisperx's own load.
     assert "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD" not in os.environ
+
+
+@st.composite
+def _clips(draw: st.DrawFn) -> tuple[float, list[Span]]:
+    gaps = draw(st.lists(st.floats(0.05, 20), min_size=1, max_size=8))
+    lengths = draw(st.lists(st.floats(0.1, 10), min_size=len(gaps), max_size=len(gaps)))
+    t, spans = 0.0, []
+    for gap, length in zip(gaps, lengths, strict=True):
+        t += gap
+        spans.append(Span(start_s=round(t, 3), end_s=round(t + length, 3)))
+        t += length
+    return t + draw(st.floats(0, 5)), spans
+
+
+@given(_clips(), st.floats(0, 2), st.floats(0, 1))
+def test_speech_stream_maps_every_clip_back_to_the_recording_clock(
+    layout: tuple[float, list[Span]], bridge: float, frac: float
+) -> None:
+    total, clips = layout
+    sr = 1000  # the map is rate-independent; a low rate keeps hypothesis fast
+    audio = np.arange(int(total * sr) + 1, dtype=np.float32)  # each sample holds its own index
+    stream = SpeechStream.build(audio, clips, bridge, tail_s=3.0, sr=sr)
+    assert stream.speech_s == pytest.approx(sum(p[2] for p in stream.pieces))
+    for (s0, r0, n), clip in zip(stream.pieces, clips, strict=True):
+        # each clip is whole inside its piece, and the piece never reaches past the gap's middle
+        assert r0 <= clip.start_s + 1e-3 and clip.end_s - 1e-3 <= r0 + n
+        t = s0 + frac * n
+        mapped = stream.recording_time(t)
+        assert r0 - 1e-9 <= mapped <= r0 + n + 1e-9
+        assert audio[round(mapped * sr)] == pytest.approx(stream.audio[round(t * sr)], abs=1.0)
+    for (s0, r0, n), (s1, r1, _) in itertools.pairwise(stream.pieces):
+        assert r0 + n <= r1 + 1e-9 and s0 + n == pytest.approx(s1)
+        assert stream.recording_time(s1, end=True) == pytest.approx(r0 + n)  # an end stays left of the cut
+        assert stream.recording_time(s1) == pytest.approx(r1)  # a start goes right of it
+    a, b = sorted((frac * stream.speech_s, (1 - frac) * stream.speech_s))
+    word = stream._word(Word(text="w", start_s=a, end_s=b))  # any word, even one spanning cuts
+    assert word.start_s <= word.end_s
+    assert any(r0 - 1e-9 <= word.start_s and word.end_s <= r0 + n + 1e-9 for _, r0, n in stream.pieces)
+    times = np.linspace(0, stream.speech_s, 50)
+    assert all(np.diff([stream.recording_time(float(t)) for t in times]) >= -1e-9)
+
+
+def test_separated_clips_are_decoded_in_one_encoder_pass(jfk: Media, monkeypatch: pytest.MonkeyPatch) -> None:
+    from faster_whisper import transcribe as fw
+
+    assert jfk.audio is not None
+    gap = np.zeros(9 * 16000, np.float32)
+    first = jfk.audio[: int(5.2 * 16000)]  # "... ask not" | "what your country can do ..."
+    second = jfk.audio[int(5.2 * 16000) :]
+    audio = np.concatenate([first, gap, second])
+    spans = [Span(start_s=0.0, end_s=5.2), Span(start_s=14.2, end_s=len(audio) / 16000)]
+    encodes: list[int] = []
+    real_encode = fw.WhisperModel.encode
+    monkeypatch.setattr(fw.WhisperModel, "encode", lambda self, f: encodes.append(1) or real_encode(self, f))
+    asr = SpeechTranscriber(AsrConfig(language="en", multilingual_model=None, beam_size=1))
+    rt = asr.transcribe(audio, 16000, spans)
+    assert len(encodes) <= 2  # one window for 11 s of speech (+ at most Whisper's re-seek on its tail)
+    words = [w for c in rt.chunks for w in c.words]
+    text = _norm_en(" ".join(w.text for w in words))
+    assert jiwer.wer(_norm_en(JFK_TRANSCRIPT), text) <= 0.1, text
+    for w in words:  # every word is back on the recording clock, inside a clip (not in the 9 s gap)
+        assert any(s.start_s - 0.3 <= w.start_s and w.end_s <= s.end_s + 0.3 for s in spans), w
+    assert any(w.start_s >= 14.2 for w in words) and any(w.end_s <= 5.2 for w in words)
+
+
+def test_decoder_loops_are_dropped_not_transcribed() -> None:
+    asr = SpeechTranscriber(AsrConfig(language="en", multilingual_model=None))
+
+    class Seg:
+        def __init__(self, start: float, end: float, text: str) -> None:
+            self.start, self.end, self.text = start, end, text
+            self.avg_logprob, self.no_speech_prob, self.words = -0.2, 0.01, []
+
+    class Model:
+        class model:  # mirrors faster-whisper's attribute
+            is_multilingual = False
+
+        def transcribe(self, *a: object, **k: object) -> tuple[list[Seg], None]:
+            loop = "see you in the next video, " * 40
+            return [Seg(0.0, 1.2, "Hello."), Seg(1.3, 1.36, "Hi."), Seg(29.88, 29.96, loop)], None
+
+    chunks = asr._decode_window(Model(), np.zeros(16000, np.float32), [Span(start_s=0, end_s=1)], "en")
+    assert [c.text for c in chunks] == ["Hello.", "Hi."]  # a short real word survives its 0.06 s stamp
