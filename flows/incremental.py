@@ -20,7 +20,7 @@ from pathlib import Path
 import fsspec
 
 from emoforge.flows.work import RetryPolicy, recording_done
-from emoforge.storage.records import MediaInput, file_sha256, recording_id_for
+from emoforge.storage.records import FileHash, MediaInput, file_sha256, recording_id_for
 from emoforge.storage.shards import CorpusState
 
 log = logging.getLogger(__name__)
@@ -50,20 +50,25 @@ class HashIndex:
 
     def sha256(self, path: str) -> str | None:
         """Content hash of a local file; None when it cannot be read (probing will say why)."""
+        known = self.file_hash(path)
+        return known.sha256 if known is not None else None
+
+    def file_hash(self, path: str) -> FileHash | None:
+        """The hash with the size/mtime it belongs to, so probing can reuse it instead of rehashing."""
         try:
             st = os.stat(path)
         except OSError:
             return None
         entry = self._entries.get(path)
         if entry is not None and entry[0] == st.st_size and entry[1] == st.st_mtime_ns:
-            return str(entry[2])
+            return FileHash(sha256=str(entry[2]), size_bytes=st.st_size, mtime_ns=st.st_mtime_ns)
         try:
             sha = file_sha256(path)
         except OSError:
             return None
         self._entries[path] = [st.st_size, st.st_mtime_ns, sha]
         self._dirty = True
-        return sha
+        return FileHash(sha256=sha, size_bytes=st.st_size, mtime_ns=st.st_mtime_ns)
 
     def save(self) -> None:
         if not self._dirty:
@@ -99,16 +104,17 @@ def plan_inputs(
         return IncrementalPlan(todo=list(items))
     plan = IncrementalPlan(todo=[])
     for item in items:
-        sha = None if "://" in item.uri else index.sha256(item.uri)
-        if sha is None:
+        known = None if "://" in item.uri else index.file_hash(item.uri)
+        if known is None:
             plan.todo.append(item)
             continue
-        rec_id = recording_id_for(Path(item.uri), sha)
+        rec_id = recording_id_for(Path(item.uri), known.sha256)
         if recording_done(rec_id, state.rows, retry, state.segment_counts.get(rec_id)):
             plan.skipped_recordings.append(rec_id)
             plan.skipped_segments += state.segment_counts.get(rec_id, 0)
         else:
-            plan.todo.append(item)
+            # Probing reuses this hash (while the file is unchanged): a new multi-GB video is read once.
+            plan.todo.append(item.model_copy(update={"known_hash": known}))
     return plan
 
 

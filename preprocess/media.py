@@ -21,6 +21,7 @@ from emoforge.configs.sampling import MediaConfig
 from emoforge.storage.records import (
     ErrorKind,
     Failure,
+    FileHash,
     Recording,
     Status,
     StreamInfo,
@@ -89,30 +90,45 @@ class MediaProber:
     def __init__(self, config: MediaConfig) -> None:
         self.config = config
 
-    def probe(self, uri: str | Path, source: str | None = None, speaker_hint: str | None = None) -> Recording:
+    def probe(
+        self,
+        uri: str | Path,
+        source: str | None = None,
+        speaker_hint: str | None = None,
+        known_hash: FileHash | None = None,
+    ) -> Recording:
+        """Metadata and content hash of one file; ``known_hash`` is reused while size and mtime match."""
         import av
 
         path = Path(uri)
         try:
-            sha = file_sha256(path)
+            valid = known_hash is not None and known_hash.valid_for(path)
+            sha = known_hash.sha256 if known_hash is not None and valid else file_sha256(path)
             size = path.stat().st_size
         except OSError as exc:
             sha = hashlib.sha256(str(path).encode()).hexdigest()
             return Recording(
-                id=recording_id_for(path, sha), uri=str(path), sha256=sha, size_bytes=0,
-                source=source, speaker_hint=speaker_hint, status=Status.failed,
+                id=recording_id_for(path, sha),
+                uri=str(path),
+                sha256=sha,
+                size_bytes=0,
+                source=source,
+                speaker_hint=speaker_hint,
+                status=Status.failed,
                 failure=Failure(stage="probe", kind=ErrorKind.invalid_input, message=f"unreadable: {exc}"),
             )
         base = dict(
-            id=recording_id_for(path, sha), uri=str(path), sha256=sha, size_bytes=size,
-            source=source, speaker_hint=speaker_hint,
+            id=recording_id_for(path, sha),
+            uri=str(path),
+            sha256=sha,
+            size_bytes=size,
+            source=source,
+            speaker_hint=speaker_hint,
         )
         try:
             with av.open(str(path)) as container:
                 container_s = float(container.duration / 1_000_000) if container.duration else None
-                streams = [
-                    info for s in container.streams if (info := _stream_info(container, s)) is not None
-                ]
+                streams = [info for s in container.streams if (info := _stream_info(container, s)) is not None]
         except (av.error.FFmpegError, OSError, ValueError, UnicodeDecodeError) as exc:
             return Recording(
                 **base,
@@ -133,7 +149,11 @@ class MediaProber:
             )
         if not duration:
             return Recording(
-                **base, streams=streams, has_audio=has_audio, has_video=has_video, status=Status.failed,
+                **base,
+                streams=streams,
+                has_audio=has_audio,
+                has_video=has_video,
+                status=Status.failed,
                 failure=Failure(stage="probe", kind=ErrorKind.corrupt_media, message="no duration: empty media"),
             )
         return Recording(**base, duration_s=duration, has_audio=has_audio, has_video=has_video, streams=streams)
@@ -154,7 +174,12 @@ def _stream_info(container: Any, s: Any) -> StreamInfo | None:
             return None
         fps = float(s.average_rate) if s.average_rate else None
         return StreamInfo(
-            kind="video", codec=_codec_name(cc), duration_s=dur, fps=fps, width=cc.width, height=cc.height,
+            kind="video",
+            codec=_codec_name(cc),
+            duration_s=dur,
+            fps=fps,
+            width=cc.width,
+            height=cc.height,
             rotation=_display_rotation(container, s),
         )
     return None

@@ -13,6 +13,7 @@ fails when the committed snapshot drifts from the code without a schema version 
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -144,12 +145,30 @@ class Recording(Record):
     failure: Failure | None = Field(default=None, description="Why probing failed.")
 
 
+class FileHash(Record):
+    """A local file's sha256 and the size/mtime it was computed at (valid while both match)."""
+
+    sha256: str = Field(description="Hex sha256 of the file's bytes.")
+    size_bytes: int = Field(description="File size when hashed.")
+    mtime_ns: int = Field(description="Modification time (ns) when hashed.")
+
+    def valid_for(self, path: str | Path) -> bool:
+        try:
+            st = os.stat(path)
+        except OSError:
+            return False
+        return st.st_size == self.size_bytes and st.st_mtime_ns == self.mtime_ns
+
+
 class MediaInput(Record):
     """One input to annotate: a media path plus optional grouping metadata from a manifest."""
 
     uri: str = Field(description="Media path or URL.")
     source: str | None = Field(default=None, description="Source/collection (splits group by it).")
     speaker: str | None = Field(default=None, description="Speaker id (splits group by it).")
+    known_hash: FileHash | None = Field(
+        default=None, description="Content hash the planner already computed; probing reuses it if still valid."
+    )
 
 
 # --------------------------------------------------------------------------- segments
@@ -265,9 +284,7 @@ class FaceObservation(Record):
     faces_max: int = Field(default=0, description="Most faces seen in one frame.")
     landmark_model: str | None = Field(default=None, description="Landmark model (e.g. mediapipe).")
     head_pose_deg: dict[str, float] = Field(default_factory=dict, description="Mean yaw/pitch/roll.")
-    geometry: dict[str, float] = Field(
-        default_factory=dict, description="Mean size-normalised facial descriptors."
-    )
+    geometry: dict[str, float] = Field(default_factory=dict, description="Mean size-normalised facial descriptors.")
     au_backend: Literal["landmark", "pyfeat", "none"] = Field(
         default="none", description="Which estimator produced the AUs."
     )
@@ -308,9 +325,7 @@ class Features(Record):
     keyframes: list[KeyFrame] = Field(default_factory=list, description="Selected key frames.")
     peak_t_s: float | None = Field(default=None, description="Emotional peak frame time.")
     evidence: Evidence = Field(default_factory=Evidence, description="Per-modality text summaries.")
-    failures: list[Failure] = Field(
-        default_factory=list, description="Sub-stages that failed (the rest still ran)."
-    )
+    failures: list[Failure] = Field(default_factory=list, description="Sub-stages that failed (the rest still ran).")
     provenance: list[Provenance] = Field(default_factory=list, description="One per sub-stage.")
 
     @property
@@ -494,9 +509,7 @@ class RunContext(Record):
     config_hash: str = Field(description="Resolved-config hash.")
     emoforge_version: str = Field(description="Package version.")
 
-    def provenance(
-        self, stage: str, model: str | None = None, prompt_version: str | None = None
-    ) -> Provenance:
+    def provenance(self, stage: str, model: str | None = None, prompt_version: str | None = None) -> Provenance:
         return Provenance(
             stage=stage,
             model=model,

@@ -128,3 +128,39 @@ def test_response_cache_is_local_for_remote_corpora(tmp_path: Path) -> None:
     remote = response_cache_dir("s3://bucket/corpus", None)
     assert "://" not in remote and remote == response_cache_dir("s3://bucket/corpus", None)
     assert remote != response_cache_dir("s3://bucket/other", None)
+
+
+def test_a_new_file_is_hashed_once_by_planner_and_prober_together(
+    clips: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from emoforge.configs import load_config
+    from emoforge.preprocess import media
+    from emoforge.storage.records import MediaInput, Status
+    from emoforge.storage.shards import CorpusState, DoneRow
+
+    hashed: list[str] = []
+    real = incremental.file_sha256
+
+    def spy(path: str | Path) -> str:
+        hashed.append(Path(path).name)
+        return real(path)
+
+    monkeypatch.setattr(incremental, "file_sha256", spy)
+    monkeypatch.setattr(media, "file_sha256", spy)
+    folder = copy_clips(clips, tmp_path / "media", n=1)
+    path = str(next(folder.iterdir()))
+    # Any committed row makes the planner hash (an empty corpus skips planning altogether).
+    state = CorpusState(rows={"other-0000000000-00000": DoneRow(Status.ok, None)}, segment_counts={})
+    plan = incremental.plan_inputs([MediaInput(uri=path)], state, "transient", HashIndex(str(tmp_path / "c")))
+    (item,) = plan.todo
+    assert item.known_hash is not None and hashed == [Path(path).name]
+
+    prober = MediaProber(load_config().sampling.media)
+    rec = prober.probe(item.uri, known_hash=item.known_hash)
+    assert rec.sha256 == real(path) and hashed == [Path(path).name]  # not read a second time
+
+    # Touched after planning: the planner's hash is stale, so probing hashes again.
+    st = os.stat(path)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+    assert prober.probe(item.uri, known_hash=item.known_hash).sha256 == real(path)
+    assert hashed == [Path(path).name] * 2
