@@ -84,21 +84,29 @@ def _tally(summary: RunSummary, rows: list[SegmentRow]) -> None:
 
 def _chain(
     stages: dict[str, Any],
-    work: RecordingWork,
+    items: list[MediaInput],
     config: PipelineConfig,
     ctx: RunContext,
     state: Any,
     retry: RetryPolicy,
     cache_dir: str,
-) -> PrefectFuture[RecordingWork]:
-    """Submit the six stages of one recording; each waits on the previous one."""
-    uri = work.item.uri
-    f = t.named(stages["probe-media"], uri).submit(work, config)
-    f = t.named(stages["sample-segments"], uri).submit(f, config, state, retry)
-    f = t.named(stages["extract-features"], uri).submit(f, config, ctx)
-    f = t.named(stages["annotate-segments"], uri).submit(f, config, ctx, cache_dir)
-    f = t.named(stages["judge-annotations"], uri).submit(f, config, ctx)
-    return t.named(stages["aggregate-votes"], uri).submit(f, config, ctx)
+) -> list[PrefectFuture[RecordingWork]]:
+    """Submit the six stages of each recording (each waits on the previous one), stage by stage.
+
+    Stage-major order matters with the thread runner: a submitted task holds a pool thread
+    while it waits for its upstream, so recording-major order (A's six stages, then B's)
+    fills every thread with A's chain and runs the recordings one after another.
+    """
+
+    def then(name: str, futures: list[Any], *args: Any) -> list[Any]:
+        return [t.named(stages[name], i.uri).submit(f, config, *args) for i, f in zip(items, futures, strict=True)]
+
+    fs = then("probe-media", [RecordingWork(item=i) for i in items])
+    fs = then("sample-segments", fs, state, retry)
+    fs = then("extract-features", fs, ctx)
+    fs = then("annotate-segments", fs, ctx, cache_dir)
+    fs = then("judge-annotations", fs, ctx)
+    return then("aggregate-votes", fs, ctx)
 
 
 @flow(name="annotate_corpus", log_prints=False, task_runner=ThreadPoolTaskRunner(max_workers=1))  # type: ignore[arg-type]
@@ -140,7 +148,7 @@ def annotate_corpus(
     try:
         for lo in range(0, len(items), window):
             batch = items[lo : lo + window]
-            futures = [_chain(stages, RecordingWork(item=i), config, ctx, state, retry, cache_dir) for i in batch]
+            futures = _chain(stages, batch, config, ctx, state, retry, cache_dir)
             wait(futures)
             for fut, item in zip(futures, batch, strict=True):
                 work = _result_or_failure(fut, item, config)
