@@ -10,6 +10,7 @@ shares them, so two scheduled runs never exceed a provider's rate together.
 from __future__ import annotations
 
 import logging
+import os
 from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING, Any
 
@@ -43,8 +44,21 @@ def dask_task_runner(run_config: RunConfig) -> Any:
             "threads_per_worker": run_config.threads_per_worker,
             "processes": True,
             "dashboard_address": None,
+            "env": intra_op_env(run_config.workers * run_config.threads_per_worker),
         },
     )
+
+
+def intra_op_env(parallel_tasks: int) -> dict[str, str]:
+    """Thread counts for the math runtimes (torch, CTranslate2, BLAS) of one worker process.
+
+    Dask's nanny pins them to 1 per worker, which leaves cores idle when workers are fewer
+    than cores (one worker on two cores ran ASR single-threaded); more than cores / tasks
+    only oversubscribes. So: the machine's cores shared evenly by the tasks that run at once.
+    """
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    n = str(max(1, cores // max(1, parallel_tasks)))
+    return {"OMP_NUM_THREADS": n, "MKL_NUM_THREADS": n, "OPENBLAS_NUM_THREADS": n}
 
 
 def task_runner(run_config: RunConfig) -> TaskRunner[Any]:

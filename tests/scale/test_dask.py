@@ -47,11 +47,23 @@ def _run(address: str, inputs: list[str], out: str, cache: str | None = None) ->
 
 def test_dask_task_runner_from_config() -> None:
     local = dask_task_runner(load_config(None, {"run": {"task_runner": "dask", "workers": 3}}).run)
+    env = local.cluster_kwargs.pop("env")
     assert local.cluster_kwargs == {
         "n_workers": 3, "threads_per_worker": 1, "processes": True, "dashboard_address": None
     }
+    assert env["OMP_NUM_THREADS"] == str(max(1, len(os.sched_getaffinity(0)) // 3))
     remote = dask_task_runner(load_config(None, {"run": {"dask_address": "tcp://10.0.0.1:8786"}}).run)
     assert remote.address == "tcp://10.0.0.1:8786"
+
+
+def test_one_worker_gets_every_core_for_its_math_runtimes() -> None:
+    """Dask pins OMP/MKL threads to 1 per worker; our cluster shares the cores out instead."""
+    run = load_config(None, {"run": {"task_runner": "dask", "workers": 1}}).run
+    kwargs = dict(dask_task_runner(run).cluster_kwargs)
+    with distributed.LocalCluster(**kwargs) as local, distributed.Client(local) as client:
+        (threads,) = client.run(lambda: (os.environ["OMP_NUM_THREADS"], __import__("torch").get_num_threads())).values()
+    cores = len(os.sched_getaffinity(0))
+    assert threads == (str(cores), cores)
 
 
 @pytest.mark.slow
