@@ -1,17 +1,22 @@
 """The annotator interface, and the small types a model backend speaks.
 
-An ``Annotator`` turns (Segment, Features) into one Annotation and never raises for
-model or provider trouble: that becomes a failed Annotation with a typed Failure. Cue
-agents implement it directly; LLM agents implement it once (``agents/llm.py``) over a
-``ChatBackend``, which only knows how to send a ``Prompt`` and return a ``ModelReply``.
+An ``Annotator`` turns (Segment, Features, optional SegmentClip) into one Annotation and
+never raises for model or provider trouble: that becomes a failed Annotation with a typed
+Failure. Cue agents implement it directly (and ignore the clip); LLM agents implement it
+once (``agents/llm.py``) over a ``ChatBackend``, which only knows how to send a ``Prompt``
+(text, key frames, and the segment's audio/video when the agent takes them) and return a
+``ModelReply``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from emoforge.storage.records import Annotation, ErrorKind, Failure, Features, Segment, Usage
+
+if TYPE_CHECKING:
+    from emoforge.agents.clips import SegmentClip
 
 
 @runtime_checkable
@@ -21,11 +26,15 @@ class Annotator(Protocol):
     name: str
     backend: str
 
-    def annotate(self, segment: Segment, features: Features) -> Annotation:
-        """One Annotation for the segment; failures are rows, not exceptions."""
+    def annotate(self, segment: Segment, features: Features, clip: SegmentClip | None = None) -> Annotation:
+        """One Annotation for the segment; failures are rows, not exceptions.
+
+        ``clip`` carries the segment's audio/video for agents with those modalities;
+        the others ignore it.
+        """
         ...
 
-    def estimate(self, segment: Segment, features: Features) -> Usage:
+    def estimate(self, segment: Segment, features: Features, clip: SegmentClip | None = None) -> Usage:
         """Expected calls/tokens/cost of ``annotate`` without calling anything."""
         ...
 
@@ -55,8 +64,28 @@ class ImagePart:
 
 
 @dataclass(frozen=True)
+class AudioPart:
+    """The segment's sound: a 16-bit PCM mono WAV, its duration and content hash."""
+
+    wav: bytes
+    duration_s: float
+    sha256: str
+
+
+@dataclass(frozen=True)
+class VideoPart:
+    """The segment's clip: an MP4 (H.264, plus AAC when ``has_audio``), duration and hash."""
+
+    mp4: bytes
+    duration_s: float
+    sha256: str
+    frames: int = 0
+    has_audio: bool = False
+
+
+@dataclass(frozen=True)
 class Prompt:
-    """A provider-neutral request: system text, user text, images, and the output schema.
+    """A provider-neutral request: system text, user text, images, audio, video, output schema.
 
     ``messages_after`` holds follow-up turns for re-asks: (assistant text, user text) pairs.
     """
@@ -67,6 +96,8 @@ class Prompt:
     schema: dict[str, Any] = field(default_factory=dict)
     schema_name: str = "emotion_annotation"
     messages_after: tuple[tuple[str, str], ...] = ()
+    audio: AudioPart | None = None
+    video: VideoPart | None = None
 
     def with_reask(self, bad_reply: str, error: str) -> Prompt:
         """The same prompt plus the invalid reply and the validation error to fix."""
@@ -74,14 +105,7 @@ class Prompt:
             f"Your previous reply was invalid: {error}. Reply again with one JSON object that "
             "matches the schema exactly."
         )
-        return Prompt(
-            system=self.system,
-            user=self.user,
-            images=self.images,
-            schema=self.schema,
-            schema_name=self.schema_name,
-            messages_after=(*self.messages_after, (bad_reply[:2000], follow_up)),
-        )
+        return replace(self, messages_after=(*self.messages_after, (bad_reply[:2000], follow_up)))
 
 
 @dataclass
@@ -95,6 +119,7 @@ class ModelReply:
     finish_reason: str | None = None
     model: str | None = None
     raw: dict[str, Any] = field(default_factory=dict)
+    audio_input_tokens: int = 0  # part of input_tokens, where the provider reports it (priced apart)
 
 
 class ChatBackend(Protocol):

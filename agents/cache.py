@@ -1,7 +1,8 @@
 """Response cache: a rerun of the same segments makes zero provider calls.
 
 The key is a sha256 over (agent name, backend, model, base_url, prompt version + template
-hash, the rendered request content incl. image bytes, generation parameters). The agent
+hash, the rendered request content incl. image bytes and the sha256 of the segment's audio
+and video clips, generation parameters): a changed clip is a new call, the same clip a hit. The agent
 name is in it so two jurors configured alike stay two independent samples. API keys are never
 part of it, and nothing secret is written to the entries. Writers put the entry in a
 temp file in the same folder and ``os.replace`` it into place, so concurrent writers
@@ -55,6 +56,11 @@ def cache_key(
     for image in prompt.images:
         h.update(f"\x00image@{image.t_s:.3f}\x00".encode())
         h.update(image.jpeg)
+    # The clips are hashed once when cut; their hashes stand for their bytes here.
+    if prompt.audio is not None:
+        h.update(f"\x00audio/wav:{prompt.audio.sha256}".encode())
+    if prompt.video is not None:
+        h.update(f"\x00video/mp4:{prompt.video.sha256}".encode())
     return h.hexdigest()
 
 

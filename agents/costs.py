@@ -1,4 +1,10 @@
-"""Price table, usage totals per segment/agent/run, and a budget cap.
+"""Price table, token estimates, usage totals per segment/agent/run, and a budget cap.
+
+Token estimates are for dry runs and budget reservations, not billing: text at ~4
+characters a token, a key frame at OpenAI's 'low' detail cost, and the segment's clip at
+the providers' published rates (Gemini: ~32 tokens per second of audio, ~258 per video
+frame sampled at 1 fps; OpenAI audio input: ~10 tokens per second). Audio tokens can carry
+their own price (``Price.audio_input_per_mtok``), as both providers bill them apart.
 
 Before a paid call the annotator asks the ledger to ``reserve`` the call's estimated
 cost; past the cap the reservation is refused and the annotation fails with
@@ -17,6 +23,9 @@ from emoforge.storage.records import Usage
 
 CHARS_PER_TOKEN = 4.0
 IMAGE_TOKENS = 85  # OpenAI 'low' detail image; a fixed estimate for other providers too
+GEMINI_AUDIO_TOKENS_PER_S = 32.0
+GEMINI_VIDEO_TOKENS_PER_FRAME = 258  # Gemini samples video at 1 fps
+OPENAI_AUDIO_TOKENS_PER_S = 10.0  # also used for OpenAI-compatible servers (vLLM omni models)
 
 
 def estimate_tokens(text: str, n_images: int = 0) -> int:
@@ -24,8 +33,25 @@ def estimate_tokens(text: str, n_images: int = 0) -> int:
     return math.ceil(len(text) / CHARS_PER_TOKEN) + n_images * IMAGE_TOKENS
 
 
-def cost_usd(price: Price, input_tokens: int, output_tokens: int) -> float:
-    return (input_tokens * price.input_per_mtok + output_tokens * price.output_per_mtok) / 1e6
+def media_tokens(backend: str, audio_s: float = 0.0, video_s: float = 0.0) -> tuple[int, int]:
+    """(all, audio) estimated input tokens of ``audio_s`` seconds of sound and ``video_s`` of video.
+
+    Video on Gemini costs its frames at 1 fps plus its soundtrack's audio tokens; pass the
+    soundtrack's length in ``audio_s``. OpenAI chat completions take no video.
+    """
+    if backend == "gemini":
+        audio = math.ceil(audio_s * GEMINI_AUDIO_TOKENS_PER_S)
+        return audio + math.ceil(video_s) * GEMINI_VIDEO_TOKENS_PER_FRAME, audio
+    audio = math.ceil(audio_s * OPENAI_AUDIO_TOKENS_PER_S)
+    return audio, audio
+
+
+def cost_usd(price: Price, input_tokens: int, output_tokens: int, audio_input_tokens: int = 0) -> float:
+    """USD of a call; ``audio_input_tokens`` (part of ``input_tokens``) at the audio rate if set."""
+    audio = min(audio_input_tokens, input_tokens)
+    audio_rate = price.input_per_mtok if price.audio_input_per_mtok is None else price.audio_input_per_mtok
+    text = input_tokens - audio
+    return (text * price.input_per_mtok + audio * audio_rate + output_tokens * price.output_per_mtok) / 1e6
 
 
 def add_usage(a: Usage, b: Usage) -> Usage:

@@ -1,10 +1,13 @@
 """The jury: every enabled agent annotates a segment independently.
 
 ``Jury.annotate`` returns one Annotation per enabled agent (id ``{segment}-{agent}``), in
-config order, and never raises for model or provider trouble. Agents of one segment run
-concurrently; calls to one provider share a semaphore of that provider's configured
-concurrency, so parallel segments (the flow's workers) cannot exceed it either. One
-response cache, one cost ledger (budget cap) and one label normaliser are shared.
+config order, and never raises for model or provider trouble. ``clip_needs`` says which
+clip parts (audio, video) some agent takes; the caller cuts them per segment
+(``agents/clips.py``) and passes the clip on, and each agent takes what it was configured
+for. Agents of one segment run concurrently; calls to one provider share a semaphore of
+that provider's configured concurrency, so parallel segments (the flow's workers) cannot
+exceed it either. One response cache, one cost ledger (budget cap) and one label
+normaliser are shared.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from pathlib import Path
 
 from emoforge.agents.base import Annotator, ChatBackend
 from emoforge.agents.cache import ResponseCache
+from emoforge.agents.clips import SegmentClip, clip_needs
 from emoforge.agents.costs import CostLedger, add_usage
 from emoforge.agents.labels import LabelNormalizer, SentenceEmbedder
 from emoforge.configs.agents import AgentConfig, AgentsConfig
@@ -69,6 +73,7 @@ class Jury:
 
         self.config = config
         self.ctx = ctx
+        self.clip_needs = clip_needs(config)
         self.ledger = CostLedger(config.budget_usd)
         root = Path(config.cache.path) if config.cache.path else cache_dir
         self.cache = ResponseCache(root) if config.cache.enabled and root is not None else None
@@ -104,9 +109,9 @@ class Jury:
             max_workers=min(config.max_workers, max(1, len(self.agents))), thread_name_prefix="jury"
         )
 
-    def _run_one(self, agent: Annotator, segment: Segment, features: Features) -> Annotation:
+    def _run_one(self, agent: Annotator, segment: Segment, features: Features, clip: SegmentClip | None) -> Annotation:
         try:
-            annotation = agent.annotate(segment, features)
+            annotation = agent.annotate(segment, features, clip)
         except Exception as exc:  # a bug in one agent must not lose the other agents' work
             log.exception("agent %s crashed on %s", agent.name, segment.id)
             annotation = Annotation(
@@ -123,14 +128,15 @@ class Jury:
         self.ledger.record(agent.name, segment.id, annotation.usage)
         return annotation
 
-    def annotate(self, segment: Segment, features: Features) -> list[Annotation]:
-        futures = [self._pool.submit(self._run_one, a, segment, features) for a in self.agents]
+    def annotate(self, segment: Segment, features: Features, clip: SegmentClip | None = None) -> list[Annotation]:
+        futures = [self._pool.submit(self._run_one, a, segment, features, clip) for a in self.agents]
         return [f.result() for f in futures]
 
-    def estimate(self, segment: Segment, features: Features) -> Usage:
+    def estimate(self, segment: Segment, features: Features, clip: SegmentClip | None = None) -> Usage:
+        """Dry-run usage; without a clip, agents count their audio/video at the segment's length."""
         total = Usage(cached=True)
         for agent in self.agents:
-            total = add_usage(total, agent.estimate(segment, features))
+            total = add_usage(total, agent.estimate(segment, features, clip))
         return total
 
     def usage(self) -> Usage:

@@ -7,6 +7,13 @@ against the taxonomy's output model, re-asking with the validation error at most
 ``max_reasks`` times -> normalise labels and rationale -> Annotation. Final model answers
 (valid, refused, or still invalid after the re-asks) are cached, so a rerun of the same
 segments makes zero provider calls.
+
+Agents with the ``audio`` / ``video`` modality also get the segment's clip (``SegmentClip``):
+the WAV as an audio part, the MP4 as a video part (which parts: ``clips.clip_parts``). A
+clip part the segment lacks (no audio stream, no frames in the span) follows ``on_missing_media``:
+``annotate`` goes on with the other modalities, and ``modalities_seen`` and the prompt's
+modality list leave it out; ``fail`` returns a failed annotation (``no_audio`` /
+``no_video``) without a call. With nothing left to show, the failure names the missing part.
 """
 
 from __future__ import annotations
@@ -20,7 +27,8 @@ from typing import Any
 from emoforge.agents.backends.retry import RetryOutcome, RetryPolicy, call_with_retry
 from emoforge.agents.base import AnnotatorError, ChatBackend, ModelReply, Prompt
 from emoforge.agents.cache import ResponseCache, cache_key
-from emoforge.agents.costs import BudgetExceeded, CostLedger, cost_usd, estimate_tokens
+from emoforge.agents.clips import ClipParts, SegmentClip, clip_parts
+from emoforge.agents.costs import BudgetExceeded, CostLedger, cost_usd, estimate_tokens, media_tokens
 from emoforge.agents.labels import LabelNormalizer
 from emoforge.agents.prompts import evidence_data, load_template, render
 from emoforge.agents.rationale import normalise_steps
@@ -86,18 +94,23 @@ class LLMAnnotator:
 
     # ------------------------------------------------------------------ helpers
 
-    def _prompt(self, segment: Segment, features: Features) -> Prompt:
+    def _prompt(self, segment: Segment, features: Features, parts: ClipParts | None = None) -> Prompt:
+        parts = parts or ClipParts()
         labels = list(self.taxonomy.labels)
         if self.taxonomy.open_vocabulary:
             labels.append("or one other emotion word if none of these fits")
+        missing = parts.missing_modalities
+        given: list[str] = [m for m in self.config.modalities if m not in missing]
         return render(
             self.template,
             segment,
             features,
-            list(self.config.modalities),
+            given,
             labels,
             self.config.max_keyframes,
             self.schema,
+            audio=parts.audio,
+            video=parts.video,
         )
 
     def _key(self, prompt: Prompt) -> str:
@@ -117,19 +130,27 @@ class LLMAnnotator:
             },
         )
 
-    def _estimate_call(self, prompt: Prompt) -> tuple[int, int, float]:
+    def _estimate_call(self, prompt: Prompt, audio_s: float = 0.0, video_s: float = 0.0) -> tuple[int, int, float]:
+        """(input, output tokens, USD) of one call; ``audio_s``/``video_s`` add clip seconds
+        not in the prompt (a dry run has no clip yet)."""
         text = prompt.system + prompt.user + str(prompt.schema)
         text += "".join(a + b for a, b in prompt.messages_after)
-        tokens_in = estimate_tokens(text, len(prompt.images))
+        if prompt.audio is not None:
+            audio_s += prompt.audio.duration_s
+        if prompt.video is not None:
+            video_s += prompt.video.duration_s
+            audio_s += prompt.video.duration_s if prompt.video.has_audio else 0.0
+        media, audio = media_tokens(self.backend, audio_s, video_s)
+        tokens_in = estimate_tokens(text, len(prompt.images)) + media
         tokens_out = self.config.max_output_tokens  # upper bound: the cap must hold
-        return tokens_in, tokens_out, cost_usd(self.config.price, tokens_in, tokens_out)
+        return tokens_in, tokens_out, cost_usd(self.config.price, tokens_in, tokens_out, audio)
 
-    def _seen(self, features: Features, prompt: Prompt) -> list[str]:
+    def _seen(self, features: Features, prompt: Prompt, parts: ClipParts) -> list[str]:
         data = evidence_data(features, list(self.config.modalities))
         seen = [m if m != "transcript" else "text" for m, v in data.items() if not isinstance(v, str)]
         if prompt.images:
             seen.append("visual")
-        return seen
+        return seen + parts.seen
 
     def _failed(self, segment: Segment, kind: ErrorKind, message: str, usage: Usage, **extra: Any) -> Annotation:
         return Annotation(
@@ -147,16 +168,26 @@ class LLMAnnotator:
 
     # ------------------------------------------------------------------ protocol
 
-    def estimate(self, segment: Segment, features: Features) -> Usage:
-        prompt = self._prompt(segment, features)
+    def estimate(self, segment: Segment, features: Features, clip: SegmentClip | None = None) -> Usage:
+        """Without a clip (a dry run cuts none) the clip modalities are counted at the segment's length."""
+        parts = clip_parts(list(self.config.modalities), self.backend, clip) if clip is not None else ClipParts()
+        prompt = self._prompt(segment, features, parts)
         if self.cache is not None and self.cache.get(self._key(prompt)) is not None:
             return Usage(cached=True)
-        tokens_in, tokens_out, cost = self._estimate_call(prompt)
+        audio_s = video_s = 0.0
+        if clip is None:
+            video_s = segment.duration_s if "video" in self.config.modalities else 0.0
+            audio_s = segment.duration_s if "audio" in self.config.modalities or video_s else 0.0
+        tokens_in, tokens_out, cost = self._estimate_call(prompt, audio_s, video_s)
         return Usage(input_tokens=tokens_in, output_tokens=tokens_out, cost_usd=cost, calls=1, attempts=1)
 
-    def annotate(self, segment: Segment, features: Features) -> Annotation:
-        prompt = self._prompt(segment, features)
-        seen = self._seen(features, prompt)
+    def annotate(self, segment: Segment, features: Features, clip: SegmentClip | None = None) -> Annotation:
+        parts = clip_parts(list(self.config.modalities), self.backend, clip)
+        prompt = self._prompt(segment, features, parts)
+        seen = self._seen(features, prompt, parts)
+        if parts.missing and (self.config.on_missing_media == "fail" or not seen):
+            kind = parts.missing[0][0]
+            return self._failed(segment, kind, "; ".join(m for _, m in parts.missing), Usage(), modalities_seen=seen)
         if not seen:
             return self._failed(
                 segment,
@@ -204,7 +235,7 @@ class LLMAnnotator:
             usage.latency_s += time.perf_counter() - started
             usage.calls += outcome.attempts
             usage.attempts += outcome.attempts
-        actual = cost_usd(self.config.price, reply.input_tokens, reply.output_tokens)
+        actual = cost_usd(self.config.price, reply.input_tokens, reply.output_tokens, reply.audio_input_tokens)
         self.ledger.settle(estimate, actual)
         usage.input_tokens += reply.input_tokens
         usage.output_tokens += reply.output_tokens

@@ -1,4 +1,5 @@
-"""Stage 3 config: the jury of annotator agents, taxonomy, cache and budget."""
+"""Stage 3 config: the jury of annotator agents (what each is shown, including the segment's
+audio/video clip where its backend takes one), taxonomy, clip encoding, cache and budget."""
 
 from typing import Literal
 
@@ -9,7 +10,19 @@ from emoforge.configs.base import Section
 Backend = Literal["face_cues", "voice_cues", "text_cues", "openai", "openai_compatible", "gemini", "transformers"]
 
 
-AgentModality = Literal["face", "voice", "text", "visual"]
+AgentModality = Literal["face", "voice", "text", "visual", "audio", "video"]
+
+_CUE_BACKENDS = ("face_cues", "voice_cues", "text_cues")
+# Which LLM backends can be sent the segment's clip: OpenAI's chat completions (and servers
+# speaking it, e.g. vLLM serving an omni model) take an ``input_audio`` part but no video;
+# Gemini takes both, inline or through its File API. The transformers backend has no audio
+# or video processor wiring, so it refuses them instead of silently sending text only.
+CLIP_MODALITIES: dict[str, frozenset[str]] = {
+    "openai": frozenset({"audio"}),
+    "openai_compatible": frozenset({"audio"}),
+    "gemini": frozenset({"audio", "video"}),
+    "transformers": frozenset(),
+}
 
 
 def _default_modalities() -> list[AgentModality]:
@@ -19,6 +32,9 @@ def _default_modalities() -> list[AgentModality]:
 class Price(Section):
     input_per_mtok: float = Field(0.0, ge=0, description="USD per million input tokens.")
     output_per_mtok: float = Field(0.0, ge=0, description="USD per million output tokens.")
+    audio_input_per_mtok: float | None = Field(
+        None, ge=0, description="USD per million input audio tokens, where billed apart; null = input_per_mtok."
+    )
 
 
 class AgentConfig(Section):
@@ -32,7 +48,11 @@ class AgentConfig(Section):
     max_output_tokens: int = Field(512, ge=16)
     modalities: list[AgentModality] = Field(
         default_factory=_default_modalities,
-        description="Modalities the agent is shown; 'visual' sends key frames as images.",
+        description=(
+            "Modalities the agent is shown: face/voice/text as extracted features, 'visual' as key "
+            "frames (images), 'audio' as the segment's sound (16 kHz mono WAV; openai, openai_compatible, "
+            "gemini), 'video' as the segment's clip (MP4 of the sampled frames with the soundtrack; gemini)."
+        ),
     )
     max_keyframes: int = Field(3, ge=0)
     timeout_s: float = Field(60.0, gt=0)
@@ -49,6 +69,23 @@ class AgentConfig(Section):
             "json_object_schema for openai_compatible."
         ),
     )
+    on_missing_media: Literal["annotate", "fail"] = Field(
+        "annotate",
+        description=(
+            "When the segment has no audio (or no video) the agent asked for: annotate with the other "
+            "modalities (modalities_seen then lacks it), or fail the annotation (no_audio / no_video)."
+        ),
+    )
+    inline_media_max_mb: float = Field(
+        20.0,
+        gt=0,
+        description="gemini: send audio/video inline while the request stays under this many MB; "
+        "larger requests upload the clips with the File API (and delete them after the call).",
+    )
+    upload_timeout_s: float = Field(
+        300.0, gt=0, description="gemini: wait this long for an uploaded clip to become ACTIVE."
+    )
+    upload_poll_s: float = Field(2.0, gt=0, description="gemini: interval between File API state checks.")
     device: str = Field("cpu", description="Torch device for the transformers backend (cpu, cuda, auto).")
     price: Price = Price()
     enabled: bool = True
@@ -60,6 +97,20 @@ class AgentConfig(Section):
             raise ValueError(f"agent {self.name!r}: backend {self.backend!r} needs 'model'")
         if self.backend == "openai_compatible" and not self.base_url:
             raise ValueError(f"agent {self.name!r}: backend 'openai_compatible' needs 'base_url'")
+        return self
+
+    @model_validator(mode="after")
+    def _media_supported(self) -> "AgentConfig":
+        if self.backend in _CUE_BACKENDS:
+            return self  # cue agents read extracted features only; clip modalities do not apply
+        supported = CLIP_MODALITIES.get(self.backend, frozenset())
+        for modality in ("audio", "video"):
+            if modality in self.modalities and modality not in supported:
+                backends = sorted(b for b, m in CLIP_MODALITIES.items() if modality in m)
+                raise ValueError(
+                    f"agent {self.name!r}: modality {modality!r} is not supported by backend "
+                    f"{self.backend!r} (supported by: {', '.join(backends)})"
+                )
         return self
 
 
@@ -80,6 +131,13 @@ class CacheConfig(Section):
     path: str | None = Field(None, description="Cache dir; null = <out>/.cache/responses.")
 
 
+class ClipConfig(Section):
+    """How a segment's clip is encoded for agents with the 'audio' or 'video' modality."""
+
+    video_crf: int = Field(28, ge=0, le=51, description="libx264 constant rate factor of the MP4 (lower = better).")
+    audio_bitrate_kbps: int = Field(64, ge=16, description="AAC bitrate of the MP4's soundtrack.")
+
+
 class AgentsConfig(Section):
     jury: list[AgentConfig] = Field(
         default_factory=lambda: [
@@ -91,6 +149,7 @@ class AgentsConfig(Section):
     )
     taxonomy: TaxonomyConfig = TaxonomyConfig()
     cache: CacheConfig = CacheConfig()
+    clips: ClipConfig = ClipConfig()
     budget_usd: float | None = Field(None, ge=0, description="Stop new paid calls past this.")
     max_workers: int = Field(4, ge=1, description="Agents run concurrently per segment (threads).")
 

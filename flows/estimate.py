@@ -1,7 +1,9 @@
 """``--dry-run``: count segments and estimate provider calls, tokens and cost, writing nothing.
 
-Only the cheap front end runs (probe, decode, segment); features are not extracted, so
-prompt sizes are estimated from empty features plus the segment's instruction.
+Only the cheap front end runs (probe, decode, segment); features are not extracted and no
+clips are cut, so prompt sizes are estimated from empty features plus the segment's
+instruction, and an agent's audio/video from the segment's length at the providers' token
+rates (``agents/costs.py``).
 """
 
 from __future__ import annotations

@@ -8,16 +8,19 @@ dropped. Prefect retries a task only for causes known to be transient.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import threading
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from emoforge.agents.clips import ClipCutter, clip_needs
 from emoforge.configs import PipelineConfig
 from emoforge.configs.run import RunConfig
 from emoforge.flows.runners import provider_slots
@@ -36,36 +39,54 @@ from emoforge.storage.shards import CorpusState
 
 log = logging.getLogger(__name__)
 
-# (stage class, config reprs) -> {owning thread id: instance}
-_STAGES: dict[tuple[Any, ...], dict[int, Any]] = {}
+# (stage class, config reprs) -> instances not leased right now
+_FREE: dict[tuple[Any, ...], list[Any]] = {}
 _STAGES_LOCK = threading.Lock()
 _BUILDS: Counter[str] = Counter()
+_HELD = threading.local()
 
 
 def stage(cls: type, *args: Any) -> Any:
-    """One instance per (stage class, config, thread): models load once per worker thread.
+    """A stage instance leased to the calling task: models load once per worker, not per run.
 
-    Owned by a thread because the vision and ASR runtimes are not safe to share between
-    threads. An instance whose thread has ended passes to the next thread that asks, so a
-    long-lived process (Dask worker, notebook, benchmark) keeps its models across runs
-    although each run's thread pool starts new threads.
+    An instance serves one task at a time, because the vision and ASR runtimes are not safe
+    to share between threads; the task's ``released`` wrapper hands it back when the task
+    ends, and the next task with the same stage and config (any thread, any later run)
+    takes it. So a process builds as many instances of a stage as tasks ran it at once,
+    and a long-lived process (Dask worker, ``serve``, notebook, benchmark) keeps them.
     """
     key = (cls, *(repr(_reusable(a)) for a in args))
-    me = threading.get_ident()
+    held: dict[tuple[Any, ...], Any] = _HELD.__dict__.setdefault("leases", {})
+    if key in held:
+        return held[key]
     with _STAGES_LOCK:
-        owners = _STAGES.setdefault(key, {})
-        inst = owners.get(me)
-        if inst is not None:
-            return inst
-        alive = {t.ident for t in threading.enumerate()}
-        orphan = next((tid for tid in owners if tid not in alive), None)
-        if orphan is not None:
-            inst = owners.pop(orphan)
-        else:
-            inst = cls(*args)
+        free = _FREE.setdefault(key, [])
+        inst = free.pop() if free else None
+    if inst is None:
+        inst = cls(*args)
+        with _STAGES_LOCK:
             _BUILDS[cls.__name__] += 1
-        owners[me] = inst
-        return inst
+    held[key] = inst
+    return inst
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def released(fn: F) -> F:
+    """Hand the stage instances a task leased back when it ends (however it ends)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            held: dict[tuple[Any, ...], Any] = _HELD.__dict__.pop("leases", {})
+            with _STAGES_LOCK:
+                for key, inst in held.items():
+                    _FREE.setdefault(key, []).append(inst)
+
+    return wrapper  # type: ignore[return-value]
 
 
 def _reusable(arg: Any) -> Any:
@@ -107,17 +128,27 @@ TASK_OPTS: dict[str, Any] = {
 
 
 @task(name="probe-media", **TASK_OPTS)
+@released
 def probe_media(work: RecordingWork, config: PipelineConfig) -> RecordingWork:
     prober = MediaProber(config.sampling.media)
     try:
-        work.recording = prober.probe(work.item.uri, source=work.item.source, speaker_hint=work.item.speaker)
+        item = work.item
+        work.recording = prober.probe(
+            item.uri, source=item.source, speaker_hint=item.speaker, known_hash=item.known_hash
+        )
     except OSError as exc:
         # Unreadable path: no content hash exists, so the id hashes the URI instead.
         pseudo = hashlib.sha256(work.item.uri.encode()).hexdigest()
         failure = Failure(stage="probe", kind=ErrorKind.invalid_input, message=f"{type(exc).__name__}: {exc}")
         work.recording = Recording(
-            id=recording_id_for(work.item.uri, pseudo), uri=work.item.uri, sha256=pseudo, size_bytes=0,
-            source=work.item.source, speaker_hint=work.item.speaker, status=Status.failed, failure=failure,
+            id=recording_id_for(work.item.uri, pseudo),
+            uri=work.item.uri,
+            sha256=pseudo,
+            size_bytes=0,
+            source=work.item.source,
+            speaker_hint=work.item.speaker,
+            status=Status.failed,
+            failure=failure,
         )
     if work.recording.status == Status.failed:
         work.failure = work.recording.failure
@@ -125,6 +156,7 @@ def probe_media(work: RecordingWork, config: PipelineConfig) -> RecordingWork:
 
 
 @task(name="sample-segments", **TASK_OPTS)
+@released
 def sample_segments(
     work: RecordingWork, config: PipelineConfig, state: CorpusState, retry: RetryPolicy
 ) -> RecordingWork:
@@ -159,6 +191,7 @@ def sample_segments(
 
 
 @task(name="extract-features", **TASK_OPTS)
+@released
 def extract_features(work: RecordingWork, config: PipelineConfig, ctx: RunContext) -> RecordingWork:
     """Stage 2: ASR, speakers, prosody, faces, AUs, key frames on one timeline."""
     from emoforge.preprocess.extractor import FeatureExtractor
@@ -175,28 +208,39 @@ def extract_features(work: RecordingWork, config: PipelineConfig, ctx: RunContex
             ]
     except Exception as exc:
         return _fail(work, "features", exc)
-    work.release_media()
+    if not clip_needs(config.agents).any:
+        work.release_media()  # else kept: annotation cuts each segment's audio/video clip from it
     return work
 
 
 @task(name="annotate-segments", **TASK_OPTS)
+@released
 def annotate_segments(work: RecordingWork, config: PipelineConfig, ctx: RunContext, cache_dir: str) -> RecordingWork:
-    """Stage 3: every agent of the jury labels every segment."""
+    """Stage 3: every agent of the jury labels every segment (with its clip, for agents that take one)."""
     from emoforge.agents.jury import Jury
 
     if not work.active:
+        work.release_media()
         return work
     try:
         jury = stage(Jury, config.agents, ctx, Path(cache_dir))
+        media, needs = work.media, jury.clip_needs
+        cutter = stage(ClipCutter, config.agents.clips, config.sampling.media) if needs.any and media else None
         # Provider slots are global (Prefect server side): runs in parallel share them.
         with provider_slots(config.agents, config.run):
-            work.annotations = [jury.annotate(s, f) for s, f in zip(work.segments, work.features, strict=True)]
+            work.annotations = [
+                jury.annotate(s, f, cutter.cut(media, s, needs) if cutter and media else None)
+                for s, f in zip(work.segments, work.features, strict=True)
+            ]
     except Exception as exc:
         return _fail(work, "annotate", exc)
+    finally:
+        work.release_media()  # one clip at a time was cut from it; nothing later needs it
     return work
 
 
 @task(name="judge-annotations", **TASK_OPTS)
+@released
 def judge_annotations(work: RecordingWork, config: PipelineConfig, ctx: RunContext) -> RecordingWork:
     """Stage 4: S_rec, S_reason, S_cot and S_final for every annotation."""
     from emoforge.agents.judge import Judge
@@ -214,6 +258,7 @@ def judge_annotations(work: RecordingWork, config: PipelineConfig, ctx: RunConte
 
 
 @task(name="aggregate-votes", **TASK_OPTS)
+@released
 def aggregate_votes(work: RecordingWork, config: PipelineConfig, ctx: RunContext) -> RecordingWork:
     """Stage 5: consensus label, confidence and review flags per segment."""
     from emoforge.agents.consensus import ConsensusBuilder

@@ -1,4 +1,13 @@
-"""Gemini through ``google-genai``: key frames inline as JPEG parts, schema via response_json_schema.
+"""Gemini through ``google-genai``: key frames, audio and video as parts, schema via response_json_schema.
+
+Key frames go inline as JPEG parts. The segment's clip (``audio``: WAV, ``video``: MP4 with
+its soundtrack) goes inline too (``Part.from_bytes``) while the whole request, base64
+included, stays under ``inline_media_max_mb`` (Gemini's inline limit is ~20 MB); a larger
+one uploads the clips with the File API (resumable upload, then ``files.get`` until the
+file is ACTIVE), refers to them by URI (``Part.from_uri``) and deletes them after the call,
+best effort. Each call owns its uploads, so a retried or re-asked call uploads again: no
+file outlives the call that used it. An upload that ends FAILED is ``unsupported_media``
+(final); one still processing after ``upload_timeout_s`` is a ``timeout`` (retried).
 
 Structured output uses Gemini's native JSON mode (``response_mime_type=application/json``
 with ``response_json_schema``). A blocked prompt (``prompt_feedback.block_reason``) or a
@@ -8,12 +17,22 @@ retries are switched off (one attempt) so ``call_with_retry`` owns retry and bac
 
 from __future__ import annotations
 
+import io
+import json
+import logging
+import math
 import os
+import time
 from typing import Any
 
 from emoforge.agents.base import AnnotatorError, ModelReply, Prompt
 from emoforge.configs.agents import AgentConfig
 from emoforge.storage.records import ErrorKind
+
+log = logging.getLogger(__name__)
+
+AUDIO_MIME = "audio/wav"
+VIDEO_MIME = "video/mp4"
 
 REFUSAL_FINISH = frozenset(
     {
@@ -53,14 +72,44 @@ class GeminiBackend:
             self._client = genai.Client(api_key=key, http_options=http)
         return self._client
 
-    def request(self, prompt: Prompt, max_output_tokens: int, temperature: float) -> dict[str, Any]:
-        """Keyword arguments of ``client.models.generate_content`` (typed SDK objects)."""
+    def inline_bytes(self, prompt: Prompt) -> int:
+        """Approximate size of the request with every part inline (base64 grows bytes by 4/3)."""
+        raw = sum(len(i.jpeg) for i in prompt.images)
+        raw += len(prompt.audio.wav) if prompt.audio is not None else 0
+        raw += len(prompt.video.mp4) if prompt.video is not None else 0
+        text = len(prompt.system) + len(prompt.user) + len(json.dumps(prompt.schema))
+        text += sum(len(a) + len(b) for a, b in prompt.messages_after)
+        return math.ceil(raw * 4 / 3) + text
+
+    def request(
+        self, prompt: Prompt, max_output_tokens: int, temperature: float, uploaded: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Keyword arguments of ``client.models.generate_content`` (typed SDK objects).
+
+        ``uploaded`` maps a clip's mime type to its File API file; clips not in it go inline.
+        """
         from google.genai import types
+
+        uploaded = uploaded or {}
+
+        def media(data: bytes, mime: str) -> Any:
+            file = uploaded.get(mime)
+            if file is not None:
+                return types.Part.from_uri(file_uri=file.uri, mime_type=mime)
+            return types.Part.from_bytes(data=data, mime_type=mime)
 
         parts = [types.Part.from_text(text=prompt.user)]
         for image in prompt.images:
             parts.append(types.Part.from_text(text=f"Key frame at t={image.t_s:.2f} s:"))
             parts.append(types.Part.from_bytes(data=image.jpeg, mime_type="image/jpeg"))
+        if prompt.audio is not None:
+            parts.append(types.Part.from_text(text=f"Audio of the segment ({prompt.audio.duration_s:.2f} s):"))
+            parts.append(media(prompt.audio.wav, AUDIO_MIME))
+        if prompt.video is not None:
+            sound = "with its soundtrack" if prompt.video.has_audio else "no sound"
+            label = f"Video of the segment ({prompt.video.duration_s:.2f} s, {prompt.video.frames} frames, {sound}):"
+            parts.append(types.Part.from_text(text=label))
+            parts.append(media(prompt.video.mp4, VIDEO_MIME))
         contents = [types.Content(role="user", parts=parts)]
         for assistant, follow_up in prompt.messages_after:
             contents.append(types.Content(role="model", parts=[types.Part.from_text(text=assistant)]))
@@ -78,15 +127,59 @@ class GeminiBackend:
         import httpx
         from google.genai import errors
 
+        uploaded: dict[str, Any] = {}
         try:
-            resp = self.client().models.generate_content(**self.request(prompt, max_output_tokens, temperature))
+            if self.inline_bytes(prompt) > self.config.inline_media_max_mb * 1_000_000:
+                if prompt.audio is not None:
+                    self._upload(prompt.audio.wav, AUDIO_MIME, uploaded)
+                if prompt.video is not None:
+                    self._upload(prompt.video.mp4, VIDEO_MIME, uploaded)
+            request = self.request(prompt, max_output_tokens, temperature, uploaded)
+            resp = self.client().models.generate_content(**request)
         except errors.APIError as exc:
             raise map_gemini_error(exc) from exc
         except httpx.TimeoutException as exc:
             raise AnnotatorError(ErrorKind.timeout, "request timed out") from exc
         except httpx.TransportError as exc:
             raise AnnotatorError(ErrorKind.provider_error, f"connection error: {type(exc).__name__}") from exc
+        finally:
+            self._delete(uploaded)
         return parse_response(resp)
+
+    def _upload(self, data: bytes, mime: str, uploaded: dict[str, Any]) -> None:
+        """Upload one clip and wait until it is ACTIVE; it joins ``uploaded`` at once, so it is
+        deleted even when processing fails or times out."""
+        from google.genai import types
+
+        client = self.client()
+        try:
+            file = client.files.upload(file=io.BytesIO(data), config=types.UploadFileConfig(mime_type=mime))
+        except (KeyError, ValueError) as exc:  # the SDK's "no upload URL" / "upload not finalized"
+            raise AnnotatorError(ErrorKind.provider_error, f"upload of {mime} failed: {exc}") from exc
+        uploaded[mime] = file
+        deadline = time.monotonic() + self.config.upload_timeout_s
+        while _name(file.state) != "ACTIVE":
+            if _name(file.state) == "FAILED":
+                reason = getattr(file.error, "message", None) or "no reason given"
+                raise AnnotatorError(ErrorKind.unsupported_media, f"uploaded {mime} failed processing: {reason}")
+            if time.monotonic() >= deadline:
+                raise AnnotatorError(
+                    ErrorKind.timeout, f"uploaded {mime} not ACTIVE after {self.config.upload_timeout_s:.0f} s"
+                )
+            time.sleep(self.config.upload_poll_s)
+            file = client.files.get(name=file.name)
+            uploaded[mime] = file
+
+    def _delete(self, uploaded: dict[str, Any]) -> None:
+        """Best effort: a file left behind expires on Google's side after 48 hours anyway."""
+        import httpx
+        from google.genai import errors
+
+        for file in uploaded.values():
+            try:
+                self.client().files.delete(name=file.name)
+            except (errors.APIError, httpx.HTTPError, AnnotatorError) as exc:
+                log.warning("could not delete uploaded file %s: %s", file.name, exc)
 
     def close(self) -> None:
         if self._client is not None:
@@ -102,12 +195,15 @@ def parse_response(resp: Any) -> ModelReply:
     usage = getattr(resp, "usage_metadata", None)
     tokens_in = int(getattr(usage, "prompt_token_count", 0) or 0)
     tokens_out = int(getattr(usage, "candidates_token_count", 0) or 0)
+    details = getattr(usage, "prompt_tokens_details", None) or []
+    audio_in = sum(int(d.token_count or 0) for d in details if _name(getattr(d, "modality", None)) == "AUDIO")
     feedback = getattr(resp, "prompt_feedback", None)
     if feedback is not None and getattr(feedback, "block_reason", None):
         return ModelReply(
             text="",
             input_tokens=tokens_in,
             output_tokens=tokens_out,
+            audio_input_tokens=audio_in,
             refusal=f"prompt blocked: {_name(feedback.block_reason)}",
         )
     if not resp.candidates:
@@ -120,6 +216,7 @@ def parse_response(resp: Any) -> ModelReply:
         text=text,
         input_tokens=tokens_in,
         output_tokens=tokens_out,
+        audio_input_tokens=audio_in,
         refusal=f"finish_reason {finish}" if finish in REFUSAL_FINISH else None,
         finish_reason=finish or None,
         model=getattr(resp, "model_version", None),

@@ -1,7 +1,9 @@
 """OpenAI chat completions backend (also any server speaking the same API via ``base_url``).
 
-Key frames go as ``image_url`` data URLs, transcript and feature summaries as text, the
-output schema through the provider's native structured-output mechanism:
+Key frames go as ``image_url`` data URLs, the segment's sound (``audio`` modality) as an
+``input_audio`` part (base64 WAV; audio-capable models such as gpt-4o-audio-preview, or an
+OpenAI-compatible server with an omni model, e.g. vLLM), transcript and feature summaries
+as text, the output schema through the provider's native structured-output mechanism:
 ``json_schema`` (OpenAI strict mode) or ``json_object`` + ``schema`` (llama.cpp server,
 which rejects ``json_schema``). The SDK's own retries are off: ``call_with_retry`` owns
 them, so attempts and waits are counted in one place.
@@ -72,13 +74,21 @@ class OpenAIBackend:
         return self._client
 
     def messages(self, prompt: Prompt) -> list[dict[str, Any]]:
+        if prompt.video is not None:
+            # AgentConfig refuses 'video' for this backend; a hand-built prompt still fails typed.
+            raise AnnotatorError(ErrorKind.invalid_input, f"{self.name} chat completions take no video input")
         user: Any = prompt.user
-        if prompt.images:
+        if prompt.images or prompt.audio is not None:
             parts: list[dict[str, Any]] = [{"type": "text", "text": prompt.user}]
             for image in prompt.images:
                 parts.append({"type": "text", "text": f"Key frame at t={image.t_s:.2f} s:"})
                 url = "data:image/jpeg;base64," + base64.b64encode(image.jpeg).decode("ascii")
                 parts.append({"type": "image_url", "image_url": {"url": url, "detail": "low"}})
+            if prompt.audio is not None:
+                label = f"Audio of the segment ({prompt.audio.duration_s:.2f} s, mono WAV):"
+                data = base64.b64encode(prompt.audio.wav).decode("ascii")
+                parts.append({"type": "text", "text": label})
+                parts.append({"type": "input_audio", "input_audio": {"data": data, "format": "wav"}})
             user = parts
         msgs: list[dict[str, Any]] = [
             {"role": "system", "content": prompt.system},
@@ -134,6 +144,7 @@ def parse_completion(resp: Any) -> ModelReply:
     choice = resp.choices[0]
     message = choice.message
     usage = getattr(resp, "usage", None)
+    details = getattr(usage, "prompt_tokens_details", None)
     refusal = getattr(message, "refusal", None)
     if not refusal and choice.finish_reason == "content_filter":
         refusal = "provider content filter"
@@ -141,6 +152,7 @@ def parse_completion(resp: Any) -> ModelReply:
         text=message.content or "",
         input_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
         output_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
+        audio_input_tokens=int(getattr(details, "audio_tokens", 0) or 0),
         refusal=refusal,
         finish_reason=choice.finish_reason,
         model=getattr(resp, "model", None),

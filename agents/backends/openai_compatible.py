@@ -3,6 +3,9 @@
 Same wire protocol as ``OpenAIBackend``; the default structured-output mechanism is
 llama.cpp's ``{"type": "json_object", "schema": ...}`` because llama.cpp rejects OpenAI's
 ``json_schema``. vLLM accepts ``json_schema`` too: set ``response_format: json_schema``.
+An agent with the ``audio`` modality sends the segment's WAV as the same ``input_audio``
+content part as OpenAI; whether a server takes it depends on the server and the model
+(vLLM serving an omni / audio-language model does).
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """Shared shape of the offline cue agents: scores over the basic emotions -> Annotation.
 
-A cue agent implements ``read(segment, features) -> CueReading`` and raises
+A cue agent implements ``read(segment, features) -> CueReading`` (it reads extracted
+features only; a segment clip passed to ``annotate`` is ignored) and raises
 ``AnnotatorError`` (no_face, no_speech, invalid_input) when its modality is missing;
 ``CueAnnotator.annotate`` turns either into an Annotation. Scores over the basic
 emotions are restricted to the configured taxonomy (through the synonym table), and the
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from emoforge.agents.base import AnnotatorError
 from emoforge.agents.labels import SYNONYMS
@@ -30,6 +32,9 @@ from emoforge.storage.records import (
     Status,
     Usage,
 )
+
+if TYPE_CHECKING:
+    from emoforge.agents.clips import SegmentClip
 
 BASIC = ("neutral", "happy", "sad", "angry", "fearful", "disgusted", "surprised")
 
@@ -92,7 +97,7 @@ class CueAnnotator:
                 out[target] = max(out.get(target, float("-inf")), value)
         return out
 
-    def annotate(self, segment: Segment, features: Features) -> Annotation:
+    def annotate(self, segment: Segment, features: Features, clip: SegmentClip | None = None) -> Annotation:
         provenance = self.ctx.provenance("annotate", self.model_id, self.version)
         base = {
             "id": f"{segment.id}-{self.name}",
@@ -137,7 +142,7 @@ class CueAnnotator:
             usage=Usage(),
         )
 
-    def estimate(self, segment: Segment, features: Features) -> Usage:
+    def estimate(self, segment: Segment, features: Features, clip: SegmentClip | None = None) -> Usage:
         return Usage()  # offline: no calls, no tokens, no cost
 
     def close(self) -> None:

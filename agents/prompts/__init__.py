@@ -5,7 +5,9 @@ the wording means a new folder, so cached answers and stored provenance stay tru
 Transcript and on-screen text are DATA: they are serialised as one JSON object inside
 ``<data>`` .. ``</data>`` with ``<`` and ``>`` escaped, so nothing a speaker says can
 close the data block or pose as an instruction; the output schema is sent through the
-provider's structured-output parameter, never through text the data could reach.
+provider's structured-output parameter, never through text the data could reach. The
+segment's audio/video, when the agent takes them, ride along as media parts; the
+template's ``$modalities`` then lists them (and leaves out a clip modality that is missing).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from importlib import resources
 from string import Template
 from typing import Any
 
-from emoforge.agents.base import ImagePart, Prompt
+from emoforge.agents.base import AudioPart, ImagePart, Prompt, VideoPart
 from emoforge.agents.schemas import MAX_STEPS
 from emoforge.storage.records import Features, Segment
 
@@ -105,8 +107,13 @@ def render(
     labels: list[str],
     max_keyframes: int,
     schema: dict[str, Any],
+    audio: AudioPart | None = None,
+    video: VideoPart | None = None,
 ) -> Prompt:
-    """Fill a template for one segment; key frames are attached only for 'visual'."""
+    """Fill a template for one segment; key frames are attached only for 'visual'.
+
+    ``modalities`` are those the agent is given: its configured ones less a missing clip part.
+    """
     images: tuple[ImagePart, ...] = ()
     if "visual" in modalities and max_keyframes > 0:
         images = tuple(ImagePart(jpeg=k.jpeg, t_s=k.t_s) for k in features.keyframes if k.jpeg)[:max_keyframes]
@@ -120,4 +127,4 @@ def render(
         n_images=len(images),
         data=_escape(evidence_data(features, modalities)),
     )
-    return Prompt(system=system, user=user, images=images, schema=schema)
+    return Prompt(system=system, user=user, images=images, schema=schema, audio=audio, video=video)

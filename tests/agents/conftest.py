@@ -1,23 +1,31 @@
-"""Fixtures for the agent tests: run context, segment/feature builders, a real llama.cpp server."""
+"""Fixtures for the agent tests: run context, segment/feature/media builders, a real llama.cpp
+server, and the scripted Gemini API."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from emoforge.agents.clips import ClipCutter, ClipNeeds, SegmentClip
 from emoforge.agents.labels import SentenceEmbedder
+from emoforge.configs.agents import ClipConfig
+from emoforge.configs.sampling import MediaConfig
+from emoforge.preprocess.media import FrameStore, Media
 from emoforge.storage.records import (
     AUFrame,
     Evidence,
     FaceObservation,
     Features,
     Prosody,
+    Recording,
     RunContext,
     Segment,
     Transcript,
 )
+from tests.agents.gemini_server import GeminiFake
 from tests.llm_server import LlamaServer, start_llama_server
 
 
@@ -81,6 +89,35 @@ def make_features(
     )
 
 
+def make_media(
+    duration_s: float = 6.0, audio: bool = True, video: bool = True, fps: float = 2.0, video_end_s: float | None = None
+) -> Media:
+    """Decoded media made in the test: a 440 Hz tone at 16 kHz, and frames at ``fps`` whose grey
+    level is ``20 * (index % 12)`` (so a test can tell which stored frame a clip shows)."""
+    import cv2
+
+    rec = Recording(id="clip-abc", uri="generated.mp4", sha256="0" * 64, size_bytes=0, duration_s=duration_s)
+    media = Media(recording=rec, sample_rate=16000)
+    if audio:
+        t = np.arange(round(duration_s * 16000)) / 16000
+        media.audio = (0.5 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+    if video:
+        end = duration_s if video_end_s is None else video_end_s
+        times = np.arange(0.0, end, 1 / fps)
+        jpegs = []
+        for i in range(len(times)):
+            img = np.full((120, 160, 3), 20 * (i % 12), np.uint8)
+            jpegs.append(cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 95])[1].tobytes())
+        media.frames = FrameStore(times=times, jpegs=jpegs, width=160, height=120)
+    return media
+
+
+def make_clip(segment: Segment, media: Media | None = None, audio: bool = True, video: bool = True) -> SegmentClip:
+    """The segment's clip cut by the real ClipCutter from ``media`` (default: ``make_media()``)."""
+    cutter = ClipCutter(ClipConfig(), MediaConfig(frame_fps=2.0))
+    return cutter.cut(media if media is not None else make_media(), segment, ClipNeeds(audio=audio, video=video))
+
+
 @pytest.fixture(scope="session")
 def embedder() -> SentenceEmbedder:
     """The packaged all-MiniLM-L6-v2, loaded once per session."""
@@ -102,3 +139,12 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LlamaServ
 @pytest.fixture()
 def cache_dir(tmp_path: Path) -> Path:
     return tmp_path / "responses"
+
+
+@pytest.fixture()
+def gemini(monkeypatch: pytest.MonkeyPatch) -> Iterator[GeminiFake]:
+    """The scripted Gemini API on 127.0.0.1 (``tests/agents/gemini_server.py``), with a key set."""
+    monkeypatch.setenv("EMOFORGE_GEMINI_KEY", "gemini-SECRET-key")
+    fake = GeminiFake()
+    yield fake
+    fake.close()

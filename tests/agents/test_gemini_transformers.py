@@ -1,9 +1,11 @@
 """Gemini and transformers backends, tested as far as possible offline.
 
-Gemini: the real ``google-genai`` SDK talks HTTP to a scripted local server (base_url),
-so request building (system instruction, JSON schema, inline JPEG key frames), response
-parsing, refusals and error mapping run through the SDK's own code. Not exercised: the
-real Gemini service (needs a key and network) and uploaded (File API) video/audio.
+Gemini: the real ``google-genai`` SDK talks HTTP to a scripted local server (base_url,
+``tests/agents/gemini_server.py``), so request building (system instruction, JSON schema,
+inline JPEG key frames), response parsing, refusals and error mapping run through the
+SDK's own code. Inline and uploaded (File API) audio/video are tested against the same
+server in ``test_clip_backends.py``. Not exercised: the real Gemini service (needs a key
+and network), hence how it actually processes the clips.
 Transformers: message building and JSON extraction, and the typed failure for a missing
 model. Not exercised live: loading and generating with a real checkpoint (the only one
 shipped, Gemma-3-270M GGUF via transformers+gguf, takes ~80 s to load: too slow here).
@@ -13,13 +15,8 @@ from __future__ import annotations
 
 import base64
 import json
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from emoforge.agents.backends.gemini import GeminiBackend
 from emoforge.agents.backends.retry import RetryPolicy
@@ -32,72 +29,26 @@ from emoforge.agents.llm import LLMAnnotator
 from emoforge.configs.agents import AgentConfig, AgentsConfig, TaxonomyConfig
 from emoforge.storage.records import ErrorKind, KeyFrame, RunContext, Status
 from tests.agents.conftest import make_features, make_segment
+from tests.agents.gemini_server import GeminiFake, gemini_reply
 from tests.agents.test_llm_fakes import GOOD
 
 TAXONOMY = TaxonomyConfig(embedding_model=None)
 JPEG = b"\xff\xd8\xff\xe0fake-jpeg-bytes\xff\xd9"
 
 
-class GeminiFake:
-    """A scripted stand-in for generativelanguage.googleapis.com on 127.0.0.1."""
-
-    def __init__(self) -> None:
-        self.replies: list[tuple[int, dict[str, Any]]] = []
-        self.requests: list[tuple[str, dict[str, Any], dict[str, str]]] = []
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["content-length"])))
-                fake.requests.append((self.path, body, dict(self.headers)))
-                status, reply = fake.replies.pop(0)
-                data = json.dumps(reply).encode()
-                self.send_response(status)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args: Any) -> None:
-                return None
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-def gemini_reply(text: str, finish: str = "STOP") -> dict[str, Any]:
-    return {
-        "candidates": [{"content": {"role": "model", "parts": [{"text": text}]}, "finishReason": finish}],
-        "usageMetadata": {"promptTokenCount": 812, "candidatesTokenCount": 95, "totalTokenCount": 907},
-        "modelVersion": "gemini-test-001",
+def gemini_agent(fake: GeminiFake, ctx: RunContext, sleeps: list[float], **cfg: Any) -> LLMAnnotator:
+    """A Gemini agent on the fake; ``cfg`` overrides AgentConfig fields (modalities, ...)."""
+    fields: dict[str, Any] = {
+        "name": "gem",
+        "backend": "gemini",
+        "model": "gemini-test",
+        "base_url": fake.url,
+        "api_key_env": "EMOFORGE_GEMINI_KEY",
+        "modalities": ["face", "text", "visual"],
+        "max_keyframes": 2,
+        "max_retries": 2,
     }
-
-
-@pytest.fixture()
-def gemini(monkeypatch: pytest.MonkeyPatch) -> Iterator[GeminiFake]:
-    monkeypatch.setenv("EMOFORGE_GEMINI_KEY", "gemini-SECRET-key")
-    fake = GeminiFake()
-    yield fake
-    fake.close()
-
-
-def gemini_agent(fake: GeminiFake, ctx: RunContext, sleeps: list[float]) -> LLMAnnotator:
-    config = AgentConfig(
-        name="gem",
-        backend="gemini",
-        model="gemini-test",
-        base_url=fake.url,
-        api_key_env="EMOFORGE_GEMINI_KEY",
-        modalities=["face", "text", "visual"],
-        max_keyframes=2,
-        max_retries=2,
-    )
+    config = AgentConfig(**(fields | cfg))
     return LLMAnnotator(
         config,
         GeminiBackend(config),
@@ -105,7 +56,7 @@ def gemini_agent(fake: GeminiFake, ctx: RunContext, sleeps: list[float]) -> LLMA
         TAXONOMY,
         LabelNormalizer(TAXONOMY),
         CostLedger(),
-        retry_policy=RetryPolicy(max_retries=2, sleep=sleeps.append),
+        retry_policy=RetryPolicy(max_retries=config.max_retries, sleep=sleeps.append),
     )
 
 
