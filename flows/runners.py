@@ -2,7 +2,7 @@
 
 The flow maps work per recording; each recording's stages are tasks, so with Dask each
 worker process runs whole recordings and keeps its own stage models (``tasks.stage``
-caches them per process and thread). Provider limits are Prefect global concurrency
+leases them to one task at a time and keeps them for the next). Provider limits are Prefect global concurrency
 limits named ``emoforge-provider-{backend}``: every run talking to the same Prefect server
 shares them, so two scheduled runs never exceed a provider's rate together.
 """
