@@ -81,12 +81,18 @@ def released(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         finally:
-            held: dict[tuple[Any, ...], Any] = _HELD.__dict__.pop("leases", {})
-            with _STAGES_LOCK:
-                for key, inst in held.items():
-                    _FREE.setdefault(key, []).append(inst)
+            # Only module-level names here: Dask pickles this closure by value, and a lock or
+            # thread-local in it would not pickle (importable functions go by reference).
+            _return_leases()
 
     return wrapper  # type: ignore[return-value]
+
+
+def _return_leases() -> None:
+    held: dict[tuple[Any, ...], Any] = _HELD.__dict__.pop("leases", {})
+    with _STAGES_LOCK:
+        for key, inst in held.items():
+            _FREE.setdefault(key, []).append(inst)
 
 
 def _reusable(arg: Any) -> Any:

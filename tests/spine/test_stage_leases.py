@@ -65,3 +65,14 @@ def test_a_failing_task_still_returns_its_lease() -> None:
     built = stage_builds()["Costly"]
     task()
     assert stage_builds()["Costly"] == built
+
+
+def test_stage_tasks_pickle_for_dask_workers() -> None:
+    """Dask ships each task by value: the lease wrapper must not capture a lock or thread-local."""
+    import cloudpickle
+
+    from emoforge.flows import tasks
+
+    for name in ("probe_media", "sample_segments", "extract_features", "annotate_segments", "aggregate_votes"):
+        restored = cloudpickle.loads(cloudpickle.dumps(getattr(tasks, name)))
+        assert restored.name == getattr(tasks, name).name
