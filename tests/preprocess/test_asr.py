@@ -227,3 +227,23 @@ def test_decoder_loops_are_dropped_not_transcribed() -> None:
 
     chunks = asr._decode_window(Model(), np.zeros(16000, np.float32), [Span(start_s=0, end_s=1)], "en")
     assert [c.text for c in chunks] == ["Hello.", "Hi."]  # a short real word survives its 0.06 s stamp
+
+
+def test_language_detection_encodes_the_speech_not_a_padded_window(
+    transcriber: SpeechTranscriber, jfk: Media, mer: dict[str, Media], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from faster_whisper import transcribe as fw
+
+    frames: list[int] = []
+    real_encode = fw.WhisperModel.encode
+    monkeypatch.setattr(
+        fw.WhisperModel, "encode", lambda self, f: frames.append(f.shape[-1]) or real_encode(self, f)
+    )
+    assert jfk.audio is not None
+    assert transcriber._detect(jfk.audio)[0] == "en"  # 11 s of speech: 11 s of frames, not 30
+    assert transcriber._detect(jfk.audio[: 4 * 16000])[0] == "en"  # short: padded to the 10 s floor only
+    for m in mer.values():
+        assert m.audio is not None
+        lang, prob = transcriber._detect(m.audio)
+        assert lang == "zh" and prob > 0.9
+    assert 1000 < frames[0] < 1200 and frames[1] == 1000 and max(frames) < 3000
