@@ -303,13 +303,13 @@ def corpus_agreement(rows: Iterable[SegmentRow], human_review: Any = None) -> Ag
         if name == "intensity" and matrix.size:
             alpha["intensity_ordinal"] = finite(krippendorff_alpha(np.round(matrix, 1), "ordinal"))
     pairs = []
-    for i, a in enumerate(agents):
-        for b in agents[i + 1 :]:
-            both = [v for v in votes if a in v and b in v]
-            val = [t for t in scales["valence"] if a in t and b in t]
-            rho = finite(spearman([t[a] for t in val], [t[b] for t in val])) if len(val) >= 2 else None
-            kappa = finite(cohen_kappa([v[a] for v in both], [v[b] for v in both])) if both else None
-            pairs.append(PairAgreement(a=a, b=b, n=len(both), kappa=kappa, spearman_valence=rho))
+    for i, first in enumerate(agents):
+        for second in agents[i + 1 :]:
+            both = [v for v in votes if first in v and second in v]
+            val = [t for t in scales["valence"] if first in t and second in t]
+            rho = finite(spearman([t[first] for t in val], [t[second] for t in val])) if len(val) >= 2 else None
+            kappa = finite(cohen_kappa([v[first] for v in both], [v[second] for v in both])) if both else None
+            pairs.append(PairAgreement(a=first, b=second, n=len(both), kappa=kappa, spearman_valence=rho))
     per_annotator = {}
     for agent in agents:
         paired = [(v[agent], c) for v, c in zip(votes, consensus, strict=True) if agent in v and c]

@@ -71,14 +71,14 @@ def calibration_report(
 
     all_rows = [r for r in rows if r.segment is not None]
     refs = dict(references) if references is not None else references_from_rows(all_rows)
-    labelled = [r for r in all_rows if r.segment is not None and r.segment.id in refs]
+    labelled = [(r.segment.id, r) for r in all_rows if r.segment is not None and r.segment.id in refs]
     axes: dict[str, list[float]] = {"s_final": [], "s_rec": [], "s_reason": [], "s_cot": []}
     correct: list[bool] = []
     hits: dict[str, list[bool]] = {}
     answered: dict[str, list[bool]] = {}
     consensus_hits = []
-    for row in labelled:
-        truth = refs[row.segment.id]
+    for segment_id, row in labelled:
+        truth = refs[segment_id]
         verdicts = {v.annotation_id: v for v in row.verdicts if judge is None or v.judge == judge}
         for a in row.annotations:
             ok = a.status == Status.ok and a.primary_label == truth
@@ -102,7 +102,7 @@ def calibration_report(
             accuracy[method] = None
             continue
         predicted = AGGREGATORS[method]().fit(data).predict()
-        accuracy[method] = _mean([predicted.get(r.segment.id) == refs[r.segment.id] for r in labelled])
+        accuracy[method] = _mean([predicted.get(sid) == refs[sid] for sid, _ in labelled])
     agent_acc = {agent: _mean(h) for agent, h in sorted(hits.items())}
     ranked = [a for a in agent_acc if agent_acc[a] is not None]
     return CalibrationReport(

@@ -77,7 +77,7 @@ class LLMAnnotator:
     ) -> None:
         self.config = config
         self.name = config.name
-        self.backend = config.backend
+        self.backend: str = config.backend
         self._chat = backend
         self.ctx = ctx
         self.taxonomy = taxonomy
@@ -201,12 +201,12 @@ class LLMAnnotator:
             usage = Usage(cached=True)
             return self._from_entry(segment, entry, usage, seen)
         usage = Usage()
-        entry = self._ask(prompt, usage)
-        if isinstance(entry, AnnotatorError):
-            return self._failed(segment, entry.kind, str(entry), usage, modalities_seen=seen)
+        answer = self._ask(prompt, usage)
+        if isinstance(answer, AnnotatorError):
+            return self._failed(segment, answer.kind, str(answer), usage, modalities_seen=seen)
         if self.cache is not None:
-            self.cache.put(key, entry)
-        return self._from_entry(segment, entry, usage, seen)
+            self.cache.put(key, answer)
+        return self._from_entry(segment, answer, usage, seen)
 
     def close(self) -> None:
         self._chat.close()

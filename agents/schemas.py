@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, create_model
 
@@ -54,6 +54,10 @@ class EmotionOutputBase(BaseModel):
     refusal: str | None = Field(
         description="Null, unless you cannot or will not annotate: then the reason, and nothing else."
     )
+
+    if TYPE_CHECKING:  # added per taxonomy by output_model(); declared here for the type checker only
+        primary_label: str
+        labels: list[str]
 
 
 @dataclass(frozen=True)

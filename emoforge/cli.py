@@ -7,12 +7,15 @@ import json
 import logging
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+
+if TYPE_CHECKING:
+    from emoforge.flows.work import RetryPolicy
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -63,6 +66,7 @@ def annotate(
 
     if retry not in ("transient", "all", "none"):
         raise typer.BadParameter("--retry must be transient, all or none")
+    policy = cast("RetryPolicy", retry)
     overrides: dict[str, Any] = {"run": {"workers": workers}} if workers else {}
     try:
         cfg = load_config(config, overrides)
@@ -97,7 +101,7 @@ def annotate(
                 out=str(out),
                 config_path=str(config) if config else None,
                 overrides=overrides or None,
-                retry=retry,
+                retry=policy,
             )
         finally:
             remove_progress_hook(hook)

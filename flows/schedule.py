@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from pydantic import BaseModel, Field, model_validator
 
@@ -84,7 +84,8 @@ def to_deployment(spec: DeploymentSpec) -> RunnerDeployment:
     params = spec.parameters()
     config = load_config(params["config_path"], spec.overrides)
     flow = annotate_corpus.with_options(task_runner=task_runner(config.run))
-    return flow.to_deployment(
+    # Prefect's sync/async dual API types this as "deployment | coroutine"; called from sync code it is the former.
+    deployment = flow.to_deployment(
         name=spec.name,
         parameters=params,
         tags=spec.tags,
@@ -92,6 +93,7 @@ def to_deployment(spec: DeploymentSpec) -> RunnerDeployment:
         description=f"Annotate {', '.join(params['inputs'])} into {params['out']}",
         **_schedule(spec),
     )
+    return cast("RunnerDeployment", deployment)
 
 
 def serve(specs: list[DeploymentSpec], limit: int | None = None) -> None:
@@ -142,4 +144,4 @@ def register(spec: DeploymentSpec, work_pool: str) -> str:
         description=f"Annotate {', '.join(params['inputs'])} into {params['out']}",
         **_schedule(spec),
     )
-    return str(deployment.apply())
+    return str(cast("RunnerDeployment", deployment).apply())

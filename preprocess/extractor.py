@@ -111,17 +111,17 @@ class FeatureExtractor:
         """One ``Features`` per segment, in the order given."""
         shared: list[Failure] = []
         speech = [s for s in segments if s.kind in _SPEECH_KINDS]
-        has_audio = media.audio is not None and media.audio.size > 0
+        raw = media.audio if media.audio is not None and media.audio.size > 0 else None
         clean = None
-        if has_audio and speech and (self.config.prosody.enabled or self.config.asr.use_denoised):
-            clean = self._run("denoise", shared, lambda: self.cleaner.clean(media.audio, media.sample_rate))
+        if raw is not None and speech and (self.config.prosody.enabled or self.config.asr.use_denoised):
+            clean = self._run("denoise", shared, lambda: self.cleaner.clean(raw, media.sample_rate))
         speakers: SpeakerAnalysis | None = None
-        if has_audio and speech:
-            speakers = self._run("speakers", shared, lambda: self.speakers.analyze(media.audio, media.sample_rate))
+        if raw is not None and speech:
+            speakers = self._run("speakers", shared, lambda: self.speakers.analyze(raw, media.sample_rate))
         rt: RecordingTranscript | None = None
         asr_failures: list[Failure] = []
-        if has_audio and speech and self.config.asr.enabled:
-            audio = clean if (self.config.asr.use_denoised and clean is not None) else media.audio
+        if raw is not None and speech and self.config.asr.enabled:
+            audio = clean if (self.config.asr.use_denoised and clean is not None) else raw
             spans = [Span(start_s=s.start_s, end_s=s.end_s) for s in speech]
             rt = self._run("asr", asr_failures, lambda: self.asr.transcribe(audio, media.sample_rate, spans))
         windows = word_windows(speech)
@@ -190,8 +190,9 @@ class FeatureExtractor:
                     au_frames = face.au_frames
                     if face.frames_with_face == 0:
                         failures.append(Failure(stage="face", kind=ErrorKind.no_face, message="no face in segment"))
-        if media.frames is not None and len(media.frames):
-            picked = self._run("keyframes", failures, lambda: self.keyframes.select(seg, media.frames, au_frames))
+        frames = media.frames
+        if frames is not None and len(frames):
+            picked = self._run("keyframes", failures, lambda: self.keyframes.select(seg, frames, au_frames))
             if picked is not None:
                 update["keyframes"], update["peak_t_s"] = picked
                 prov.append(self._prov("keyframes", None))

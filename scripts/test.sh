@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Set up (idempotent) and run the whole test suite plus lint. Exit non-zero on any failure,
+# Set up (idempotent) and run lint, the type check and the whole test suite. Exit non-zero on any failure,
 # including "no tests collected" (pytest exit 5).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -7,6 +7,7 @@ bash scripts/setup.sh
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 PREFECT_SERVER_ANALYTICS_ENABLED=false
 export EMOFORGE_FIXTURES=${EMOFORGE_FIXTURES:-../shared/fixtures}
 .venv/bin/ruff check .
+bash scripts/typecheck.sh
 set +e
 .venv/bin/python -m pytest -q -p no:cacheprovider --timeout=1200 "$@"
 rc=$?

@@ -55,13 +55,12 @@ class ReviewImporter:
         export_path = Path(export_path)
         manifest = read_manifest(root)
         rows = {r.row_id: r for r in read_rows(root)}
+        bad: ImportProblem | None = None
         try:
             export = json.loads(export_path.read_text(encoding="utf-8"))
         except json.JSONDecodeError as exc:
             export = None
             bad = ImportProblem(kind="malformed_item", message=f"not valid JSON: {exc}")
-        else:
-            bad = None
         parser = LabelStudioParser(corpus_taxonomy(manifest), set(rows), export_path.name)
         parsed = parser.parse(export) if bad is None else None
         problems = [bad] if bad else parsed.problems if parsed else []

@@ -201,8 +201,8 @@ def feature_candidates(features: Features, key: str) -> list[float] | None:
         if key == "f0_cv":
             value = p.f0_sd_hz / p.f0_mean_hz if p.f0_sd_hz is not None and p.f0_mean_hz else None
         elif key == "f0_range_st":
-            ok = p.f0_min_hz and p.f0_max_hz and p.f0_max_hz > p.f0_min_hz > 0
-            value = 12.0 * math.log2(p.f0_max_hz / p.f0_min_hz) if ok else None
+            lo, hi = p.f0_min_hz, p.f0_max_hz
+            value = 12.0 * math.log2(hi / lo) if lo is not None and hi is not None and hi > lo > 0 else None
         else:
             raw = getattr(p, key)
             value = float(raw) if isinstance(raw, int | float) else None

@@ -195,7 +195,7 @@ class RulesJudge:
         notes: list[str],
     ) -> float:
         available = set(features.modalities)
-        discussed = {c.modality for c in annotation.evidence}
+        discussed: set[str] = {c.modality for c in annotation.evidence}
         for _, text in steps:
             discussed |= mentioned_modalities(text)
         if available:

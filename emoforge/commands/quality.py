@@ -72,8 +72,8 @@ def agreement(
             f"  {agent} vs consensus: n={stats.n} failed={stats.failed} "
             f"acc={_fmt(stats.accuracy_vs_consensus)} kappa={_fmt(stats.kappa_vs_consensus)}"
         )
-    for modality, stats in report.per_modality.items():
-        typer.echo(f"  where {modality} is available: n={stats.n_segments} alpha={_fmt(stats.alpha_nominal)}")
+    for modality, where in report.per_modality.items():
+        typer.echo(f"  where {modality} is available: n={where.n_segments} alpha={_fmt(where.alpha_nominal)}")
     if report.human:
         vs = report.human["vs_consensus"]
         typer.echo(f"  pipeline vs human: n={vs['n']} kappa={_fmt(vs['kappa'])} accuracy={_fmt(vs['accuracy'])}")
