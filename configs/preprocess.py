@@ -62,6 +62,12 @@ class AsrConfig(Section):
     max_no_speech_prob: float = Field(0.6, ge=0, le=1, description="Guard: no-speech probability.")
     max_compression_ratio: float = Field(2.4, gt=0, description="Guard: gzip compression ratio.")
     min_avg_logprob: float = Field(-1.0, description="Guard: mean token log-probability.")
+    min_tail_window_s: float = Field(
+        1.0,
+        ge=0,
+        description="Skip a decode window holding less than this much audio after the first (Whisper's re-seek "
+        "into the last instants of speech the previous window already heard); 0 = never skip.",
+    )
     max_chars_per_s: float = Field(
         50.0, gt=0, description="Decoder segments faster than this (non-space chars/s) are dropped as loops."
     )

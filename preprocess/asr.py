@@ -232,33 +232,35 @@ class SpeechTranscriber:
             vad_filter=False,
         )
         out = []
-        for seg in segments:
-            chars = len("".join(seg.text.split()))
-            # Over at least a second: Whisper stamps a lone "Hello." as 0.06 s long.
-            if chars / max(float(seg.end - seg.start), 1.0) > self.config.max_chars_per_s:
-                # Whisper's known failure at the end of a window: a sliver of audio followed by
-                # padding, decoded as a long loop ("see you in the next video, see you ...").
-                # No one speaks that fast; it is a decoder artefact, not a transcript.
-                log.warning(
-                    "ASR: dropped %d chars decoded from %.2f s (%.40r...)", chars, seg.end - seg.start, seg.text
-                )
-                continue
-            words = [
-                Word(text=w.word.strip(), start_s=float(w.start), end_s=float(w.end), probability=float(w.probability))
-                for w in (seg.words or [])
-                if w.word.strip()
-            ]
-            out.append(
-                AsrChunk(
-                    start_s=float(seg.start),
-                    end_s=float(seg.end),
-                    text=seg.text.strip(),
-                    avg_logprob=float(seg.avg_logprob),
-                    no_speech_prob=float(seg.no_speech_prob),
-                    words=words,
-                )
-            )
+        with _TailGuard(model, self.config.min_tail_window_s) as tail:
+            for seg in tail.segments(segments):
+                chunk = self._chunk(seg)
+                if chunk is not None:
+                    out.append(chunk)
         return out
+
+    def _chunk(self, seg: Any) -> AsrChunk | None:
+        chars = len("".join(seg.text.split()))
+        # Over at least a second: Whisper stamps a lone "Hello." as 0.06 s long.
+        if chars / max(float(seg.end - seg.start), 1.0) > self.config.max_chars_per_s:
+            # Whisper's known failure at the end of a window: a sliver of audio followed by
+            # padding, decoded as a long loop ("see you in the next video, see you ...").
+            # No one speaks that fast; it is a decoder artefact, not a transcript.
+            log.warning("ASR: dropped %d chars decoded from %.2f s (%.40r...)", chars, seg.end - seg.start, seg.text)
+            return None
+        words = [
+            Word(text=w.word.strip(), start_s=float(w.start), end_s=float(w.end), probability=float(w.probability))
+            for w in (seg.words or [])
+            if w.word.strip()
+        ]
+        return AsrChunk(
+            start_s=float(seg.start),
+            end_s=float(seg.end),
+            text=seg.text.strip(),
+            avg_logprob=float(seg.avg_logprob),
+            no_speech_prob=float(seg.no_speech_prob),
+            words=words,
+        )
 
     def _decode_whisperx(self, model: Any, audio: np.ndarray, clips: list[Span], language: str) -> list[AsrChunk]:
         out: list[AsrChunk] = []
@@ -335,6 +337,54 @@ class SpeechTranscriber:
             avg_logprob=avg,
             compression_ratio=ratio,
         )
+
+
+class _TailSliver(Exception):
+    """Raised from the encoder hook to end a decode before a tail sliver window."""
+
+
+class _TailGuard:
+    """Ends a faster-whisper decode instead of encoding a tail window under ``min_s`` long.
+
+    After a window whose last sentence Whisper leaves open, it re-seeks to the last word's
+    end and encodes a whole padded 30 s window for what is left: at the end of the speech
+    that is a fraction of a second the previous window already heard, costing a full
+    encoder pass and decoding into padding, where Whisper loops. The hook sees each window's
+    features (the real frames, then zero padding), so it can tell such a tail window from a
+    real one before it is encoded. The first window always runs.
+    """
+
+    def __init__(self, model: Any, min_s: float) -> None:
+        self.model = model
+        self.min_frames = int(min_s * 100)  # Whisper features: 100 frames per second
+        self.windows = 0
+
+    def __enter__(self) -> _TailGuard:
+        encode = self.model.encode
+
+        def guarded(features: np.ndarray) -> Any:
+            self.windows += 1
+            if self.windows > 1 and self.min_frames and _real_frames(features) < self.min_frames:
+                raise _TailSliver
+            return encode(features)
+
+        self.model.encode = guarded  # on this instance only, for this decode only
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        del self.model.encode
+
+    def segments(self, segments: Any) -> Any:
+        try:
+            yield from segments
+        except _TailSliver:
+            return
+
+
+def _real_frames(features: np.ndarray) -> int:
+    """Frames before the zero padding ``pad_or_trim`` appends (log-mel frames are never all zero)."""
+    filled = np.flatnonzero(np.any(np.asarray(features).reshape(-1, features.shape[-1]) != 0, axis=0))
+    return int(filled[-1]) + 1 if filled.size else 0
 
 
 class SpeechStream:

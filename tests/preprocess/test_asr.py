@@ -200,7 +200,8 @@ def test_separated_clips_are_decoded_in_one_encoder_pass(jfk: Media, monkeypatch
     monkeypatch.setattr(fw.WhisperModel, "encode", lambda self, f: encodes.append(1) or real_encode(self, f))
     asr = SpeechTranscriber(AsrConfig(language="en", multilingual_model=None, beam_size=1))
     rt = asr.transcribe(audio, 16000, spans)
-    assert len(encodes) <= 2  # one window for 11 s of speech (+ at most Whisper's re-seek on its tail)
+    assert len(encodes) == 1  # one window for 11 s of speech; Whisper's re-seek into its tail is skipped
+    assert "encode" not in vars(asr._models[next(iter(asr._models))])  # the hook is gone after the decode
     words = [w for c in rt.chunks for w in c.words]
     text = _norm_en(" ".join(w.text for w in words))
     assert jiwer.wer(_norm_en(JFK_TRANSCRIPT), text) <= 0.1, text
@@ -220,6 +221,9 @@ def test_decoder_loops_are_dropped_not_transcribed() -> None:
     class Model:
         class model:  # mirrors faster-whisper's attribute
             is_multilingual = False
+
+        def encode(self, features: np.ndarray) -> None:  # never reached: the fake decodes nothing
+            raise AssertionError
 
         def transcribe(self, *a: object, **k: object) -> tuple[list[Seg], None]:
             loop = "see you in the next video, " * 40
@@ -247,3 +251,14 @@ def test_language_detection_encodes_the_speech_not_a_padded_window(
         lang, prob = transcriber._detect(m.audio)
         assert lang == "zh" and prob > 0.9
     assert 1000 < frames[0] < 1200 and frames[1] == 1000 and max(frames) < 3000
+
+
+def test_tail_guard_counts_real_frames_before_the_padding() -> None:
+    from faster_whisper.audio import pad_or_trim
+
+    from emoforge.preprocess.asr import _real_frames
+
+    rng = np.random.default_rng(0)
+    assert _real_frames(pad_or_trim(rng.uniform(-1, 1, (80, 57)).astype(np.float32))) == 57
+    assert _real_frames(pad_or_trim(rng.uniform(-1, 1, (80, 3200)).astype(np.float32))) == 3000
+    assert _real_frames(np.zeros((80, 3000), np.float32)) == 0
