@@ -299,6 +299,10 @@ def main() -> None:
                 "pipeline",
                 {"inputs": long_inputs, "workers": 1, "runner": "thread", "work": str(work / "long1"), "warm": False},
             )
+            report["long"]["pipeline_2_threads"] = measure(
+                "pipeline",
+                {"inputs": long_inputs, "workers": 2, "runner": "thread", "work": str(work / "long2"), "warm": False},
+            )
         report["verdict"] = verdict(report)
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -308,8 +312,10 @@ def main() -> None:
 
 
 def verdict(report: dict[str, Any]) -> dict[str, Any]:
+    """Targets judged on the offline default (configs/default.yaml: thread runner, 2 workers)."""
     fx = report["fixtures"]
     one = fx["pipeline_1_worker"]
+    default = fx["pipeline_2_threads"]
     peaks = [fx["pipeline_1_worker"]["peak_rss_gb"], fx["pipeline_2_dask"]["peak_rss_gb"]]
     pss = [fx["pipeline_1_worker"]["peak_pss_gb"], fx["pipeline_2_dask"]["peak_pss_gb"]]
     out: dict[str, Any] = {
@@ -327,14 +333,20 @@ def verdict(report: dict[str, Any]) -> dict[str, Any]:
         "rerun_provider_calls": one["rerun"]["provider_calls"],
         "rerun_wall_s": one["rerun"]["wall_s"],
     }
+    out["peak_rss_gb_default_fixtures"] = default["peak_rss_gb"]
     if "long" in report:
         long_run = report["long"]["pipeline_1_worker"]
         out["rtf_end_to_end_cold_long"] = long_run["cold"]["rtf"]
         out["peak_rss_gb_long"] = long_run["peak_rss_gb"]
+        long_default = report["long"]["pipeline_2_threads"]
+        out["rtf_end_to_end_cold_long_2_threads"] = long_default["cold"]["rtf"]
+        out["peak_rss_gb_long_2_threads"] = long_default["peak_rss_gb"]
     out["meets"] = {
-        "rtf>=5": max(out["rtf_end_to_end_warm_1_worker"], out.get("rtf_end_to_end_cold_long", 0)) >= 5,
+        "rtf>=5 (default, models loaded)": out["rtf_end_to_end_warm_2_threads"] >= 5,
+        "rtf>=5 (default, 10 min, loading included)": out.get("rtf_end_to_end_cold_long_2_threads", 0) >= 5,
         "overhead<=1.3": out["overhead"] <= 1.3,
         "rss<3GB_1_worker": max(out["peak_rss_gb_1_worker_fixtures"], out.get("peak_rss_gb_long", 0)) < 3,
+        "rss<3GB_default": max(out["peak_rss_gb_default_fixtures"], out.get("peak_rss_gb_long_2_threads", 0)) < 3,
         "rss<3GB_2_workers": out["peak_rss_gb_fixtures"] < 3,
         "pss<3GB_2_workers": out["peak_pss_gb_fixtures"] < 3,
         "rerun_calls==0": out["rerun_provider_calls"] == 0,

@@ -148,9 +148,17 @@ def annotate_corpus(
     try:
         for lo in range(0, len(items), window):
             batch = items[lo : lo + window]
-            futures = _chain(stages, batch, config, ctx, state, retry, cache_dir)
-            wait(futures)
+            # Stage-major within groups of `workers`: the group's recordings run side by side and
+            # finish (and commit) together, the next group's tasks queue behind them.
+            step = config.run.workers
+            futures = [
+                f for g in range(0, len(batch), step)
+                for f in _chain(stages, batch[g : g + step], config, ctx, state, retry, cache_dir)
+            ]
             for fut, item in zip(futures, batch, strict=True):
+                # Each recording is committed as soon as it is done (in input order), not when the
+                # whole window is: a killed run keeps everything that had finished.
+                wait([fut])
                 work = _result_or_failure(fut, item, config)
                 rows = t.rows_of(work, ctx)
                 writer.write(rows)

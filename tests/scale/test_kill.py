@@ -34,9 +34,16 @@ def _shards(out: Path) -> int:
 
 @pytest.fixture(scope="module")
 def one_row_shards(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Commit after every recording, so kills land between, during and after commits."""
+    """Commit after every recording, so kills land between, during and after commits.
+
+    One worker: recordings then finish (and commit) one at a time, spread over the run, so a
+    kill a random moment after the first commit lands mid-run; with two, pairs commit
+    together and a short corpus can be done before the kill. Resume does not depend on it.
+    """
     path = tmp_path_factory.mktemp("kill-config") / "config.yaml"
-    path.write_text(yaml.safe_dump({"storage": {"max_rows_per_shard": 1, "flush_interval_s": 0}}))
+    path.write_text(
+        yaml.safe_dump({"storage": {"max_rows_per_shard": 1, "flush_interval_s": 0}, "run": {"workers": 1}})
+    )
     return path
 
 
