@@ -402,6 +402,7 @@ class SpeechStream:
     def __init__(self, audio: np.ndarray, pieces: list[tuple[float, float, float]], speech_s: float) -> None:
         self.audio = audio
         self.pieces = pieces  # (stream start, recording start, length) in seconds, in order
+        self._starts = [p[0] for p in pieces]
         self.speech_s = speech_s
 
     @classmethod
@@ -442,7 +443,7 @@ class SpeechStream:
         return rec0 + (t - stream0)
 
     def _piece(self, t: float, end: bool = False) -> int:
-        starts = [p[0] for p in self.pieces]
+        starts = self._starts
         return max(0, (bisect.bisect_left(starts, t) if end else bisect.bisect_right(starts, t)) - 1)
 
     def _word(self, word: Word) -> Word:
