@@ -17,7 +17,6 @@ from rich.table import Table
 if TYPE_CHECKING:
     from emoforge.flows.work import RetryPolicy
 
-os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 # Keep the progress bar readable: Prefect's per-task INFO lines and mediapipe/TFLite's

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections import Counter
 from collections.abc import Callable
@@ -23,8 +22,6 @@ from emoforge.flows.work import RecordingWork, RetryPolicy
 from emoforge.storage.inputs import discover_inputs
 from emoforge.storage.records import ErrorKind, Failure, MediaInput, RunContext, SegmentRow
 from emoforge.storage.shards import CorpusWriter
-
-os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 ProgressHook = Callable[[str, dict[str, Any]], None]
 _progress_hooks: list[ProgressHook] = []

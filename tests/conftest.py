@@ -19,6 +19,8 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+# Same default as emoforge/__init__.py, set here too because a test module may import Prefect first.
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
 os.environ.setdefault("OMP_NUM_THREADS", "2")  # py-feat would force 1 if unset
 # A private Prefect home per test session: its SQLite database is not shared with other
 # sessions (or the user's own ~/.prefect), so concurrent runs never lock each other.

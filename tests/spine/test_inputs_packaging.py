@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -70,3 +73,20 @@ def test_sample_media_for_the_demo(tmp_path: Path) -> None:
     video = recs[-1]
     assert video.has_video and video.has_audio and 3.0 < (video.duration_s or 0) < 9.0
     assert all(r.has_audio and not r.has_video for r in recs[:-1])
+
+
+@pytest.mark.parametrize("user_value", [None, "7"])
+def test_importing_emoforge_gives_prefects_temporary_server_time_to_start(user_value: str | None) -> None:
+    """A first run starts a temporary Prefect server and migrates a fresh database, which took
+    longer than Prefect's 20 s default on the 2-core CI machine; emoforge's default must be in
+    force whenever an emoforge module is imported before Prefect, and a user's value must win."""
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"}
+    if user_value is not None:
+        env["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"] = user_value
+    code = (
+        "import emoforge.flows.annotate\n"
+        "from prefect.settings import PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS as s\n"
+        "print(s.value())\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == (user_value or "180")
