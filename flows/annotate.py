@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from prefect import flow
-from prefect.futures import PrefectFuture, wait
+from prefect.futures import PrefectFuture, as_completed
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel, Field
 
@@ -79,31 +79,16 @@ def _tally(summary: RunSummary, rows: list[SegmentRow]) -> None:
     summary.status, summary.failures, summary.annotations = dict(status), dict(failures), dict(anns)
 
 
-def _chain(
-    stages: dict[str, Any],
-    items: list[MediaInput],
-    config: PipelineConfig,
-    ctx: RunContext,
-    state: Any,
-    retry: RetryPolicy,
-    cache_dir: str,
-) -> list[PrefectFuture[RecordingWork]]:
-    """Submit the six stages of each recording (each waits on the previous one), stage by stage.
+STAGES = (
+    "probe-media", "sample-segments", "extract-features", "annotate-segments", "judge-annotations", "aggregate-votes",
+)  # fmt: skip
 
-    Stage-major order matters with the thread runner: a submitted task holds a pool thread
-    while it waits for its upstream, so recording-major order (A's six stages, then B's)
-    fills every thread with A's chain and runs the recordings one after another.
-    """
 
-    def then(name: str, futures: list[Any], *args: Any) -> list[Any]:
-        return [t.named(stages[name], i.uri).submit(f, config, *args) for i, f in zip(items, futures, strict=True)]
-
-    fs = then("probe-media", [RecordingWork(item=i) for i in items])
-    fs = then("sample-segments", fs, state, retry)
-    fs = then("extract-features", fs, ctx)
-    fs = then("annotate-segments", fs, ctx, cache_dir)
-    fs = then("judge-annotations", fs, ctx)
-    return then("aggregate-votes", fs, ctx)
+def _submit(
+    stages: dict[str, Any], k: int, item: MediaInput, upstream: Any, config: PipelineConfig, extra: dict[str, tuple]
+) -> PrefectFuture[RecordingWork]:
+    name = STAGES[k]
+    return t.named(stages[name], item.uri).submit(upstream, config, *extra[name])
 
 
 @flow(name="annotate_corpus", log_prints=False, task_runner=ThreadPoolTaskRunner(max_workers=1))  # type: ignore[arg-type]
@@ -140,29 +125,45 @@ def annotate_corpus(
         recordings_skipped=len(plan.skipped_recordings), rows_skipped=plan.skipped_segments,
     )
     _emit("start", total=len(items), run_id=ctx.run_id)
-    # A bounded window of recordings in flight keeps decoded media from piling up.
-    window = max(1, 2 * config.run.workers)
+    extra: dict[str, tuple] = {
+        "probe-media": (), "sample-segments": (state, retry), "extract-features": (ctx,),
+        "annotate-segments": (ctx, cache_dir), "judge-annotations": (ctx,), "aggregate-votes": (ctx,),
+    }  # fmt: skip
+    # `workers` recordings in flight, each with one task at a time: a stage is submitted only
+    # once its upstream is done, so no task holds a pool thread waiting for another, and a
+    # recording that finishes lets the next one in at once (no group waits for its slowest
+    # member). This also bounds decoded media to `workers` recordings.
+    todo = deque(items)
+    running: dict[PrefectFuture[RecordingWork], tuple[MediaInput, int]] = {}
+
+    def admit() -> None:
+        while todo and len(running) < config.run.workers:
+            item = todo.popleft()
+            running[_submit(stages, 0, item, RecordingWork(item=item), config, extra)] = (item, 0)
+
     try:
-        for lo in range(0, len(items), window):
-            batch = items[lo : lo + window]
-            # Stage-major within groups of `workers`: the group's recordings run side by side and
-            # finish (and commit) together, the next group's tasks queue behind them.
-            step = config.run.workers
-            futures = [
-                f for g in range(0, len(batch), step)
-                for f in _chain(stages, batch[g : g + step], config, ctx, state, retry, cache_dir)
-            ]
-            for fut, item in zip(futures, batch, strict=True):
-                # Each recording is committed as soon as it is done (in input order), not when the
-                # whole window is: a killed run keeps everything that had finished.
-                wait([fut])
-                work = _result_or_failure(fut, item, config)
-                rows = t.rows_of(work, ctx)
-                writer.write(rows)
-                _tally(summary, rows)
-                summary.rows_written += len(rows)
-                summary.rows_skipped += work.skipped_segments
-                _emit("recording", uri=item.uri, rows=len(rows), skipped=work.skipped_segments)
+        admit()
+        while running:
+            fut = next(as_completed(list(running)))
+            item, k = running.pop(fut)
+            lost = None
+            try:
+                fut.wait()  # done already; this records its final state (else `state` asks the API, which may lag)
+            except Exception as exc:  # the runner lost the task itself (a Dask worker died): no state to read
+                lost = f"{type(exc).__name__}: {exc}"
+            if lost is None and k + 1 < len(STAGES) and fut.state.is_completed():
+                running[_submit(stages, k + 1, item, fut, config, extra)] = (item, k + 1)
+                continue
+            # Committed as soon as the recording is done (or a stage crashed past its
+            # retries): a killed run keeps everything that had finished.
+            work = _result_or_failure(fut, item, config, STAGES[k], lost)
+            rows = t.rows_of(work, ctx)
+            writer.write(rows)
+            _tally(summary, rows)
+            summary.rows_written += len(rows)
+            summary.rows_skipped += work.skipped_segments
+            _emit("recording", uri=item.uri, rows=len(rows), skipped=work.skipped_segments)
+            admit()
         writer.close(counts=summary.model_dump(exclude={"shards"}))
         if index is not None:
             index.save()
@@ -174,12 +175,15 @@ def annotate_corpus(
     return summary
 
 
-def _result_or_failure(fut: PrefectFuture[RecordingWork], item: MediaInput, config: PipelineConfig) -> RecordingWork:
-    """A stage task that crashed past its retries still yields failure rows, never silence."""
-    state = fut.state
-    if state.is_completed():
+def _result_or_failure(
+    fut: PrefectFuture[RecordingWork], item: MediaInput, config: PipelineConfig, stage: str, lost: str | None
+) -> RecordingWork:
+    """A stage task that failed past its retries, or was lost with its worker, still yields
+    failure rows naming the stage, never silence; the stages after it are not run."""
+    if lost is None and fut.state.is_completed():
         return fut.result()
     work = t.probe_media.fn(RecordingWork(item=item), config)
     if work.failure is None:
-        work.failure = Failure(stage="flow", kind=ErrorKind.internal, message=str(state.message or state.name))
+        message = lost or str(fut.state.message or fut.state.name)
+        work.failure = Failure(stage=stage, kind=ErrorKind.internal, message=message[:500])
     return work

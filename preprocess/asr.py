@@ -50,6 +50,7 @@ log = logging.getLogger(__name__)
 
 _DETECT_WINDOW_S = 30.0
 _DETECT_MIN_S = 10.0
+_TRIM_MARGIN_FRAMES = 100  # 1 s of the padding kept after the speech: the decoder sees it end
 _TAIL_S = 30.0
 
 
@@ -232,7 +233,7 @@ class SpeechTranscriber:
             vad_filter=False,
         )
         out = []
-        with _TailGuard(model, self.config.min_tail_window_s) as tail:
+        with _EncoderHook(model, self.config.min_tail_window_s, self.config.min_encoder_window_s) as tail:
             for seg in tail.segments(segments):
                 chunk = self._chunk(seg)
                 if chunk is not None:
@@ -343,32 +344,45 @@ class _TailSliver(Exception):
     """Raised from the encoder hook to end a decode before a tail sliver window."""
 
 
-class _TailGuard:
-    """Ends a faster-whisper decode instead of encoding a tail window under ``min_s`` long.
+class _EncoderHook:
+    """Wraps one faster-whisper decode's encoder calls: skips tail slivers, trims padding.
 
-    After a window whose last sentence Whisper leaves open, it re-seeks to the last word's
-    end and encodes a whole padded 30 s window for what is left: at the end of the speech
-    that is a fraction of a second the previous window already heard, costing a full
-    encoder pass and decoding into padding, where Whisper loops. The hook sees each window's
-    features (the real frames, then zero padding), so it can tell such a tail window from a
-    real one before it is encoded. The first window always runs.
+    Tail slivers: after a window whose last sentence Whisper leaves open, it re-seeks to the
+    last word's end and encodes a whole padded 30 s window for what is left: at the end of
+    the speech that is a fraction of a second the previous window already heard, costing a
+    full encoder pass and decoding into padding, where Whisper loops. The hook sees each
+    window's features (the real frames, then zero padding), so it can tell such a tail
+    window from a real one before it is encoded, and ends the decode instead (the first
+    window always runs). ``min_tail_s = 0`` never skips.
+
+    Padding: a window shorter than 30 s is zero-padded to 30 s, and the encoder's cost is
+    linear in frames, so a 4 s clip pays for 30 s. With ``min_window_s < 30`` the encoder
+    gets only the real frames plus 1 s (at least ``min_window_s``); the decoder reads what
+    is there, as whisper.cpp's ``audio_ctx`` does. 30 keeps Whisper's own padding.
     """
 
-    def __init__(self, model: Any, min_s: float) -> None:
+    def __init__(self, model: Any, min_tail_s: float, min_window_s: float = 30.0) -> None:
         self.model = model
-        self.min_frames = int(min_s * 100)  # Whisper features: 100 frames per second
+        self.min_frames = int(min_tail_s * 100)  # Whisper features: 100 frames per second
+        self.window_frames = int(min_window_s * 100)
         self.windows = 0
+        self.frames_encoded = 0
 
-    def __enter__(self) -> _TailGuard:
+    def __enter__(self) -> _EncoderHook:
         encode = self.model.encode
 
-        def guarded(features: np.ndarray) -> Any:
+        def hooked(features: np.ndarray) -> Any:
             self.windows += 1
-            if self.windows > 1 and self.min_frames and _real_frames(features) < self.min_frames:
+            real = _real_frames(features)
+            if self.windows > 1 and self.min_frames and real < self.min_frames:
                 raise _TailSliver
+            keep = min(features.shape[-1], max(real + _TRIM_MARGIN_FRAMES, self.window_frames))
+            if keep < features.shape[-1]:
+                features = np.ascontiguousarray(features[..., :keep])
+            self.frames_encoded += features.shape[-1]
             return encode(features)
 
-        self.model.encode = guarded  # on this instance only, for this decode only
+        self.model.encode = hooked  # on this instance only, for this decode only
         return self
 
     def __exit__(self, *exc: object) -> None:

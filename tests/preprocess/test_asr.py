@@ -270,3 +270,35 @@ def test_tail_guard_counts_real_frames_before_the_padding() -> None:
     assert _real_frames(pad_or_trim(rng.uniform(-1, 1, (80, 57)).astype(np.float32))) == 57
     assert _real_frames(pad_or_trim(rng.uniform(-1, 1, (80, 3200)).astype(np.float32))) == 3000
     assert _real_frames(np.zeros((80, 3000), np.float32)) == 0
+
+
+def test_offline_default_encodes_short_windows_trimmed_and_stays_accurate(
+    jfk: Media, mer: dict[str, Media], mer_labels: list[dict[str, str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """configs/default.yaml encodes a short window as its speech + 1 s (at least 10 s), not
+    padded to 30 s; the transcripts must stay within the accuracy bars of the padded decode."""
+    from faster_whisper import transcribe as fw
+
+    from emoforge.configs import load_config
+
+    cfg = load_config().preprocess.asr
+    assert cfg.min_encoder_window_s == 10.0
+    frames: list[int] = []
+    real_encode = fw.WhisperModel.encode
+    monkeypatch.setattr(fw.WhisperModel, "encode", lambda self, f: frames.append(f.shape[-1]) or real_encode(self, f))
+    asr = SpeechTranscriber(cfg)
+    assert jfk.audio is not None
+    tr = asr.slice(asr.transcribe(jfk.audio, jfk.sample_rate, whole(jfk)), 0.0, 1e9)
+    assert jiwer.wer(_norm_en(JFK_TRANSCRIPT), _norm_en(tr.text)) <= 0.05
+    assert 9.0 < tr.words[-1].end_s <= 11.1  # timestamps still on the recording clock
+    refs, hyps = [], []
+    for row in mer_labels:
+        m = mer[row["sample_id"]]
+        tr = asr.slice(asr.transcribe(m.audio, m.sample_rate, whole(m)), 0.0, 1e9)
+        assert tr.reliable, tr.unreliable_reasons
+        refs.append(_norm_zh(row["transcript_zh"]))
+        hyps.append(_norm_zh(tr.text))
+    assert jiwer.cer(refs, hyps) <= 0.15
+    # Detection (10 s floor) and one decode window per clip, none padded to 3000 frames.
+    assert len(frames) == 8 and max(frames) < 3000, frames
+    assert min(frames) == 1000  # a 4 s clip is encoded at the 10 s floor

@@ -95,6 +95,38 @@ def test_bad_inputs_become_typed_failure_rows(tmp_path: Path, corrupt_media: Pat
     assert str(silent_video.resolve()) in rows  # a video with no audio is still processed
 
 
+def test_a_stage_task_that_fails_becomes_failure_rows_and_the_run_goes_on(
+    media_dir: Path, tmp_path: Path, silent_video: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An error that escapes a stage's own failure capture (a bug, here) fails the task past
+    its retries: the recording gets failure rows naming the stage, the next one still runs."""
+    from emoforge.flows import tasks
+
+    calls: list[int] = []
+    real = tasks.clip_needs
+
+    def clip_needs(agents: Any) -> Any:  # called by extract-features after the extractor
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("bug after feature extraction")
+        return real(agents)
+
+    monkeypatch.setattr(tasks, "clip_needs", clip_needs)
+    jfk = str((media_dir / "jfk.flac").resolve())
+    out = tmp_path / "crash"
+    # One worker: the first recording (jfk) fails, the next is admitted only as it ends.
+    summary = annotate_corpus(
+        inputs=[jfk, str(silent_video)], out=str(out), overrides={"run": {"workers": 1, "task_retries": 0}}
+    )
+    rows = list(read_rows(str(out)))
+    crashed = [r for r in rows if r.recording.uri == jfk]
+    assert len(crashed) == 1 and crashed[0].status == Status.failed and crashed[0].failure is not None
+    assert crashed[0].failure.stage == "extract-features" and crashed[0].failure.kind.value == "internal"
+    assert "bug after feature extraction" in crashed[0].failure.message
+    assert any(r.recording.uri == str(silent_video.resolve()) for r in rows)  # the run went on
+    assert summary.rows_written == len(rows)
+
+
 # ------------------------------------------------------------------ kill -9 and resume
 
 CLI = [sys.executable, "-m", "emoforge.cli"]
