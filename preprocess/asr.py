@@ -366,7 +366,6 @@ class _EncoderHook:
         self.min_frames = int(min_tail_s * 100)  # Whisper features: 100 frames per second
         self.window_frames = int(min_window_s * 100)
         self.windows = 0
-        self.frames_encoded = 0
 
     def __enter__(self) -> _EncoderHook:
         encode = self.model.encode
@@ -379,7 +378,6 @@ class _EncoderHook:
             keep = min(features.shape[-1], max(real + _TRIM_MARGIN_FRAMES, self.window_frames))
             if keep < features.shape[-1]:
                 features = np.ascontiguousarray(features[..., :keep])
-            self.frames_encoded += features.shape[-1]
             return encode(features)
 
         self.model.encode = hooked  # on this instance only, for this decode only
