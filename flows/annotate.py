@@ -79,18 +79,6 @@ def _tally(summary: RunSummary, rows: list[SegmentRow]) -> None:
     summary.status, summary.failures, summary.annotations = dict(status), dict(failures), dict(anns)
 
 
-STAGES = (
-    "probe-media", "sample-segments", "extract-features", "annotate-segments", "judge-annotations", "aggregate-votes",
-)  # fmt: skip
-
-
-def _submit(
-    stages: dict[str, Any], k: int, item: MediaInput, upstream: Any, config: PipelineConfig, extra: dict[str, tuple]
-) -> PrefectFuture[RecordingWork]:
-    name = STAGES[k]
-    return t.named(stages[name], item.uri).submit(upstream, config, *extra[name])
-
-
 @flow(name="annotate_corpus", log_prints=False, task_runner=ThreadPoolTaskRunner(max_workers=1))  # type: ignore[arg-type]
 def annotate_corpus(
     inputs: list[str],
@@ -125,10 +113,12 @@ def annotate_corpus(
         recordings_skipped=len(plan.skipped_recordings), rows_skipped=plan.skipped_segments,
     )
     _emit("start", total=len(items), run_id=ctx.run_id)
-    extra: dict[str, tuple] = {
-        "probe-media": (), "sample-segments": (state, retry), "extract-features": (ctx,),
-        "annotate-segments": (ctx, cache_dir), "judge-annotations": (ctx,), "aggregate-votes": (ctx,),
-    }  # fmt: skip
+    # Each recording's stages in order, with the arguments each takes after (work, config).
+    steps: list[tuple[Any, tuple[Any, ...]]] = [
+        (stages["probe-media"], ()), (stages["sample-segments"], (state, retry)),
+        (stages["extract-features"], (ctx,)), (stages["annotate-segments"], (ctx, cache_dir)),
+        (stages["judge-annotations"], (ctx,)), (stages["aggregate-votes"], (ctx,)),
+    ]  # fmt: skip
     # `workers` recordings in flight, each with one task at a time: a stage is submitted only
     # once its upstream is done, so no task holds a pool thread waiting for another, and a
     # recording that finishes lets the next one in at once (no group waits for its slowest
@@ -136,10 +126,14 @@ def annotate_corpus(
     todo = deque(items)
     running: dict[PrefectFuture[RecordingWork], tuple[MediaInput, int]] = {}
 
+    def submit(k: int, item: MediaInput, upstream: Any) -> None:
+        task, args = steps[k]
+        running[t.named(task, item.uri).submit(upstream, config, *args)] = (item, k)
+
     def admit() -> None:
         while todo and len(running) < config.run.workers:
             item = todo.popleft()
-            running[_submit(stages, 0, item, RecordingWork(item=item), config, extra)] = (item, 0)
+            submit(0, item, RecordingWork(item=item))
 
     try:
         admit()
@@ -151,12 +145,12 @@ def annotate_corpus(
                 fut.wait()  # done already; this records its final state (else `state` asks the API, which may lag)
             except Exception as exc:  # the runner lost the task itself (a Dask worker died): no state to read
                 lost = f"{type(exc).__name__}: {exc}"
-            if lost is None and k + 1 < len(STAGES) and fut.state.is_completed():
-                running[_submit(stages, k + 1, item, fut, config, extra)] = (item, k + 1)
+            if lost is None and k + 1 < len(steps) and fut.state.is_completed():
+                submit(k + 1, item, fut)
                 continue
             # Committed as soon as the recording is done (or a stage crashed past its
             # retries): a killed run keeps everything that had finished.
-            work = _result_or_failure(fut, item, config, STAGES[k], lost)
+            work = _result_or_failure(fut, item, config, steps[k][0].name, lost)
             rows = t.rows_of(work, ctx)
             writer.write(rows)
             _tally(summary, rows)
