@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 
+from emoforge.configs.agents import TaxonomyConfig
 from emoforge.configs.quality import AggregationConfig
 from emoforge.storage.records import Annotation, Consensus, Features, RunContext, Segment, Status, Verdict
 
@@ -25,7 +26,14 @@ LABEL_VALENCE: dict[str, float] = {
     "fearful": -0.6,
     "disgusted": -0.6,
 }
-_CUE_BACKEND_MODALITY = {"face_cues": "face", "voice_cues": "voice", "text_cues": "text"}
+_CUE_BACKEND_MODALITY = {
+    "face_cues": "face",
+    "voice_cues": "voice",
+    "text_cues": "text",
+    "face_model": "face",
+    "voice_model": "voice",
+    "text_model": "text",
+}
 
 
 def single_modality(annotation: Annotation) -> str | None:
@@ -42,23 +50,18 @@ def valence_of(annotation: Annotation) -> float | None:
     return LABEL_VALENCE.get(annotation.primary_label or "")
 
 
-def calibrated_distribution(annotation: Annotation) -> dict[str, float]:
-    """The annotator's distribution with its primary label at its own stated confidence.
+def vote_distribution(annotation: Annotation, labels: list[str], confidence: float) -> dict[str, float]:
+    """What one vote says over ``labels``: ``confidence`` on its label, the rest spread evenly.
 
-    Agents report ``label_scores`` (a shape over the taxonomy) and a separately calibrated
-    ``confidence`` that the primary label is right; the primary gets the confidence and the
-    other labels share the rest in proportion to their scores. Without scores the rest
-    stays unassigned mass on the primary (a one-hot vote at full weight).
+    Low confidence moves a vote toward the uniform (uninformative) distribution, never
+    toward the annotator's runner-up labels: those are how the annotator ranks what it did
+    not choose, not evidence for them (see ``PooledVote``).
     """
     primary = annotation.primary_label or ""
-    scores = {k: v for k, v in annotation.label_scores.items() if v > 0}
-    conf = annotation.confidence
-    others = {k: v for k, v in scores.items() if k != primary}
-    if conf is None or not others:
-        total = sum(scores.values())
-        return {k: v / total for k, v in scores.items()} if scores and primary in scores else {primary: 1.0}
-    rest = sum(others.values())
-    return {primary: conf, **{k: (1.0 - conf) * v / rest for k, v in others.items()}}
+    vocabulary = sorted(set(labels) | {primary})
+    c = min(1.0, max(0.0, confidence))
+    rest = (1.0 - c) / len(vocabulary)
+    return {k: rest + (c if k == primary else 0.0) for k in vocabulary}
 
 
 def entropy_bits(distribution: dict[str, float]) -> float:
@@ -68,9 +71,11 @@ def entropy_bits(distribution: dict[str, float]) -> float:
 class ConsensusBuilder:
     """Aggregates one segment's jury; see the module docstring."""
 
-    def __init__(self, config: AggregationConfig, ctx: RunContext) -> None:
+    def __init__(self, config: AggregationConfig, ctx: RunContext, taxonomy: TaxonomyConfig | None = None) -> None:
         self.config = config
         self.ctx = ctx
+        # K of the pooled vote: a vote's leftover mass is spread over the whole taxonomy.
+        self.labels = list(taxonomy.labels) if taxonomy is not None else list(LABEL_VALENCE)
 
     def build(
         self,
@@ -84,19 +89,28 @@ class ConsensusBuilder:
         by_annotation = {v.annotation_id: v for v in verdicts}
         judged = [by_annotation.get(a.id) for a in valid]
         # The weighted vote needs a verdict for every vote; otherwise say honestly it was a plain vote.
-        method = self.config.method if all(v is not None for v in judged) and valid else "majority"
+        needs_judge = self.config.method in ("weighted", "soft") or self.config.judge_discount
+        complete = bool(valid) and (not needs_judge or all(v is not None for v in judged))
+        method = self.config.method if complete else "majority"
         weights = [max(v.s_final, self.config.min_weight) if v is not None else 1.0 for v in judged]
         if method == "majority":
             weights = [1.0] * len(valid)
-        if valid and sum(weights) <= 0:
-            weights = [1.0] * len(valid)  # every vote judged worthless: fall back to counting them
+        if valid and sum(weights) <= 0 and method != "pooled":
+            # Every vote judged worthless: fall back to counting them. The pooled vote needs
+            # no fallback: a worthless vote is a uniform one, and ties go to given labels.
+            weights = [1.0] * len(valid)
         reasons: list[str] = []
         if len(valid) < review.min_valid_annotations:
             reasons.append(
                 f"too_few_valid: {len(valid)} of {len(annotations)} annotations < {review.min_valid_annotations}"
             )
         distribution = self._distribution(segment, valid, weights, method)
-        primary = max(sorted(distribution), key=lambda k: distribution[k]) if distribution else None
+        # Ties (e.g. every vote at zero confidence) go to the label with the most votes behind
+        # it, so a flat distribution never elects a label nobody gave.
+        support = {k: sum(w for a, w in zip(valid, weights, strict=True) if a.primary_label == k) for k in distribution}
+        votes = {k: sum(a.primary_label == k for a in valid) for k in distribution}
+        ranked = sorted(distribution, key=lambda k: (-round(distribution[k], 12), -support[k], -votes[k], k))
+        primary = ranked[0] if ranked else None
         confidence = distribution.get(primary, 0.0) if primary else 0.0
         agreement = sum(a.primary_label == primary for a in valid) / len(valid) if valid and primary else None
         if primary is not None and confidence < review.min_confidence:
@@ -132,7 +146,7 @@ class ConsensusBuilder:
             return {}
         import pandas as pd
 
-        from emoforge.agents.aggregation import Aggregator, MajorityVote, SoftVote, WeightedVote
+        from emoforge.agents.aggregation import Aggregator, MajorityVote, PooledVote, SoftVote, WeightedVote
 
         df = pd.DataFrame(
             {
@@ -142,19 +156,30 @@ class ConsensusBuilder:
                 "weight": weights,
             }
         )
-        if method == "soft":
+        model: Aggregator
+        if method == "pooled":
+            df = df.assign(confidence=[self.vote_confidence(a, w) for a, w in zip(valid, weights, strict=True)])
+            model = PooledVote(self.labels)
+        elif method == "soft":
             df = pd.DataFrame(
                 [
                     {"task": segment.id, "worker": a.agent, "label": label, "prob": p, "weight": w}
                     for a, w in zip(valid, weights, strict=True)
-                    for label, p in calibrated_distribution(a).items()
+                    for label, p in vote_distribution(a, self.labels, self.vote_confidence(a, 1.0)).items()
                 ]
             )
-            model: Aggregator = SoftVote()
+            model = SoftVote()
         else:
             model = WeightedVote() if method == "weighted" else MajorityVote()
         row = model.fit(df).predict_proba().loc[segment.id]
         return {str(label): float(p) for label, p in row.items() if p > 0}
+
+    def vote_confidence(self, annotation: Annotation, weight: float) -> float:
+        """The probability that this vote is right: its calibrated confidence, discounted by
+        the judge's weight when ``judge_discount`` is on (``weight`` is 1 otherwise)."""
+        c = annotation.confidence if annotation.confidence is not None else self.config.missing_confidence
+        w = min(1.0, max(0.0, weight)) if self.config.judge_discount else 1.0
+        return min(1.0, max(0.0, c)) * w
 
     def _label_set(self, valid: list[Annotation], weights: list[float], primary: str | None) -> list[str]:
         total = sum(weights)

@@ -22,7 +22,7 @@ from emoforge.agents.cache import ResponseCache
 from emoforge.agents.clips import SegmentClip, clip_needs
 from emoforge.agents.costs import CostLedger, add_usage
 from emoforge.agents.labels import LabelNormalizer, SentenceEmbedder
-from emoforge.configs.agents import AgentConfig, AgentsConfig
+from emoforge.configs.agents import MODEL_BACKENDS, AgentConfig, AgentsConfig, TaxonomyConfig
 from emoforge.storage.records import (
     Annotation,
     ErrorKind,
@@ -58,6 +58,23 @@ def make_backend(config: AgentConfig) -> ChatBackend:
     raise ValueError(f"agent {config.name!r}: backend {config.backend!r} is not an LLM backend")
 
 
+def recognizer(
+    config: AgentConfig, ctx: RunContext, taxonomy: TaxonomyConfig, embedder: SentenceEmbedder | None
+) -> Annotator:
+    """A trained offline recognizer (agents/recognizers); its model loads on first use."""
+    if config.backend == "face_model":
+        from emoforge.agents.recognizers.face import FaceModelAnnotator
+
+        return FaceModelAnnotator(config, ctx, taxonomy)
+    if config.backend == "voice_model":
+        from emoforge.agents.recognizers.voice import VoiceModelAnnotator
+
+        return VoiceModelAnnotator(config, ctx, taxonomy)
+    from emoforge.agents.recognizers.text import TextModelAnnotator
+
+    return TextModelAnnotator(config, ctx, taxonomy, embedder)
+
+
 def _provider_key(config: AgentConfig) -> str:
     return f"{config.backend}|{config.base_url or ''}|{config.model if config.backend == 'transformers' else ''}"
 
@@ -90,6 +107,8 @@ class Jury:
                 self.agents.append(VoiceCueAnnotator(agent, ctx, config.taxonomy))
             elif agent.backend == "text_cues":
                 self.agents.append(TextCueAnnotator(agent, ctx, config.taxonomy, embedder))
+            elif agent.backend in MODEL_BACKENDS:
+                self.agents.append(recognizer(agent, ctx, config.taxonomy, embedder))
             else:
                 key = _provider_key(agent)
                 limiter = limiters.setdefault(key, threading.BoundedSemaphore(agent.concurrency))

@@ -7,17 +7,31 @@ from pydantic import Field, model_validator
 
 from emoforge.configs.base import Section
 
-Backend = Literal["face_cues", "voice_cues", "text_cues", "openai", "openai_compatible", "gemini", "transformers"]
+Backend = Literal[
+    "face_cues",
+    "voice_cues",
+    "text_cues",
+    "face_model",
+    "voice_model",
+    "text_model",
+    "openai",
+    "openai_compatible",
+    "gemini",
+    "transformers",
+]
 
 
 AgentModality = Literal["face", "voice", "text", "visual", "audio", "video"]
 
 _CUE_BACKENDS = ("face_cues", "voice_cues", "text_cues")
+# Offline recognizers (agents/recognizers): trained models; the voice model hears the clip.
+MODEL_BACKENDS = ("face_model", "voice_model", "text_model")
 # Which LLM backends can be sent the segment's clip: OpenAI's chat completions (and servers
 # speaking it, e.g. vLLM serving an omni model) take an ``input_audio`` part but no video;
 # Gemini takes both, inline or through its File API. The transformers backend has no audio
 # or video processor wiring, so it refuses them instead of silently sending text only.
 CLIP_MODALITIES: dict[str, frozenset[str]] = {
+    "voice_model": frozenset({"audio"}),
     "openai": frozenset({"audio"}),
     "openai_compatible": frozenset({"audio"}),
     "gemini": frozenset({"audio", "video"}),
@@ -40,7 +54,11 @@ class Price(Section):
 class AgentConfig(Section):
     name: str = Field(description="Unique agent name; part of annotation ids.")
     backend: Backend
-    model: str | None = Field(None, description="Model id or local path (LLM backends).")
+    model: str | None = Field(
+        None,
+        description="Model id or local path (LLM backends); for face_model/voice_model/text_model the weights "
+        "file (.npz/.onnx), null = the weights that ship with emoforge.",
+    )
     base_url: str | None = Field(None, description="Server URL (openai_compatible).")
     api_key_env: str | None = Field(None, description="Env var holding the API key; never the key.")
     prompt_version: str = "emo-cot-v1"

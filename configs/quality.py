@@ -94,10 +94,20 @@ class ReviewConfig(Section):
 
 
 class AggregationConfig(Section):
-    method: Literal["majority", "weighted", "soft"] = Field(
-        "soft",
-        description="Per-segment aggregator: soft = judge-weighted mixture of the agents' calibrated "
-        "distributions; corpus-level ones run in `emoforge aggregate`.",
+    method: Literal["pooled", "majority", "weighted", "soft"] = Field(
+        "pooled",
+        description="Per-segment aggregator: pooled = product of the agents' calibrated votes (each its "
+        "confidence on its label, the rest uniform; agents/aggregation/pooled.py); soft = judge-weighted "
+        "mixture of the same votes; weighted = judge-weighted vote count. Corpus-level aggregators run in "
+        "`emoforge aggregate`.",
+    )
+    judge_discount: bool = Field(
+        True,
+        description="pooled/soft: multiply each vote's confidence by the judge's S_final, so a rationale the "
+        "features contradict counts for less (benchmarks/results/quality.json measures both settings).",
+    )
+    missing_confidence: float = Field(
+        0.5, ge=0, le=1, description="Confidence of a vote whose annotator stated none."
     )
     corpus_methods: list[Literal["majority", "weighted", "dawid_skene", "mace"]] = Field(
         ["majority", "weighted", "dawid_skene", "mace"], description="Aggregators `emoforge aggregate` runs."

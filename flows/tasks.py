@@ -272,7 +272,7 @@ def aggregate_votes(work: RecordingWork, config: PipelineConfig, ctx: RunContext
     if not work.active:
         return work
     try:
-        builder = stage(ConsensusBuilder, config.aggregation, ctx)
+        builder = stage(ConsensusBuilder, config.aggregation, ctx, config.agents.taxonomy)
         work.consensus = [
             builder.build(s, f, a, v)
             for s, f, a, v in zip(work.segments, work.features, work.annotations, work.verdicts, strict=True)

@@ -10,6 +10,7 @@ from emoforge.agents.aggregation.base import Aggregator
 from emoforge.agents.aggregation.dawid_skene import DawidSkene
 from emoforge.agents.aggregation.mace import MACE
 from emoforge.agents.aggregation.majority import MajorityVote
+from emoforge.agents.aggregation.pooled import PooledVote
 from emoforge.agents.aggregation.soft import SoftVote
 from emoforge.agents.aggregation.weighted import WeightedVote
 
@@ -17,8 +18,9 @@ AGGREGATORS: dict[str, type[Aggregator]] = {
     "majority": MajorityVote,
     "weighted": WeightedVote,
     "soft": SoftVote,
+    "pooled": PooledVote,
     "dawid_skene": DawidSkene,
     "mace": MACE,
 }
 
-__all__ = ["AGGREGATORS", "MACE", "Aggregator", "DawidSkene", "MajorityVote", "SoftVote", "WeightedVote"]
+__all__ = ["AGGREGATORS", "MACE", "Aggregator", "DawidSkene", "MajorityVote", "PooledVote", "SoftVote", "WeightedVote"]

@@ -89,6 +89,18 @@ class CueAnnotator:
     def read(self, segment: Segment, features: Features) -> CueReading:
         raise NotImplementedError
 
+    def read_clip(self, segment: Segment, features: Features, clip: SegmentClip | None) -> CueReading:
+        """``read`` for agents that also take the segment's clip (the voice model); cue rules ignore it."""
+        return self.read(segment, features)
+
+    def confidence(self, dist: dict[str, float], primary: str, reading: CueReading) -> float:
+        """P(primary is right): the human single-modality ceiling x own probability x evidence share.
+
+        Rules have no training data to calibrate on, so their confidence is capped by how well
+        people do from the same modality; trained recognizers override this with their
+        held-out-calibrated probability."""
+        return self.ceiling * dist[primary] * min(1.0, max(0.0, reading.reliability))
+
     def _to_taxonomy(self, scores: dict[str, float]) -> dict[str, float]:
         out: dict[str, float] = {}
         for basic, value in scores.items():
@@ -107,7 +119,7 @@ class CueAnnotator:
             "provenance": provenance,
         }
         try:
-            reading = self.read(segment, features)
+            reading = self.read_clip(segment, features, clip)
             scores = self._to_taxonomy(reading.scores)
             if not scores:
                 raise AnnotatorError(
@@ -118,8 +130,7 @@ class CueAnnotator:
             return Annotation(**base, status=Status.failed, failure=exc.failure())
         dist = softmax(scores, self.temperature)
         primary = max(dist, key=lambda k: dist[k])
-        # ceiling (human single-modality accuracy) x agent's own probability x evidence share
-        confidence = round(self.ceiling * dist[primary] * min(1.0, max(0.0, reading.reliability)), 3)
+        confidence = round(self.confidence(dist, primary, reading), 3)
         valence, arousal = reading.valence, reading.arousal
         if valence is None and arousal is None:
             valence = sum(p * CIRCUMPLEX.get(k, (0.0, 0.0))[0] for k, p in dist.items())

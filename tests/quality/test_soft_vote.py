@@ -29,18 +29,19 @@ def test_soft_vote_equals_majority_for_one_hot_unit_weights() -> None:
     pd.testing.assert_frame_equal(soft.sort_index(axis=1), hard.sort_index(axis=1), check_names=False)
 
 
-def test_calibrated_distribution_puts_stated_confidence_on_the_primary() -> None:
-    from emoforge.agents.consensus import calibrated_distribution
+def test_vote_distribution_spreads_doubt_evenly_not_onto_runner_ups() -> None:
+    from emoforge.agents.consensus import vote_distribution
     from tests.quality.records import annotation
 
     a = annotation("x", ["sad"]).model_copy(
         update={"confidence": 0.3, "label_scores": {"sad": 0.6, "neutral": 0.3, "happy": 0.1}}
     )
-    dist = calibrated_distribution(a)
-    assert abs(dist["sad"] - 0.3) < 1e-12
-    assert abs(dist["neutral"] - 0.7 * 0.75) < 1e-12 and abs(sum(dist.values()) - 1) < 1e-12
-    one_hot = annotation("y", ["happy"]).model_copy(update={"confidence": None})
-    assert calibrated_distribution(one_hot) == {"happy": 1.0}
+    labels = ["neutral", "happy", "sad", "angry"]
+    dist = vote_distribution(a, labels, 0.3)
+    assert abs(dist["sad"] - (0.3 + 0.7 / 4)) < 1e-12
+    # The runner-up score (neutral 0.3) earns nothing over a label the agent never scored.
+    assert dist["neutral"] == dist["happy"] == dist["angry"] and abs(sum(dist.values()) - 1) < 1e-12
+    assert vote_distribution(a, labels, 0.0) == {k: 0.25 for k in labels}
 
 
 def test_consensus_of_two_weak_disagreeing_agents_goes_to_review() -> None:

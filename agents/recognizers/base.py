@@ -1,0 +1,31 @@
+"""Shared shape of the trained recognizers: calibrated class probabilities -> Annotation."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+from emoforge.agents.cues.base import CueAnnotator, CueReading
+
+
+def weights_path(configured: str | None, default_name: str) -> Path:
+    """The weights file: the agent's ``model`` path when set, else the one shipped in ``weights/``."""
+    if configured:
+        path = Path(configured).expanduser()
+        if not path.is_file():
+            raise FileNotFoundError(f"recognizer weights {configured!r} not found")
+        return path
+    return Path(str(resources.files("emoforge.agents.recognizers") / "weights" / default_name))
+
+
+class ModelAnnotator(CueAnnotator):
+    """Base for recognizers whose ``read`` returns log-probabilities already calibrated
+    (temperature-scaled on held-out speakers): the softmax at temperature 1 gives them
+    back, and the confidence is the probability of the chosen label, times the share of
+    the segment the model could read (``reliability``)."""
+
+    temperature = 1.0
+    ceiling = 1.0
+
+    def confidence(self, dist: dict[str, float], primary: str, reading: CueReading) -> float:
+        return dist[primary] * min(1.0, max(0.0, reading.reliability))

@@ -1,0 +1,84 @@
+"""Compare the packages installed in this interpreter's environment with a lock file.
+
+    python scripts/check_lock.py requirements/lock.txt [--ignore NAME ...] [--quiet]
+
+A lock line is ``name==version`` (``--hash`` options and comments are ignored). Exit 0 when
+the environment holds exactly the locked versions (plus the ignored names: the project
+itself, installed editable, and packages built here rather than taken from the index);
+exit 1 with a list of what differs otherwise: missing packages, other versions, and
+packages the lock does not name. Runs on the standard library only, so it works in a
+half-built environment too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from importlib import metadata
+from pathlib import Path
+
+ALWAYS_IGNORED = {"pip", "setuptools", "wheel"}  # the venv's own tooling, upgraded by setup.sh
+
+
+def canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def read_lock(path: Path) -> dict[str, str]:
+    pins: dict[str, str] = {}
+    for raw in path.read_text(encoding="utf-8").splitlines():
+        line = raw.split("#", 1)[0].strip().rstrip("\\").strip()
+        if not line or line.startswith("-"):
+            continue
+        spec = line.split(";", 1)[0].split()[0]
+        if "==" not in spec:
+            raise SystemExit(f"{path}: not an exact pin: {raw!r}")
+        name, version = spec.split("==", 1)
+        pins[canonical(name.split("[", 1)[0])] = version
+    return pins
+
+
+def installed() -> dict[str, str]:
+    out: dict[str, str] = {}
+    for dist in metadata.distributions():
+        name = dist.metadata["Name"]
+        if name:
+            out[canonical(name)] = dist.version
+    return out
+
+
+def differences(lock: dict[str, str], have: dict[str, str], ignored: set[str]) -> list[str]:
+    problems = []
+    for name, version in sorted(lock.items()):
+        if name in ignored:
+            continue
+        if name not in have:
+            problems.append(f"missing    {name}=={version}")
+        elif have[name] != version:
+            problems.append(f"version    {name}: installed {have[name]}, locked {version}")
+    for name in sorted(set(have) - set(lock) - ignored):
+        problems.append(f"not locked {name}=={have[name]}")
+    return problems
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("lock", type=Path)
+    parser.add_argument("--ignore", action="append", default=[], help="package name to leave out")
+    parser.add_argument("--quiet", action="store_true", help="print nothing when the environment matches")
+    args = parser.parse_args(argv)
+    ignored = ALWAYS_IGNORED | {canonical(n) for n in args.ignore}
+    problems = differences(read_lock(args.lock), installed(), ignored)
+    if problems:
+        print(f"environment {sys.prefix} differs from {args.lock} in {len(problems)} package(s):", file=sys.stderr)
+        for line in problems:
+            print(f"  {line}", file=sys.stderr)
+        return 1
+    if not args.quiet:
+        print(f"environment {sys.prefix} matches {args.lock}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
