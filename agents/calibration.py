@@ -34,6 +34,17 @@ class CalibrationReport(Record):
     annotator_accuracy: dict[str, float | None] = Field(description="Agent -> accuracy, failures count wrong.")
     annotator_answered_accuracy: dict[str, float | None] = Field(description="Agent -> accuracy where it answered.")
     best_single_annotator: str | None = Field(default=None, description="Agent with the highest accuracy.")
+    annotator_macro_f1: dict[str, float | None] = Field(
+        default_factory=dict, description="Agent -> macro-F1 over the reference labels, failures count wrong."
+    )
+    annotator_ece: dict[str, float | None] = Field(
+        default_factory=dict, description="Agent -> ECE (10 bins) of its stated confidence where it answered."
+    )
+    consensus_macro_f1: float | None = Field(default=None, description="Macro-F1 of the stored consensus.")
+    consensus_ece: float | None = Field(default=None, description="ECE of the stored consensus confidence.")
+    consensus_not_given: int = Field(
+        default=0, description="Labelled rows whose consensus label no valid annotation gave (should be 0)."
+    )
 
 
 def auroc(scores: ArrayLike, positive: ArrayLike) -> float:
@@ -47,6 +58,40 @@ def auroc(scores: ArrayLike, positive: ArrayLike) -> float:
         return float("nan")
     ranks = rankdata(s)
     return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+
+
+def expected_calibration_error(confidence: ArrayLike, correct: ArrayLike, bins: int = 10) -> float:
+    """ECE: ``sum_b |B_b| / n * |acc(B_b) - conf(B_b)|`` over ``bins`` equal-width confidence bins.
+
+    0 for a perfectly calibrated annotator; NaN without data. A confidence of exactly 1
+    falls in the last bin."""
+    c = np.clip(np.asarray(confidence, dtype=float), 0.0, 1.0)
+    y = np.asarray(correct, dtype=float)
+    if c.size == 0:
+        return float("nan")
+    which = np.minimum((c * bins).astype(int), bins - 1)
+    total = 0.0
+    for b in range(bins):
+        mask = which == b
+        if mask.any():
+            total += mask.sum() / c.size * abs(float(y[mask].mean()) - float(c[mask].mean()))
+    return float(total)
+
+
+def macro_f1(truth: Sequence[str], predicted: Sequence[str | None], labels: Sequence[str] | None = None) -> float:
+    """Unweighted mean of per-label F1 over ``labels`` (default: the labels in ``truth``).
+
+    A missing prediction (None: the annotator failed) counts as wrong for its true label."""
+    classes = list(labels) if labels is not None else sorted(set(truth))
+    if not classes:
+        return float("nan")
+    scores = []
+    for c in classes:
+        tp = sum(t == c and p == c for t, p in zip(truth, predicted, strict=True))
+        fp = sum(t != c and p == c for t, p in zip(truth, predicted, strict=True))
+        fn = sum(t == c and p != c for t, p in zip(truth, predicted, strict=True))
+        scores.append(0.0 if tp == 0 else 2 * tp / (2 * tp + fp + fn))
+    return float(np.mean(scores))
 
 
 def references_from_rows(rows: Sequence[SegmentRow]) -> dict[str, str]:
@@ -77,12 +122,27 @@ def calibration_report(
     hits: dict[str, list[bool]] = {}
     answered: dict[str, list[bool]] = {}
     consensus_hits = []
+    truths: list[str] = []
+    predictions: dict[str, list[str | None]] = {}
+    confidences: dict[str, tuple[list[float], list[bool]]] = {}
+    consensus_pred: list[str | None] = []
+    consensus_conf: list[float] = []
+    not_given = 0
+    all_agents = {a.agent for r in all_rows for a in r.annotations}
     for segment_id, row in labelled:
         truth = refs[segment_id]
         verdicts = {v.annotation_id: v for v in row.verdicts if judge is None or v.judge == judge}
+        truths.append(truth)
+        for agent in all_agents - {a.agent for a in row.annotations}:
+            predictions.setdefault(agent, []).append(None)
         for a in row.annotations:
             ok = a.status == Status.ok and a.primary_label == truth
             hits.setdefault(a.agent, []).append(ok)
+            predictions.setdefault(a.agent, []).append(a.primary_label if a.status == Status.ok else None)
+            if a.status == Status.ok and a.confidence is not None:
+                conf, right = confidences.setdefault(a.agent, ([], []))
+                conf.append(a.confidence)
+                right.append(ok)
             if a.status == Status.ok and a.primary_label:
                 answered.setdefault(a.agent, []).append(ok)
                 v = verdicts.get(a.id)
@@ -92,6 +152,10 @@ def calibration_report(
                         values.append(getattr(v, name))
         if row.consensus is not None:
             consensus_hits.append(row.consensus.primary_label == truth)
+            given = {a.primary_label for a in row.annotations if a.status == Status.ok}
+            not_given += row.consensus.primary_label is not None and row.consensus.primary_label not in given
+        consensus_pred.append(row.consensus.primary_label if row.consensus is not None else None)
+        consensus_conf.append(row.consensus.confidence if row.consensus is not None else 0.0)
     accuracy: dict[str, float | None] = {"consensus": _mean(consensus_hits)}
     frame = votes_frame(all_rows, judge)
     for method in methods:
@@ -114,6 +178,15 @@ def calibration_report(
         annotator_accuracy=agent_acc,
         annotator_answered_accuracy={agent: _mean(h) for agent, h in sorted(answered.items())},
         best_single_annotator=max(ranked, key=lambda a: agent_acc[a] or 0.0) if ranked else None,
+        annotator_macro_f1={a: finite(macro_f1(truths, p)) for a, p in sorted(predictions.items())},
+        annotator_ece={a: finite(expected_calibration_error(*v)) for a, v in sorted(confidences.items())},
+        consensus_macro_f1=finite(macro_f1(truths, consensus_pred)) if truths else None,
+        consensus_ece=finite(
+            expected_calibration_error(consensus_conf, [p == t for p, t in zip(consensus_pred, truths, strict=True)])
+        )
+        if truths
+        else None,
+        consensus_not_given=not_given,
     )
 
 

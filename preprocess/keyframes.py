@@ -111,7 +111,7 @@ class KeyframeSelector:
             if prev.shape != g.shape:
                 continue
             diff = float(np.mean(cv2.absdiff(prev, g))) / 255.0
-            flow = cv2.calcOpticalFlowFarneback(prev, g, None, 0.5, 2, 9, 2, 5, 1.1, 0)  # type: ignore[call-overload]
+            flow = cv2.calcOpticalFlowFarneback(prev, g, None, 0.5, 2, 9, 2, 5, 1.1, 0)
             mag = float(np.mean(np.linalg.norm(flow, axis=2))) / max(g.shape)
             out[p] = diff + mag
         return out
@@ -122,9 +122,7 @@ class KeyframeSelector:
         if self._orb is None:
             import cv2
 
-            self._orb = cv2.ORB_create(  # type: ignore[attr-defined]
-                nfeatures=self.config.orb_features, edgeThreshold=15, patchSize=15
-            )
+            self._orb = cv2.ORB_create(nfeatures=self.config.orb_features, edgeThreshold=15, patchSize=15)
         return self._orb
 
     def _small_gray(self, img: np.ndarray) -> np.ndarray:

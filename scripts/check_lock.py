@@ -18,7 +18,8 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
-ALWAYS_IGNORED = {"pip", "setuptools", "wheel"}  # the venv's own tooling, upgraded by setup.sh
+# The venv's own tooling: checked when the lock pins it, never reported as an extra.
+VENV_TOOLS = {"pip", "setuptools", "wheel"}
 
 
 def canonical(name: str) -> str:
@@ -57,9 +58,34 @@ def differences(lock: dict[str, str], have: dict[str, str], ignored: set[str]) -
             problems.append(f"missing    {name}=={version}")
         elif have[name] != version:
             problems.append(f"version    {name}: installed {have[name]}, locked {version}")
-    for name in sorted(set(have) - set(lock) - ignored):
+    for name in sorted(set(have) - set(lock) - ignored - VENV_TOOLS):
         problems.append(f"not locked {name}=={have[name]}")
     return problems
+
+
+def top_level(name: str) -> set[str]:
+    """The import folders (first path parts) a distribution's files live in."""
+    try:
+        files = metadata.distribution(name).files or []
+    except metadata.PackageNotFoundError:
+        return set()
+    return {f.parts[0] for f in files if len(f.parts) > 1 and not f.parts[0].endswith((".dist-info", ".data"))}
+
+
+def lock_entries(path: Path) -> dict[str, str]:
+    """Canonical name -> the lock's text for it (the pin line and its --hash lines)."""
+    entries: dict[str, str] = {}
+    current: str | None = None
+    for raw in path.read_text(encoding="utf-8").splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("--hash") and current is not None:
+            entries[current] += "\n" + raw
+            continue
+        current = canonical(line.split("==", 1)[0].split("[", 1)[0])
+        entries[current] = raw
+    return entries
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -67,8 +93,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("lock", type=Path)
     parser.add_argument("--ignore", action="append", default=[], help="package name to leave out")
     parser.add_argument("--quiet", action="store_true", help="print nothing when the environment matches")
+    parser.add_argument(
+        "--print-extras", action="store_true", help="print only the installed packages the lock does not name"
+    )
+    parser.add_argument(
+        "--overlapping",
+        nargs="+",
+        metavar="DIST",
+        help="print the lock entries of installed packages that share an import folder with DIST "
+        "(to reinstall after removing DIST, which deletes the shared files: OpenCV builds all write cv2/)",
+    )
     args = parser.parse_args(argv)
-    ignored = ALWAYS_IGNORED | {canonical(n) for n in args.ignore}
+    ignored = {canonical(n) for n in args.ignore}
+    if args.overlapping:
+        shared = set().union(*(top_level(n) for n in args.overlapping))
+        entries = lock_entries(args.lock)
+        for name in sorted(set(installed()) & set(entries)):
+            if name not in {canonical(n) for n in args.overlapping} and top_level(name) & shared:
+                print(entries[name])
+        return 0
+    if args.print_extras:
+        for name in sorted(set(installed()) - set(read_lock(args.lock)) - ignored - VENV_TOOLS):
+            print(name)
+        return 0
     problems = differences(read_lock(args.lock), installed(), ignored)
     if problems:
         print(f"environment {sys.prefix} differs from {args.lock} in {len(problems)} package(s):", file=sys.stderr)

