@@ -145,7 +145,9 @@ def crema_d(seeds: int = 5) -> dict[str, Any]:
             conf = [float(probas.loc[c].max()) if c in probas.index else None for c in test]
             given = df.groupby("task")["label"].apply(set)
             result["aggregators"][method] = score(y, pred, conf) | {
-                "consensus_not_given": int(sum(p is not None and p not in given.get(c, set()) for c, p in zip(test, pred, strict=True)))
+                "consensus_not_given": int(
+                    sum(p is not None and p not in given.get(c, set()) for c, p in zip(test, pred, strict=True))
+                )
             }
         per_seed.append(result)
     return {
@@ -242,9 +244,17 @@ def jury_consensus(
     judge = Judge(JudgeConfig(), ctx())
     verdicts = [judge.score(s, f, list(j)) for s, f, j in zip(segments, features, juries, strict=True)]
     out: dict[str, Any] = {}
-    for method, discount in (("pooled", True), ("pooled", False), ("soft", True), ("weighted", True), ("majority", True)):
+    for method, discount in (
+        ("pooled", True),
+        ("pooled", False),
+        ("soft", True),
+        ("weighted", True),
+        ("majority", True),
+    ):
         builder = ConsensusBuilder(AggregationConfig(method=method, judge_discount=discount), ctx(), TaxonomyConfig())
-        cons = [builder.build(s, f, list(j), v) for s, f, j, v in zip(segments, features, juries, verdicts, strict=True)]
+        cons = [
+            builder.build(s, f, list(j), v) for s, f, j, v in zip(segments, features, juries, verdicts, strict=True)
+        ]
         pred = [c.primary_label for c in cons]
         conf = [c.confidence if c.primary_label else None for c in cons]
         given = [{a.primary_label for a in j if a.status == Status.ok} for j in juries]

@@ -33,6 +33,11 @@ MELD_MAP = {
 DEFAULT_JURY = ("face_model", "voice_model", "text_model")
 
 
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
 def transcript_features(sid: str, text: str, duration: float, language: str = "en") -> Any:
     from emoforge.storage.records import Features, Transcript, Word
 
@@ -51,7 +56,7 @@ def transcript_features(sid: str, text: str, duration: float, language: str = "e
 def meld() -> dict[str, Any]:
     import train_text_model as ttm
 
-    rows = list(csv.DictReader(open(fixtures() / "labels" / "meld_dev_sent_emo.csv", encoding="utf-8")))
+    rows = read_csv(fixtures() / "labels" / "meld_dev_sent_emo.csv")
     truth = [MELD_MAP[r["Emotion"]] for r in rows]
     texts = [r["Utterance"] for r in rows]
     feats = [transcript_features(f"meld{i}", t, 3.0) for i, t in enumerate(texts)]
@@ -97,9 +102,11 @@ def ravdess() -> dict[str, Any]:
     from emoforge.preprocess.prosody import ProsodyAnalyzer
 
     root = fixtures() / "ravdess"
-    rows = list(csv.DictReader(open(root / "labels.csv", encoding="utf-8")))
-    truth = ["neutral" if r["emotion"] == "calm" else ("disgusted" if r["emotion"] == "disgust" else r["emotion"])
-             for r in rows]
+    rows = read_csv(root / "labels.csv")
+    truth = [
+        "neutral" if r["emotion"] == "calm" else ("disgusted" if r["emotion"] == "disgust" else r["emotion"])
+        for r in rows
+    ]
     prosody = ProsodyAnalyzer(ProsodyConfig())
     segs, feats, clips = [], [], []
     for i, r in enumerate(rows):
@@ -109,8 +116,11 @@ def ravdess() -> dict[str, Any]:
         f = f.model_copy(update={"prosody": prosody.analyze(audio, sr, 0.0, f.transcript.words)})
         segs.append(segment(f"rav{i}", duration))
         feats.append(f)
-        clips.append(SegmentClip(segment_id=segs[-1].id, start_s=0.0, end_s=duration,
-                                 audio_wav=wav_bytes(audio, sr), audio_s=duration))
+        clips.append(
+            SegmentClip(
+                segment_id=segs[-1].id, start_s=0.0, end_s=duration, audio_wav=wav_bytes(audio, sr), audio_s=duration
+            )
+        )
     anns: dict[str, list[Any]] = {}
     for backend in ("voice_cues", "text_cues", "text_model"):
         agent = make_agent(backend)
@@ -152,7 +162,7 @@ agents:
 def mer() -> dict[str, Any]:
     from emoforge.storage.shards import read_rows
 
-    labels = {r["sample_id"]: r["emotion"] for r in csv.DictReader(open(fixtures() / "labels" / "mer2023_clips.csv"))}
+    labels = {r["sample_id"]: r["emotion"] for r in read_csv(fixtures() / "labels" / "mer2023_clips.csv")}
     with tempfile.TemporaryDirectory() as tmp:
         config = Path(tmp) / "all-agents.yaml"
         config.write_text(MER_CONFIG)
@@ -190,7 +200,10 @@ def per_clip(rows: Sequence[Any], chosen: Sequence[Any], labels: dict[str, str],
             d = votes.setdefault(clip_of[r.row_id], {})
             d[a.primary_label] = d.get(a.primary_label, 0.0) + (r.segment.end_s - r.segment.start_s)
     return {
-        clip: {"human": labels[clip], "agent": max(votes[clip], key=lambda k: votes[clip][k]) if clip in votes else None}
+        clip: {
+            "human": labels[clip],
+            "agent": max(votes[clip], key=lambda k: votes[clip][k]) if clip in votes else None,
+        }
         for clip in sorted(labels)
     }
 

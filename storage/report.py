@@ -80,7 +80,8 @@ class CorpusReporter:
         return (
             f"<!doctype html><html><head><meta charset='utf-8'><title>emoforge report</title>"
             f"<style>{_CSS}</style></head><body><h1>Corpus report</h1><p>{html.escape(str(root))}</p>"
-            f"<h2>Overview</h2>{overview}<h2>Plots</h2><div class='grid'>{''.join(figures)}</div>"
+            f"<h2>Overview</h2>{overview}<h2>Label quality against human labels</h2>{self._vs_human(rows)}"
+            f"<h2>Plots</h2><div class='grid'>{''.join(figures)}</div>"
             f"<h2>Agreement statistics</h2>{self._agreement(manifest)}</body></html>"
         )
 
@@ -191,6 +192,34 @@ class CorpusReporter:
         title = "Agreement per annotator (vs consensus)"
         ax.set_title(title, fontsize=9)
         return _figure(title, _png(fig))
+
+    @staticmethod
+    def _vs_human(rows: list[SegmentRow]) -> str:
+        """Per annotator and for the consensus: accuracy, macro-F1 and ECE on human-verified rows."""
+        from emoforge.agents.calibration import calibration_report
+
+        report = calibration_report(rows)
+        if not report.n_labelled_segments:
+            return "<p>No human-verified rows yet: accuracy against people appears here after a review import.</p>"
+
+        def fmt(x: float | None) -> str:
+            return "n/a" if x is None else f"{x:.3f}"
+
+        lines = [
+            (
+                f"{name} (accuracy / macro-F1 / ECE)",
+                f"{fmt(acc)} / {fmt(report.annotator_macro_f1.get(name))} / {fmt(report.annotator_ece.get(name))}",
+            )
+            for name, acc in report.annotator_accuracy.items()
+        ]
+        lines.append((
+            "consensus (accuracy / macro-F1 / ECE)",
+            f"{fmt(report.aggregator_accuracy.get('consensus'))} / {fmt(report.consensus_macro_f1)} / "
+            f"{fmt(report.consensus_ece)}",
+        ))
+        lines.append(("consensus labels no annotator gave", report.consensus_not_given))
+        lines.append(("human-verified segments", report.n_labelled_segments))
+        return _table(lines)
 
     def _agreement(self, manifest: dict[str, Any]) -> str:
         stats = manifest.get("stats") or {}

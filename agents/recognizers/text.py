@@ -148,9 +148,7 @@ class TextModelAnnotator(ModelAnnotator):
             )
         language = (t.language or "").lower().split("-")[0].split("_")[0]
         if language and language not in LANGUAGES:
-            raise AnnotatorError(
-                ErrorKind.invalid_input, f"the text encoder does not cover language {t.language!r}"
-            )
+            raise AnnotatorError(ErrorKind.invalid_input, f"the text encoder does not cover language {t.language!r}")
         text = normalise_text(t.text)[:2000]
         vector, model = self._embed(text)
         log_p = dict(zip(model.classes, model.log_proba(vector)[0].tolist(), strict=True))
@@ -161,12 +159,12 @@ class TextModelAnnotator(ModelAnnotator):
         # labels those from context the model never sees.
         reliability = min(1.0, units / 4)
         quoted = text if len(text) <= 120 else text[:117] + "..."
-        cv = model.metadata.get("cv", {})
+        cv_accuracy = float(model.metadata.get("cv", {}).get("accuracy", float("nan")))
         steps = [
             f'Transcript ({units:g} word units, {t.language or "language unknown"}) treated as data: "{quoted}".',
             "Classifier probabilities: "
             + ", ".join(f"{e} {np.exp(scores[e]):.2f}" for e in ranked[:3])
-            + f" (temperature {model.temperature:.2f}, out-of-fold MELD accuracy {cv.get('accuracy', float('nan')):.2f}).",
+            + f" (temperature {model.temperature:.2f}, out-of-fold MELD accuracy {cv_accuracy:.2f}).",
             f"Reliability {reliability:.2f} from {units:g} word units (full at 4).",
         ]
         if language and language != "en":

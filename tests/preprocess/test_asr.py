@@ -133,7 +133,8 @@ def test_long_speech_is_decoded_in_bounded_windows_on_the_recording_clock(jfk: M
     for k, start in enumerate((0.0, 16.0, 32.0)):
         tr = asr.slice(rt, start, start + 11.0)
         assert jiwer.wer(_norm_en(JFK_TRANSCRIPT), _norm_en(tr.text)) <= 0.1, (k, tr.text)
-        assert start <= tr.words[0].start_s < start + 1.5 and tr.words[-1].end_s <= start + 11.2
+        # Whisper's timestamps step by 20 ms: the first word may start one step before the audio.
+        assert start - 0.02 <= tr.words[0].start_s < start + 1.5 and tr.words[-1].end_s <= start + 11.2
 
 
 def test_whisperx_backend_without_alignment_says_so(jfk: Media) -> None:
