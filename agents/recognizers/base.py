@@ -20,12 +20,14 @@ def weights_path(configured: str | None, default_name: str) -> Path:
 
 class ModelAnnotator(CueAnnotator):
     """Base for recognizers whose ``read`` returns log-probabilities already calibrated
-    (temperature-scaled on held-out speakers): the softmax at temperature 1 gives them
-    back, and the confidence is the probability of the chosen label, times the share of
-    the segment the model could read (``reliability``)."""
+    (temperature-scaled on held-out speakers or dialogues): the softmax at temperature 1
+    gives them back, and the confidence is the probability of the chosen label as it is.
+    Scaling it further by how much of the segment the model could read (``reliability``)
+    measured worse: on MELD out of fold it moved the text model's ECE from ~0.03 to 0.12,
+    all of it under-confidence on short lines, which the model already scores flatter."""
 
     temperature = 1.0
     ceiling = 1.0
 
     def confidence(self, dist: dict[str, float], primary: str, reading: CueReading) -> float:
-        return dist[primary] * min(1.0, max(0.0, reading.reliability))
+        return dist[primary]

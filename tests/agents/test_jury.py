@@ -22,19 +22,33 @@ from tests.agents.test_llm_fakes import GOOD
 
 def test_offline_default_jury_from_default_yaml(ctx: RunContext, tmp_path: Path) -> None:
     config = load_config().agents
+    assert [a.backend for a in config.jury] == ["face_model", "voice_model", "text_model"]
+    jury = Jury(config, ctx, cache_dir=tmp_path)
+    assert jury.clip_needs.audio and not jury.clip_needs.video  # the voice model hears the segment
+    seg = make_segment()
+    annotations = jury.annotate(seg, make_features(seg))
+    assert [a.id for a in annotations] == [f"{seg.id}-face", f"{seg.id}-voice", f"{seg.id}-text"]
+    # Features without key frames or a clip: the face and voice models fail typed, text answers.
+    face, voice, text = annotations
+    assert face.failure is not None and face.failure.kind == ErrorKind.no_face
+    assert voice.failure is not None and voice.failure.kind == ErrorKind.no_audio
+    assert text.status == Status.ok and text.primary_label in config.taxonomy.labels
+    assert text.rationale and text.evidence and text.provenance.config_hash == ctx.config_hash
+    assert jury.estimate(seg, make_features(seg)).calls == 0  # offline models cost nothing
+    jury.close()
+
+
+def test_cue_agents_still_form_a_jury(ctx: RunContext, tmp_path: Path) -> None:
+    config = AgentsConfig()  # the code default: the three cue agents, no model files needed
     assert [a.backend for a in config.jury] == ["face_cues", "voice_cues", "text_cues"]
     jury = Jury(config, ctx, cache_dir=tmp_path)
     seg = make_segment()
     annotations = jury.annotate(seg, make_features(seg))
-    assert [a.id for a in annotations] == [f"{seg.id}-face", f"{seg.id}-voice", f"{seg.id}-text"]
     assert all(a.status == Status.ok and a.primary_label in config.taxonomy.labels for a in annotations)
     assert {a.primary_label for a in annotations} >= {"happy"}  # AU6+AU12 face, 'wonderful news' text
-    assert all(a.rationale and a.evidence and a.provenance.config_hash == ctx.config_hash for a in annotations)
-    # one modality missing: that agent fails with a typed reason, the others still answer
     no_face = jury.annotate(seg, make_features(seg, face=False))
     assert no_face[0].failure is not None and no_face[0].failure.kind == ErrorKind.no_face
     assert no_face[1].status == Status.ok and no_face[2].status == Status.ok
-    assert jury.estimate(seg, make_features(seg)).calls == 0  # cue agents cost nothing
     jury.close()
 
 
