@@ -19,16 +19,8 @@ from typing import Any
 
 import numpy as np
 from bench_quality import REPO, answers, fixtures, jury_consensus, majority_baseline, make_agent, score, segment
+from train_text_model import MELD_TO_BASIC
 
-MELD_MAP = {
-    "neutral": "neutral",
-    "joy": "happy",
-    "anger": "angry",
-    "surprise": "surprised",
-    "sadness": "sad",
-    "fear": "fearful",
-    "disgust": "disgusted",
-}
 # The offline default jury (configs/default.yaml), by modality.
 DEFAULT_JURY = ("face_model", "voice_model", "text_model")
 
@@ -83,7 +75,7 @@ def meld() -> dict[str, Any]:
 
     threadpool_limits(1)  # the training script's setting: reproducible fits, fast on 2 cores
     rows = read_csv(fixtures() / "labels" / "meld_dev_sent_emo.csv")
-    truth = [MELD_MAP[r["Emotion"]] for r in rows]
+    truth = [MELD_TO_BASIC[r["Emotion"]] for r in rows]
     texts = [r["Utterance"] for r in rows]
     feats = [transcript_features(f"meld{i}", t, 3.0) for i, t in enumerate(texts)]
     segs = [segment(f"meld{i}", 3.0) for i in range(len(rows))]
@@ -131,10 +123,13 @@ def wav_bytes(audio: np.ndarray, sr: int) -> bytes:
 
 
 def ravdess() -> dict[str, Any]:
+    import json
+
     import soundfile as sf
     import train_voice_model as tvm
 
     from emoforge.agents.clips import SegmentClip
+    from emoforge.agents.recognizers.base import weights_path
     from emoforge.configs.preprocess import ProsodyConfig
     from emoforge.preprocess.prosody import ProsodyAnalyzer
 
@@ -163,12 +158,32 @@ def ravdess() -> dict[str, Any]:
         agent = make_agent(backend)
         anns[backend] = [agent.annotate(s, f, c) for s, f, c in zip(segs, feats, clips, strict=True)]
     anns["voice_model"] = [None] * len(rows)
+    # Leave one actor out, through the real agent: each fold's weights are the shipped ones
+    # refitted (same C, same temperature, same feature spec) without the held-out actor.
+    shipped = weights_path(None, "voice-ravdess-v1.npz")
+    with np.load(shipped, allow_pickle=False) as data:
+        arrays = {k: data[k] for k in data.files}
+    c = float(json.loads(str(arrays["meta"]))["C"])
+    views = tvm.extract(root, rows)
+    y = np.array([tvm.CLASSES.index(t) for t in truth])
+    actors = np.array([int(r["actor"]) for r in rows])
     with tempfile.TemporaryDirectory() as tmp:
-        for fold, (train_idx, test_idx) in enumerate(tvm.folds(rows)):
-            path = Path(tmp) / f"voice-fold{fold}.npz"
-            tvm.save(tvm.fit([rows[i] for i in train_idx]), path)
+        for actor in np.unique(actors):
+            test = actors == actor
+            fold = tvm.Standardised([views["a"][~test], views["a_whole_file"][~test]], y[~test], c)
+            path = Path(tmp) / f"voice-without-actor{actor}.npz"
+            np.savez_compressed(
+                path,
+                **{
+                    **arrays,
+                    "mean": fold.mean.astype(np.float32),
+                    "scale": fold.scale.astype(np.float32),
+                    "coef": fold.coef.astype(np.float32),
+                    "intercept": fold.intercept.astype(np.float32),
+                },
+            )
             agent = make_agent("voice_model", str(path))
-            for i in test_idx:
+            for i in np.flatnonzero(test):
                 anns["voice_model"][i] = agent.annotate(segs[i], feats[i], clips[i])
     juries = [[anns["voice_model"][i], anns["text_model"][i]] for i in range(len(rows))]
     return {

@@ -30,6 +30,7 @@ from emoforge.storage.records import (
     RunContext,
     Segment,
     Status,
+    Transcript,
     Usage,
 )
 
@@ -62,6 +63,20 @@ class CueReading:
     valence: float | None = None
     arousal: float | None = None
     modalities_seen: list[str] = field(default_factory=list)
+
+
+def usable_transcript(features: Features) -> Transcript:
+    """The segment's transcript if a text agent may read it; a typed AnnotatorError otherwise:
+    no_speech without words, invalid_input when a hallucination guard fired."""
+    t = features.transcript
+    if t is None or not t.text.strip():
+        raise AnnotatorError(ErrorKind.no_speech, "no transcript for this segment")
+    if not t.reliable:
+        raise AnnotatorError(
+            ErrorKind.invalid_input,
+            f"transcript flagged unreliable ({', '.join(t.unreliable_reasons) or 'no reason given'}): not used",
+        )
+    return t
 
 
 def softmax(scores: dict[str, float], temperature: float) -> dict[str, float]:

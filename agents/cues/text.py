@@ -16,7 +16,7 @@ import threading
 from typing import Any
 
 from emoforge.agents.base import AnnotatorError
-from emoforge.agents.cues.base import CueAnnotator, CueReading
+from emoforge.agents.cues.base import CueAnnotator, CueReading, usable_transcript
 from emoforge.agents.labels import SentenceEmbedder
 from emoforge.configs.agents import AgentConfig, TaxonomyConfig
 from emoforge.storage.records import Cue, ErrorKind, Features, RunContext, Segment
@@ -111,14 +111,7 @@ class TextCueAnnotator(CueAnnotator):
             return self._prototypes
 
     def read(self, segment: Segment, features: Features) -> CueReading:
-        t = features.transcript
-        if t is None or not t.text.strip():
-            raise AnnotatorError(ErrorKind.no_speech, "no transcript for this segment")
-        if not t.reliable:
-            raise AnnotatorError(
-                ErrorKind.invalid_input,
-                f"transcript flagged unreliable ({', '.join(t.unreliable_reasons) or 'no reason given'}): not used",
-            )
+        t = usable_transcript(features)
         if t.language and not t.language.lower().startswith("en"):
             raise AnnotatorError(ErrorKind.invalid_input, f"text cues are English-only; transcript is {t.language!r}")
         text = t.text.strip()[:2000]

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from emoforge.agents.base import AnnotatorError
-from emoforge.agents.cues.base import BASIC, CueReading
+from emoforge.agents.cues.base import BASIC, CueReading, usable_transcript
 from emoforge.agents.labels import SentenceEmbedder
 from emoforge.agents.recognizers.base import ModelAnnotator, weights_path
 from emoforge.configs.agents import AgentConfig, TaxonomyConfig
@@ -138,14 +138,7 @@ class TextModelAnnotator(ModelAnnotator):
             return vector, self._model
 
     def read(self, segment: Segment, features: Features) -> CueReading:
-        t = features.transcript
-        if t is None or not t.text.strip():
-            raise AnnotatorError(ErrorKind.no_speech, "no transcript for this segment")
-        if not t.reliable:
-            raise AnnotatorError(
-                ErrorKind.invalid_input,
-                f"transcript flagged unreliable ({', '.join(t.unreliable_reasons) or 'no reason given'}): not used",
-            )
+        t = usable_transcript(features)
         language = (t.language or "").lower().split("-")[0].split("_")[0]
         if language and language not in LANGUAGES:
             raise AnnotatorError(ErrorKind.invalid_input, f"the text encoder does not cover language {t.language!r}")

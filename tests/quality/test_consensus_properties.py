@@ -15,6 +15,7 @@ from emoforge.configs.agents import TaxonomyConfig
 from emoforge.configs.quality import AggregationConfig
 from emoforge.storage.records import Annotation, Verdict
 from tests.quality.records import CTX, SEGMENT, annotation
+from tests.quality.test_consensus import verdict
 
 LABELS = ["neutral", "happy", "sad", "angry", "fearful", "disgusted", "surprised"]
 TAXONOMY = TaxonomyConfig(labels=LABELS)
@@ -33,19 +34,7 @@ def jury(votes: list[tuple[str, float, dict[str, float], float]]) -> tuple[list[
     for i, (label, conf, scores, s_final) in enumerate(votes):
         a = annotation(f"agent{i}", [label]).model_copy(update={"confidence": conf, "label_scores": scores})
         anns.append(a)
-        verdicts.append(
-            Verdict(
-                id=f"{a.id}-judge",
-                annotation_id=a.id,
-                judge="judge",
-                s_rec=s_final,
-                s_reason=s_final,
-                s_cot=s_final,
-                s_final=s_final,
-                weights=[0.4, 0.3, 0.3],
-                provenance=CTX.provenance(stage="judge"),
-            )
-        )
+        verdicts.append(verdict(a, s_final))
     return anns, verdicts
 
 
