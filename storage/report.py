@@ -205,7 +205,7 @@ class CorpusReporter:
         def fmt(x: float | None) -> str:
             return "n/a" if x is None else f"{x:.3f}"
 
-        lines = [
+        lines: list[tuple[str, Any]] = [
             (
                 f"{name} (accuracy / macro-F1 / ECE)",
                 f"{fmt(acc)} / {fmt(report.annotator_macro_f1.get(name))} / {fmt(report.annotator_ece.get(name))}",
