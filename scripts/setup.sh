@@ -36,18 +36,16 @@ fi
 
 lock_id() { sha256sum "$1" "$ROOT/scripts/setup.sh" | sha256sum | cut -c1-16; }
 
-# sync VENV LOCK STAMP NAME [IGNORED...]: make VENV hold exactly LOCK.
+# sync VENV LOCK NAME [IGNORED...]: make VENV hold exactly LOCK.
 sync_venv() {
-  local venv=$1 lock=$2 stamp=$3 name=$4
-  shift 4
+  local venv=$1 lock=$2 name=$3
+  shift 3
   local ignore=()
   for pkg in "$@"; do ignore+=(--ignore "$pkg"); done
-  local want drift
-  want=$(lock_id "$lock")
+  local drift
   drift=$(mktemp)
   if [ -x "$venv/bin/python" ]; then
     if "$venv/bin/python" "$ROOT/scripts/check_lock.py" "$lock" "${ignore[@]}" --quiet 2>"$drift"; then
-      [ "$(cat "$venv/$stamp" 2>/dev/null)" = "$want" ] || echo "$want" > "$venv/$stamp"
       return 0
     fi
     log "$name venv $venv differs from $(basename "$lock"); repairing it from the lock:"
@@ -55,7 +53,6 @@ sync_venv() {
     install_lock "$venv" "$lock" "$@"
     if "$venv/bin/python" "$ROOT/scripts/check_lock.py" "$lock" "${ignore[@]}" --quiet; then
       log "$name venv repaired"
-      echo "$want" > "$venv/$stamp"
       return 0
     fi
     log "$name venv still differs after the repair; rebuilding it"
@@ -65,7 +62,6 @@ sync_venv() {
   "$PY" -m venv "$venv"
   install_lock "$venv" "$lock" "$@"
   "$venv/bin/python" "$ROOT/scripts/check_lock.py" "$lock" "${ignore[@]}" --quiet
-  echo "$want" > "$venv/$stamp"
 }
 
 # install_lock VENV LOCK [KEEP...]: the locked versions, nothing resolved, then anything the lock
@@ -98,22 +94,26 @@ install_lock() {
 # background while the project venv does: both mostly wait on downloads and disk.
 (
   command -v flock >/dev/null && flock 9
-  sync_venv "$LS_VENV" "$LS_LOCK" .emoforge-lock "Label Studio"
-  if [ ! -f "$LS_VENV/template/label_studio.sqlite3" ]; then
+  sync_venv "$LS_VENV" "$LS_LOCK" "Label Studio"
+  # The template belongs to the locked Label Studio: a new lock migrates a new one.
+  if [ "$(cat "$LS_VENV/template/.emoforge-lock" 2>/dev/null)" != "$(lock_id "$LS_LOCK")" ]; then
     log "migrating a template Label Studio database"
     rm -rf "$LS_VENV/template" && mkdir -p "$LS_VENV/template"
     LATEST_VERSION_CHECK=false "$LS_VENV/bin/label-studio" version --data-dir "$LS_VENV/template" >/dev/null 2>&1
     rm -f "$LS_VENV/template/.env" # holds a generated SECRET_KEY; each server makes its own
+    lock_id "$LS_LOCK" > "$LS_VENV/template/.emoforge-lock"
   fi
 ) 9>/tmp/emoforge-labelstudio.lock &
 ls_pid=$!
 
-sync_venv "$VENV" "$LOCK" .emoforge-lock "project" emoforge
+sync_venv "$VENV" "$LOCK" "project" emoforge
 wait "$ls_pid" || { log "the Label Studio venv failed to set up"; exit 1; }
 
 # The project itself, editable and without dependencies: every dependency comes from the lock.
 # Re-linked on every run because CI clones to a fresh path.
-quiet "$VENV/bin/python" -m pip install -q --no-deps --no-build-isolation -e "$ROOT" >/dev/null
+# setuptools warns on every editable build that the mapped top-level folders (agents/ ->
+# emoforge.agents) could shadow imports; the mapping is deliberate (README, Layout).
+PYTHONWARNINGS=ignore quiet "$VENV/bin/python" -m pip install -q --no-deps --no-build-isolation -e "$ROOT" >/dev/null
 
 if [ ! -f "$VENV/.emoforge-imports" ] || [ "$(cat "$VENV/.emoforge-imports")" != "$(lock_id "$LOCK")" ]; then
   log "checking that the locked stacks import together"
