@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import threading
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 
 from emoforge.configs.agents import Price
 from emoforge.storage.records import Usage
@@ -111,3 +111,21 @@ class CostLedger:
             for usage in self.by_agent.values():
                 out = add_usage(out, usage)
             return out
+
+
+_RUN_LEDGERS: OrderedDict[tuple[str, float | None], CostLedger] = OrderedDict()
+_RUN_LEDGERS_LOCK = threading.Lock()
+_RUN_LEDGERS_KEPT = 32  # runs a long-lived worker remembers; older ones have finished
+
+
+def run_ledger(run_id: str, budget_usd: float | None) -> CostLedger:
+    """The one ledger of a run in this process: the jury and the judge spend from the same cap."""
+    key = (run_id, budget_usd)
+    with _RUN_LEDGERS_LOCK:
+        ledger = _RUN_LEDGERS.get(key)
+        if ledger is None:
+            ledger = _RUN_LEDGERS[key] = CostLedger(budget_usd)
+            while len(_RUN_LEDGERS) > _RUN_LEDGERS_KEPT:
+                _RUN_LEDGERS.popitem(last=False)
+        _RUN_LEDGERS.move_to_end(key)
+        return ledger

@@ -12,7 +12,6 @@ normaliser are shared.
 
 from __future__ import annotations
 
-import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -33,8 +32,10 @@ from emoforge.storage.records import (
     Status,
     Usage,
 )
+from emoforge.storage.secrets import scrub, scrubbed_logger
 
-log = logging.getLogger(__name__)
+# Provider error text can quote the key it was sent: scrubbed before any handler sees it.
+log = scrubbed_logger(__name__)
 
 
 def make_backend(config: AgentConfig) -> ChatBackend:
@@ -128,6 +129,15 @@ class Jury:
             max_workers=min(config.max_workers, max(1, len(self.agents))), thread_name_prefix="jury"
         )
 
+    def use_ledger(self, ledger: CostLedger) -> None:
+        """Spend from ``ledger`` (the run's, shared with the LLM judge) from now on."""
+        from emoforge.agents.llm import LLMAnnotator
+
+        self.ledger = ledger
+        for agent in self.agents:
+            if isinstance(agent, LLMAnnotator):
+                agent.ledger = ledger
+
     def _run_one(self, agent: Annotator, segment: Segment, features: Features, clip: SegmentClip | None) -> Annotation:
         try:
             annotation = agent.annotate(segment, features, clip)
@@ -140,7 +150,7 @@ class Jury:
                 backend=agent.backend,
                 status=Status.failed,
                 failure=Failure(
-                    stage="annotate", kind=ErrorKind.internal, message=f"{type(exc).__name__}: {exc}"[:500]
+                    stage="annotate", kind=ErrorKind.internal, message=scrub(f"{type(exc).__name__}: {exc}")[:500]
                 ),
                 provenance=self.ctx.provenance("annotate"),
             )

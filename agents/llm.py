@@ -18,17 +18,16 @@ modality list leave it out; ``fail`` returns a failed annotation (``no_audio`` /
 
 from __future__ import annotations
 
-import logging
 import re
 import threading
 import time
 from typing import Any
 
-from emoforge.agents.backends.retry import RetryOutcome, RetryPolicy, call_with_retry
+from emoforge.agents.backends.retry import RetryOutcome, RetryPolicy, budgeted_call
 from emoforge.agents.base import AnnotatorError, ChatBackend, ModelReply, Prompt
 from emoforge.agents.cache import ResponseCache, cache_key
 from emoforge.agents.clips import ClipParts, SegmentClip, clip_parts
-from emoforge.agents.costs import BudgetExceeded, CostLedger, cost_usd, estimate_tokens, media_tokens
+from emoforge.agents.costs import CostLedger, cost_usd, estimate_tokens, media_tokens
 from emoforge.agents.labels import LabelNormalizer
 from emoforge.agents.prompts import evidence_data, load_template, render
 from emoforge.agents.rationale import normalise_steps
@@ -52,8 +51,10 @@ from emoforge.storage.records import (
     Status,
     Usage,
 )
+from emoforge.storage.secrets import scrub, scrubbed_logger
 
-log = logging.getLogger(__name__)
+# Provider error text can quote the key it was sent: scrubbed before any handler sees it.
+log = scrubbed_logger(__name__)
 
 # Feature keys a model may cite in a cue ('AU12 lip corner pull', 'f0_mean_hz 210'): kept
 # in Cue.feature so the judge can check the citation against the measured features.
@@ -159,7 +160,7 @@ class LLMAnnotator:
             agent=self.name,
             backend=self.backend,
             status=Status.failed,
-            failure=Failure(stage="annotate", kind=kind, message=message[:500]),
+            failure=Failure(stage="annotate", kind=kind, message=scrub(message)[:500]),
             usage=usage,
             modalities_seen=extra.pop("modalities_seen", []),
             provenance=self.ctx.provenance("annotate", self.config.model, self.config.prompt_version),
@@ -215,28 +216,22 @@ class LLMAnnotator:
 
     def _call(self, prompt: Prompt, usage: Usage) -> ModelReply:
         _, _, estimate = self._estimate_call(prompt)
-        try:
-            self.ledger.reserve(estimate)
-        except BudgetExceeded as exc:
-            raise AnnotatorError(ErrorKind.budget_exceeded, str(exc)) from exc
         outcome = RetryOutcome()
         started = time.perf_counter()
         try:
-            with self.limiter:
-                reply = call_with_retry(
-                    lambda: self._chat.complete(prompt, self.config.max_output_tokens, self.config.temperature),
-                    self.retry_policy,
-                    outcome,
-                )
-        except AnnotatorError:
-            self.ledger.settle(estimate, 0.0)
-            raise
+            reply, actual = budgeted_call(
+                lambda: self._chat.complete(prompt, self.config.max_output_tokens, self.config.temperature),
+                ledger=self.ledger,
+                price=self.config.price,
+                estimate_usd=estimate,
+                limiter=self.limiter,
+                policy=self.retry_policy,
+                outcome=outcome,
+            )
         finally:
             usage.latency_s += time.perf_counter() - started
             usage.calls += outcome.attempts
             usage.attempts += outcome.attempts
-        actual = cost_usd(self.config.price, reply.input_tokens, reply.output_tokens, reply.audio_input_tokens)
-        self.ledger.settle(estimate, actual)
         usage.input_tokens += reply.input_tokens
         usage.output_tokens += reply.output_tokens
         usage.cost_usd += actual

@@ -5,6 +5,7 @@ from typing import Literal
 from pydantic import Field
 
 from emoforge.configs.base import Section
+from emoforge.configs.emotions import DEFAULT_LABELS
 
 
 class MediaConfig(Section):
@@ -22,6 +23,31 @@ class MediaConfig(Section):
         ge=0,
         description="Score every decoded frame for shot cuts at this long side during the one decode "
         "pass (PySceneDetect's working size); 0 = off (shots then decode the file again).",
+    )
+    max_file_bytes: int | None = Field(
+        50 << 30,
+        gt=0,
+        description="Larger input files fail as unsupported_media before they are hashed or decoded; "
+        "null = no cap.",
+    )
+    max_duration_s: float | None = Field(
+        4 * 3600.0,
+        gt=0,
+        description="Longer recordings (container duration) fail as unsupported_media before decoding: "
+        "decoded audio alone takes 230 MB an hour at 16 kHz. null = no cap.",
+    )
+    max_pixels: int | None = Field(
+        3840 * 2160,
+        gt=0,
+        description="Videos with more pixels per frame (width x height) fail as unsupported_media: one "
+        "8192x8192 frame is 200 MB in RGB before it is scaled down. null = no cap.",
+    )
+    min_decoded_fraction: float = Field(
+        0.9,
+        ge=0,
+        le=1,
+        description="A stream that decodes to less than this fraction of the container duration is "
+        "truncated: the recording fails as partial_media instead of passing as shorter media.",
     )
 
 
@@ -106,7 +132,7 @@ class KeyframeConfig(Section):
     )
 
 
-DEFAULT_TAXONOMY = ["neutral", "happy", "sad", "angry", "fearful", "disgusted", "surprised"]
+DEFAULT_TAXONOMY = list(DEFAULT_LABELS)  # configs/emotions.py; name kept for its importers
 
 
 class InstructionConfig(Section):

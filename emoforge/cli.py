@@ -43,12 +43,29 @@ COMMAND_MODULES = (
 
 @app.callback()
 def _main(
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Debug logging, and native libraries' log lines on the terminal.")
+    ] = False,
 ) -> None:
+    if not verbose:
+        from emoforge.nativelog import route_native_stderr
+
+        route_native_stderr()  # before basicConfig: its handler keeps the stream it is given
+    existing = set(logging.getLogger().handlers)
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    for handler in set(logging.getLogger().handlers) - existing:
+        # A library that sets its own logger to INFO (pytorch_lightning) would still print here.
+        handler.setLevel(logging.DEBUG if verbose else logging.WARNING)
+    from emoforge.storage.secrets import SECRET_FILTER
+
+    for handler in logging.getLogger().handlers:
+        # On the handler, not a logger: third-party loggers (openai, httpx, prefect) that log a
+        # request with its key pass through here too.
+        if SECRET_FILTER not in handler.filters:
+            handler.addFilter(SECRET_FILTER)
 
 
 @app.command()
@@ -59,6 +76,15 @@ def annotate(
     retry: Annotated[str, typer.Option(help="Redo committed failures: transient, all, none.")] = "transient",
     workers: Annotated[int | None, typer.Option(help="Recordings processed in parallel.")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Estimate calls, tokens and cost; write nothing.")] = False,
+    wait: Annotated[bool, typer.Option("--wait", help="If another run is writing --out, wait for it to end.")] = False,
+    input_root: Annotated[
+        Path | None,
+        typer.Option(
+            "--input-root",
+            help="Folder every local input must lie in (default: each manifest's or folder's own); "
+            "inputs outside it become outside_input_root failure rows and are never read.",
+        ),
+    ] = None,
 ) -> None:
     """Annotate media into Parquet shards (resumable: rerun the same command after a crash)."""
     from emoforge.configs import ConfigError, load_config
@@ -70,16 +96,61 @@ def annotate(
     try:
         cfg = load_config(config, overrides)
     except ConfigError as exc:
-        console.print(f"[red]{exc}[/red]")
+        console.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from exc
+    from emoforge.storage.inputs import InputError, discover_inputs
+
+    try:  # a missing path is reported before a run is recorded or Prefect starts
+        discover_inputs(inputs, input_root)
+    except InputError as exc:
+        console.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(2) from exc
     if dry_run:
         from emoforge.flows.estimate import estimate_cost
 
-        estimate = estimate_cost(inputs, cfg)
+        estimate = estimate_cost(inputs, cfg, input_root)
         typer.echo(estimate.model_dump_json(indent=2))
         return
-    from emoforge.flows.annotate import add_progress_hook, annotate_corpus, remove_progress_hook
-    from emoforge.flows.runners import task_runner
+    from emoforge.flows.annotate import annotate_corpus
+    from emoforge.flows.runners import EXIT_INTERRUPTED, prompt_interrupt, start_temporary_server, task_runner
+    from emoforge.storage.lock import CorpusLocked, wait_until_free
+    from emoforge.storage.shards import CorpusWriteError
+
+    lock_wait_s = None if wait else 0.0
+    try:  # refuse before Prefect starts; the writer takes the lock itself (and catches a race)
+        wait_until_free(str(out), lock_wait_s)
+    except CorpusLocked as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(3) from exc
+
+    def notice() -> None:
+        console.print(f"interrupted: stopping; finished recordings are committed. Rerun the same command to "
+                      f"resume {out}", markup=False, highlight=False, soft_wrap=True)
+
+    try:
+        with prompt_interrupt(notice=notice):
+            start_temporary_server()  # from the main thread, so it dies with this process
+            summary = _run_annotate(annotate_corpus.with_options(task_runner=task_runner(cfg.run)), {
+                "inputs": [str(i) for i in inputs], "out": str(out), "config_path": str(config) if config else None,
+                "overrides": overrides or None, "retry": policy, "lock_wait_s": lock_wait_s,
+                "input_root": str(input_root) if input_root else None,
+            })  # fmt: skip
+    except KeyboardInterrupt:
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    except (CorpusLocked, InputError) as exc:
+        console.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(3 if isinstance(exc, CorpusLocked) else 2) from exc
+    except CorpusWriteError as exc:  # disk full: committed rows are intact, the rerun resumes
+        console.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from exc
+    _print_summary(summary.model_dump())
+    typer.echo(f"shards:   {out}")
+    typer.echo(f"manifest: {out / 'manifest.json'}")
+
+
+def _run_annotate(flow: Any, params: dict[str, Any]) -> Any:
+    """Run the annotate flow with a progress bar fed by its progress events."""
+    from emoforge.flows.annotate import add_progress_hook, remove_progress_hook
 
     with Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -95,18 +166,9 @@ def annotate(
 
         add_progress_hook(hook)
         try:
-            summary = annotate_corpus.with_options(task_runner=task_runner(cfg.run))(
-                inputs=[str(i) for i in inputs],
-                out=str(out),
-                config_path=str(config) if config else None,
-                overrides=overrides or None,
-                retry=policy,
-            )
+            return flow(**params)
         finally:
             remove_progress_hook(hook)
-    _print_summary(summary.model_dump())
-    typer.echo(f"shards:   {out}")
-    typer.echo(f"manifest: {out / 'manifest.json'}")
 
 
 def _print_summary(summary: dict[str, Any]) -> None:
@@ -126,8 +188,16 @@ def inspect(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Summarise a corpus: rows, labels, failures, review queue, shards."""
+    from emoforge.storage.shards import MANIFEST, SHARD_PREFIX, SHARD_SUFFIX
     from emoforge.storage.summary import summarize
 
+    if not corpus.is_dir():
+        console.print(f"error: {corpus}: no such folder", markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(2)
+    if not (corpus / MANIFEST).exists() and not any(corpus.glob(f"{SHARD_PREFIX}*{SHARD_SUFFIX}")):
+        console.print(f"error: {corpus}: not an emoforge corpus (no {MANIFEST}, no shards)", markup=False,
+                      highlight=False, soft_wrap=True)
+        raise typer.Exit(2)
     info = summarize(str(corpus))
     if as_json:
         typer.echo(json.dumps(info, indent=2, default=str))
@@ -161,7 +231,7 @@ def demo(
     media = make_sample_media(out / "media")
     typer.echo(f"sample media: {', '.join(p.name for p in media)}")
     annotate(inputs=[str(out / "media")], out=out / "corpus", config=None, retry="transient", workers=None,
-             dry_run=False)
+             dry_run=False, wait=False)
     inspect(out / "corpus", as_json=False)
 
 

@@ -18,9 +18,9 @@ from emoforge.configs import PipelineConfig, config_hash, load_config
 from emoforge.flows import tasks as t
 from emoforge.flows.incremental import HashIndex, plan_inputs, response_cache_dir
 from emoforge.flows.runners import ensure_provider_limits
-from emoforge.flows.work import RecordingWork, RetryPolicy
-from emoforge.storage.inputs import discover_inputs
-from emoforge.storage.records import ErrorKind, Failure, MediaInput, RunContext, SegmentRow
+from emoforge.flows.work import RecordingWork, RetryPolicy, needs_redo, resume_state
+from emoforge.storage.inputs import discover_inputs, refused_recording
+from emoforge.storage.records import Failure, MediaInput, RunContext, SegmentRow
 from emoforge.storage.shards import CorpusWriter
 
 ProgressHook = Callable[[str, dict[str, Any]], None]
@@ -86,6 +86,8 @@ def annotate_corpus(
     config_path: str | None = None,
     overrides: dict[str, Any] | None = None,
     retry: RetryPolicy = "transient",
+    lock_wait_s: float | None = 0.0,
+    input_root: str | None = None,
 ) -> RunSummary:
     """Annotate media files/folders/manifests into the corpus at ``out`` (resumable).
 
@@ -95,29 +97,43 @@ def annotate_corpus(
         config_path: YAML merged over the embedded defaults.
         overrides: nested dict merged last (for programmatic use and tests).
         retry: which committed failures to redo: transient (default), all, none.
+        lock_wait_s: how long to wait while another run writes ``out`` (None: until it ends;
+            0: refuse at once with ``CorpusLocked``).
+        input_root: folder every local input must lie in (default: each manifest's or
+            folder's own); an input outside it becomes an ``outside_input_root`` failure row.
     """
     config = load_config(config_path, overrides)
     cfg_hash = config_hash(config)
     ctx = RunContext(run_id=new_run_id(cfg_hash), config_hash=cfg_hash, emoforge_version=emoforge.__version__)
-    writer = CorpusWriter(out, config.storage, ctx.run_id, config.model_dump(mode="json"), cfg_hash)
-    state = writer.done()
-    index = HashIndex(out) if config.run.incremental else None
-    plan = plan_inputs(discover_inputs(inputs), state, retry, index)
-    items = plan.todo
-    cache_dir = response_cache_dir(out, config.agents.cache.path)
-    stages = t.configured(config.run)
-    if config.run.provider_limits:
-        ensure_provider_limits(config.run)
-    summary = RunSummary(
-        run_id=ctx.run_id, out=out, config_hash=cfg_hash, recordings=len(items) + len(plan.skipped_recordings),
-        recordings_skipped=len(plan.skipped_recordings), rows_skipped=plan.skipped_segments,
+    found = discover_inputs(inputs, input_root)  # before the writer: a bad path leaves no run "running"
+    writer = CorpusWriter(
+        out, config.storage, ctx.run_id, config.model_dump(mode="json"), cfg_hash, lock_wait_s=lock_wait_s
     )
+    try:  # the writer holds the corpus lock: anything that fails before the run proper releases it
+        state = resume_state(out)  # with per-agent failures: an ok row can still hold a 429
+        index = HashIndex(out) if config.run.incremental else None
+        plan = plan_inputs([i for i in found if i.refused is None], state, retry, index)
+        refused = [r for i in found if i.refused for r in t.rows_of(_refused_work(i), ctx)]
+        refused = [r for r in refused if needs_redo(state.rows.get(r.row_id), retry)]
+        items = plan.todo
+        cache_dir = response_cache_dir(out, config.agents.cache.path)
+        stages = t.configured(config.run)
+        if config.run.provider_limits:
+            ensure_provider_limits(config.run)
+        summary = RunSummary(
+            run_id=ctx.run_id, out=out, config_hash=cfg_hash,
+            recordings=len(items) + len(plan.skipped_recordings) + len(refused),
+            recordings_skipped=len(plan.skipped_recordings), rows_skipped=plan.skipped_segments,
+        )
+    except BaseException:
+        writer.close(status="interrupted")
+        raise
     _emit("start", total=len(items), run_id=ctx.run_id)
     # Each recording's stages in order, with the arguments each takes after (work, config).
     steps: list[tuple[Any, tuple[Any, ...]]] = [
         (stages["probe-media"], ()), (stages["sample-segments"], (state, retry)),
         (stages["extract-features"], (ctx,)), (stages["annotate-segments"], (ctx, cache_dir)),
-        (stages["judge-annotations"], (ctx,)), (stages["aggregate-votes"], (ctx,)),
+        (stages["judge-annotations"], (ctx, cache_dir)), (stages["aggregate-votes"], (ctx,)),
     ]  # fmt: skip
     # `workers` recordings in flight, each with one task at a time: a stage is submitted only
     # once its upstream is done, so no task holds a pool thread waiting for another, and a
@@ -136,6 +152,10 @@ def annotate_corpus(
             submit(0, item, RecordingWork(item=item))
 
     try:
+        if refused:  # never read: their failure rows are all there is to write
+            writer.write(refused)
+            _tally(summary, refused)
+            summary.rows_written += len(refused)
         admit()
         while running:
             fut = next(as_completed(list(running)))
@@ -158,15 +178,19 @@ def annotate_corpus(
             summary.rows_skipped += work.skipped_segments
             _emit("recording", uri=item.uri, rows=len(rows), skipped=work.skipped_segments)
             admit()
-        writer.close(counts=summary.model_dump(exclude={"shards"}))
         if index is not None:
-            index.save()
+            index.save()  # under the lock, like the rows it describes
+        writer.close(counts=summary.model_dump(exclude={"shards"}))
     except BaseException:
         writer.close(counts=summary.model_dump(exclude={"shards"}), status="interrupted")
         raise
     summary.shards = [s["name"] for s in writer.manifest["shards"]]
     _emit("end", summary=summary)
     return summary
+
+
+def _refused_work(item: MediaInput) -> RecordingWork:
+    return RecordingWork(item=item, recording=refused_recording(item), failure=item.refused)
 
 
 def _result_or_failure(
@@ -179,5 +203,6 @@ def _result_or_failure(
     work = t.probe_media.fn(RecordingWork(item=item), config)
     if work.failure is None:
         message = lost or str(fut.state.message or fut.state.name)
-        work.failure = Failure(stage=stage, kind=ErrorKind.internal, message=message[:500])
+        kind = t.escaped_kind(None if lost else fut.state.name)  # a task timeout is retried on resume
+        work.failure = Failure(stage=stage, kind=kind, message=message[:500])
     return work

@@ -31,7 +31,9 @@ class CostEstimate(BaseModel):
     cost_usd: float = 0.0
 
 
-def estimate_cost(inputs: Sequence[str | Path], config: PipelineConfig) -> CostEstimate:
+def estimate_cost(
+    inputs: Sequence[str | Path], config: PipelineConfig, input_root: str | Path | None = None
+) -> CostEstimate:
     from emoforge.agents.jury import Jury
     from emoforge.preprocess.segmenter import Segmenter
 
@@ -41,8 +43,11 @@ def estimate_cost(inputs: Sequence[str | Path], config: PipelineConfig) -> CostE
     # cache_dir=None: an estimate must not read or write the response cache.
     jury = Jury(config.agents, ctx, cache_dir=None)
     est = CostEstimate()
-    for item in discover_inputs(inputs):
+    for item in discover_inputs(inputs, input_root):
         est.recordings += 1
+        if item.refused is not None:  # outside the input root: never read, not even to estimate
+            est.unreadable += 1
+            continue
         rec = prober.probe(item.uri)
         if rec.status == Status.failed:
             est.unreadable += 1

@@ -109,7 +109,7 @@ def plan_inputs(
             plan.todo.append(item)
             continue
         rec_id = recording_id_for(Path(item.uri), known.sha256)
-        if recording_done(rec_id, state.rows, retry, state.segment_counts.get(rec_id)):
+        if recording_done(rec_id, state, retry):
             plan.skipped_recordings.append(rec_id)
             plan.skipped_segments += state.segment_counts.get(rec_id, 0)
         else:

@@ -9,9 +9,16 @@ shares them, so two scheduled runs never exceed a provider's rate together.
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import logging
 import os
-from contextlib import AbstractContextManager, nullcontext
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import TYPE_CHECKING, Any
 
 from emoforge.configs.agents import AgentsConfig
@@ -22,6 +29,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells report for a Ctrl-C'd command
 REMOTE_BACKENDS = frozenset({"openai", "openai_compatible", "gemini"})
 LIMIT_PREFIX = "emoforge-provider-"
 
@@ -103,3 +112,105 @@ def ensure_provider_limits(run_config: RunConfig) -> dict[str, int]:
         for name, slots in wanted.items():
             client.upsert_global_concurrency_limit_by_name(name, slots)
     return wanted
+
+
+def _die_with_parent(prctl: Any, parent_pid: int) -> None:
+    """In a forked child before exec: ask the kernel for SIGTERM when the parent thread dies.
+
+    ``prctl`` is looked up in the parent: loading a library between fork and exec can
+    deadlock on a lock another thread of the parent held at fork time.
+    """
+    prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    if os.getppid() != parent_pid:  # the parent died before prctl took effect
+        os._exit(0)
+
+
+class _TiedSubprocess:
+    """Prefect's server module's view of ``subprocess``: Popen children die with this process.
+
+    Prefect starts its temporary server with a plain ``subprocess.Popen`` and stops it only
+    at exit (``atexit``), so a SIGKILLed CLI left a uvicorn server running; this adds
+    PR_SET_PDEATHSIG to that one call site and leaves every other ``subprocess`` use alone.
+    """
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(subprocess, name)
+
+    @staticmethod
+    def Popen(*args: Any, **kwargs: Any) -> subprocess.Popen[Any]:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+        kwargs.setdefault("preexec_fn", functools.partial(_die_with_parent, prctl, os.getpid()))
+        return subprocess.Popen(*args, **kwargs)
+
+
+def start_temporary_server() -> bool:
+    """Start Prefect's temporary API server now, tied to this process (Linux), if a run would.
+
+    Must be called from the main thread: the kernel's parent-death signal fires when the
+    *thread* that forked the child exits, and Prefect would otherwise fork it from whichever
+    thread first needs the API. Prefect reuses this instance for the run (one per process).
+    Without ``prctl`` (not Linux) the server stays as Prefect starts it, stopped at exit.
+
+    Returns:
+        True when a temporary server was started here; False when an API URL is set, the
+        ephemeral server is disabled, or this is not the main thread of a Linux process.
+    """
+    from prefect.settings import get_current_settings
+
+    settings = get_current_settings()
+    if settings.api.url or not settings.server.ephemeral.enabled:
+        return False
+    if not sys.platform.startswith("linux") or threading.current_thread() is not threading.main_thread():
+        return False
+    import prefect.server.api.server as prefect_server
+
+    prefect_server.subprocess = _TiedSubprocess()  # type: ignore[assignment]
+    prefect_server.SubprocessASGIServer().start()
+    return True
+
+
+@contextmanager
+def prompt_interrupt(grace_s: float | None = None, notice: Callable[[], None] | None = None) -> Iterator[None]:
+    """Ctrl-C ends the run within a few seconds (``grace_s``), leaving the corpus resumable.
+
+    The first Ctrl-C raises KeyboardInterrupt in the main thread as usual: the flow marks its
+    run interrupted after committing what finished. But Python then waits for the worker
+    threads, and a stage inside native code (hashing a huge file, a decoder, a model) cannot
+    be interrupted: the process used to run on until that stage ended. A watchdog therefore
+    ends the process ``grace_s`` seconds after the first Ctrl-C, and a second Ctrl-C ends it at once.
+    Nothing is lost either way: committed shards are durable, and an uncommitted recording is
+    redone on resume, as after kill -9.
+
+    Args:
+        grace_s: seconds between the first Ctrl-C and the forced exit; default
+            ``$EMOFORGE_INTERRUPT_GRACE_S`` or 5.
+        notice: called at the first Ctrl-C (the CLI tells the user what happens next).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    grace = grace_s if grace_s is not None else float(os.environ.get("EMOFORGE_INTERRUPT_GRACE_S", "5"))
+    previous = signal.getsignal(signal.SIGINT)
+    pressed = threading.Event()
+
+    def force_exit() -> None:
+        log.info("stages still running %.0fs after Ctrl-C; exiting without waiting for them", grace)
+        logging.shutdown()
+        os._exit(EXIT_INTERRUPTED)
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        if pressed.is_set():
+            force_exit()
+        pressed.set()
+        if notice is not None:
+            notice()
+        timer = threading.Timer(grace, force_exit)
+        timer.daemon = True
+        timer.start()
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)

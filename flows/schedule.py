@@ -46,6 +46,9 @@ class DeploymentSpec(BaseModel):
     config_path: str | None = Field(None, description="YAML merged over the defaults (absolute path).")
     overrides: dict[str, Any] | None = Field(None, description="Nested config overrides.")
     retry: RetryPolicy = Field("transient", description="Which committed failures a run redoes.")
+    input_root: str | None = Field(
+        None, description="Folder every local input must lie in; null = each manifest's or folder's own."
+    )
     cron: str | None = Field(None, description="Cron schedule, e.g. '0 * * * *'.")
     interval_s: float | None = Field(None, gt=0, description="Interval schedule in seconds.")
     tags: list[str] = Field(default_factory=lambda: ["emoforge"], description="Prefect tags.")
@@ -64,6 +67,8 @@ class DeploymentSpec(BaseModel):
             "config_path": _absolute(self.config_path) if self.config_path else None,
             "overrides": self.overrides,
             "retry": self.retry,
+            # only when set: deployments registered before the option keep their parameters
+            **({"input_root": _absolute(self.input_root)} if self.input_root else {}),
         }
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import logging
 import threading
 from collections import Counter
 from collections.abc import Callable
@@ -20,11 +19,13 @@ from typing import Any, TypeVar
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from emoforge.agents.cache import ResponseCache
 from emoforge.agents.clips import ClipCutter, clip_needs
+from emoforge.agents.costs import run_ledger
 from emoforge.configs import PipelineConfig
 from emoforge.configs.run import RunConfig
 from emoforge.flows.runners import provider_slots
-from emoforge.flows.work import RecordingWork, RetryPolicy, needs_redo, recording_done
+from emoforge.flows.work import RecordingWork, RetryPolicy, recording_done, segment_needs_redo
 from emoforge.preprocess.media import MediaDecoder, MediaError, MediaProber
 from emoforge.storage.records import (
     ErrorKind,
@@ -35,9 +36,11 @@ from emoforge.storage.records import (
     Status,
     recording_id_for,
 )
+from emoforge.storage.secrets import scrub, scrubbed_logger
 from emoforge.storage.shards import CorpusState
 
-log = logging.getLogger(__name__)
+# Provider error text can quote the key it was sent: scrubbed before any handler sees it.
+log = scrubbed_logger(__name__)
 
 # (stage class, config reprs) -> instances not leased right now
 _FREE: dict[tuple[Any, ...], list[Any]] = {}
@@ -108,9 +111,37 @@ def stage_builds() -> dict[str, int]:
         return dict(_BUILDS)
 
 
+def failure_kind(exc: BaseException) -> ErrorKind:
+    """The typed kind of an exception a stage raised: causes that pass are transient.
+
+    A timeout (a model server or remote file that did not answer, or the task's own
+    ``timeout_seconds``) and a dropped connection are retried on resume; anything else is
+    a bug or a deterministic error, ``internal``, redone only with ``--retry all``.
+    """
+    # socket.timeout and concurrent.futures.TimeoutError are TimeoutError since Python 3.10/3.11.
+    if isinstance(exc, TimeoutError):
+        return ErrorKind.timeout
+    if isinstance(exc, ConnectionError):
+        return ErrorKind.provider_error
+    return ErrorKind.internal
+
+
+def escaped_kind(state_name: str | None) -> ErrorKind:
+    """Kind of a stage task that failed past its retries (its exception escaped the stage).
+
+    Prefect names a run that passed ``timeout_seconds`` ``TimedOut``: that may pass, so it is
+    retried on resume. A crash or a lost worker (``state_name`` None) is ``internal``."""
+    return ErrorKind.timeout if state_name == "TimedOut" else ErrorKind.internal
+
+
 def _fail(work: RecordingWork, stage_name: str, exc: BaseException) -> RecordingWork:
-    log.exception("stage %s failed on %s", stage_name, work.item.uri)
-    work.failure = Failure(stage=stage_name, kind=ErrorKind.internal, message=f"{type(exc).__name__}: {exc}")
+    kind = failure_kind(exc)
+    if kind == ErrorKind.internal:
+        log.exception("stage %s failed on %s", stage_name, work.item.uri)
+    else:
+        log.warning("stage %s on %s: %s (%s), retried on resume", stage_name, work.item.uri, kind, exc)
+    message = scrub(f"{type(exc).__name__}: {exc}")[:500]
+    work.failure = Failure(stage=stage_name, kind=kind, message=message)
     work.release_media()
     return work
 
@@ -172,7 +203,7 @@ def sample_segments(
     rec = work.recording
     if rec is None or work.failure is not None:
         return work
-    if recording_done(rec.id, state.rows, retry, state.segment_counts.get(rec.id)):
+    if recording_done(rec.id, state, retry):
         work.skipped_segments = state.segment_counts.get(rec.id, 0)
         return work
     try:
@@ -189,7 +220,7 @@ def sample_segments(
         work.failure = Failure(stage="segment", kind=ErrorKind.no_speech, message="no segment found")
         work.release_media()
         return work
-    work.segments = [s for s in segments if needs_redo(state.rows.get(s.id), retry)]
+    work.segments = [s for s in segments if segment_needs_redo(s.id, state, retry)]
     work.skipped_segments = len(segments) - len(work.segments)
     if not work.segments:
         work.release_media()
@@ -230,6 +261,7 @@ def annotate_segments(work: RecordingWork, config: PipelineConfig, ctx: RunConte
         return work
     try:
         jury = stage(Jury, config.agents, ctx, Path(cache_dir))
+        jury.use_ledger(run_ledger(ctx.run_id, config.agents.budget_usd))
         media, needs = work.media, jury.clip_needs
         cutter = stage(ClipCutter, config.agents.clips, config.sampling.media) if needs.any and media else None
         # Provider slots are global (Prefect server side): runs in parallel share them.
@@ -247,14 +279,19 @@ def annotate_segments(work: RecordingWork, config: PipelineConfig, ctx: RunConte
 
 @task(name="judge-annotations", **TASK_OPTS)
 @released
-def judge_annotations(work: RecordingWork, config: PipelineConfig, ctx: RunContext) -> RecordingWork:
-    """Stage 4: S_rec, S_reason, S_cot and S_final for every annotation."""
+def judge_annotations(
+    work: RecordingWork, config: PipelineConfig, ctx: RunContext, cache_dir: str | None = None
+) -> RecordingWork:
+    """Stage 4: S_rec, S_reason, S_cot and S_final for every annotation.
+
+    An LLM judge spends from the run's budget and answers from the jury's response cache."""
     from emoforge.agents.judge import Judge
 
     if not work.active:
         return work
     try:
         judge = stage(Judge, config.judge, ctx, config.judge_agent())
+        judge.use(run_ledger(ctx.run_id, config.agents.budget_usd), response_cache(config, cache_dir))
         work.verdicts = [
             judge.score(s, f, a) for s, f, a in zip(work.segments, work.features, work.annotations, strict=True)
         ]
@@ -268,11 +305,12 @@ def judge_annotations(work: RecordingWork, config: PipelineConfig, ctx: RunConte
 def aggregate_votes(work: RecordingWork, config: PipelineConfig, ctx: RunContext) -> RecordingWork:
     """Stage 5: consensus label, confidence and review flags per segment."""
     from emoforge.agents.consensus import ConsensusBuilder
+    from emoforge.agents.recognizers.base import vote_priors
 
     if not work.active:
         return work
     try:
-        builder = stage(ConsensusBuilder, config.aggregation, ctx, config.agents.taxonomy)
+        builder = stage(ConsensusBuilder, config.aggregation, ctx, config.agents.taxonomy, vote_priors(config.agents))
         work.consensus = [
             builder.build(s, f, a, v)
             for s, f, a, v in zip(work.segments, work.features, work.annotations, work.verdicts, strict=True)
@@ -280,6 +318,13 @@ def aggregate_votes(work: RecordingWork, config: PipelineConfig, ctx: RunContext
     except Exception as exc:
         return _fail(work, "aggregate", exc)
     return work
+
+
+def response_cache(config: PipelineConfig, cache_dir: str | None) -> ResponseCache | None:
+    """The response cache the jury uses (``agents.cache``), or None when it is off."""
+    cache = config.agents.cache
+    root = cache.path or cache_dir
+    return ResponseCache(Path(root)) if cache.enabled and root else None
 
 
 def configured(run: RunConfig) -> dict[str, Any]:

@@ -1,25 +1,41 @@
-"""What travels between the stage tasks of one recording, and the resume decision."""
+"""What travels between the stage tasks of one recording, and the resume decision.
+
+A segment row is ok when any agent answered, so its status alone cannot say whether resume
+has work left: an LLM agent that got a 429 while the cue agents answered leaves an ok row
+with a failed annotation. ``resume_state`` therefore also collects, per committed row, the
+failure kinds of its annotations and verdicts, and ``needs_redo`` redoes a row when one of
+them may pass (a transient kind; any kind with ``--retry all``). The redone segment goes
+through the jury again: the response cache answers the agents that had answered (no
+request), the failed ones are asked again, and the judge and the aggregation run over the
+new set of annotations. The new row replaces the old one (newest shard wins).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Literal, TypeVar
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from emoforge.preprocess.media import Media
 from emoforge.storage.records import (
+    TRANSIENT_ERRORS,
     Annotation,
     Consensus,
+    ErrorKind,
     Failure,
     Features,
     MediaInput,
     Recording,
     Segment,
     SegmentRow,
+    Status,
     Verdict,
     recording_failure_row_id,
 )
 from emoforge.storage.rows import recording_failure_row, segment_row
-from emoforge.storage.shards import DoneRow
+from emoforge.storage.shards import CorpusState, DoneRow, done_rows, read_table
 
 RetryPolicy = Literal["transient", "all", "none"]
 
@@ -79,11 +95,62 @@ def _at(items: list[T], i: int) -> T | None:
     return items[i] if i < len(items) else None
 
 
-def needs_redo(row: DoneRow | None, retry: RetryPolicy) -> bool:
-    """Whether resume must (re)process a row, given what is already committed."""
+@dataclass
+class ResumeState(CorpusState):
+    """What is committed, plus the failure kinds of each ok row's annotations and verdicts."""
+
+    part_failures: dict[str, frozenset[ErrorKind]] = field(default_factory=dict)
+
+
+def resume_state(root: str) -> ResumeState:
+    """Committed rows of the corpus at ``root`` with the per-agent failures resume may redo."""
+    base = done_rows(root)
+    table = read_table(root, columns=["row_id", "status", "annotations", "verdicts"])
+    ids = table.column("row_id").to_pylist()
+    ok = [s == Status.ok.value for s in table.column("status").to_pylist()]
+    kinds: list[set[str]] = [set() for _ in ids]
+    for name in ("annotations", "verdicts"):
+        _collect_failed_kinds(table.column(name), kinds)
+    parts = {
+        rid: frozenset(ErrorKind(k) for k in found)
+        for rid, row_ok, found in zip(ids, ok, kinds, strict=True)
+        if row_ok and found  # a failed row is redone (or not) on its own failure kind
+    }
+    return ResumeState(rows=base.rows, segment_counts=base.segment_counts, part_failures=parts)
+
+
+def _collect_failed_kinds(column: pa.ChunkedArray, into: list[set[str]]) -> None:
+    """Add, per row, the failure kinds of the failed items of a list<struct> column.
+
+    Only two small fields per item are turned into Python objects: a corpus of a million rows
+    would not fit in memory as dicts of whole annotations (rationales, cues).
+    """
+    lists = column.combine_chunks()
+    if len(lists) == 0:
+        return
+    items = lists.flatten()
+    parents = pc.list_parent_indices(lists).to_pylist()
+    status = pc.struct_field(items, "status").to_pylist()
+    kind = pc.struct_field(pc.struct_field(items, "failure"), "kind").to_pylist()
+    for parent, st, k in zip(parents, status, kind, strict=True):
+        if st == Status.failed.value and k:
+            into[parent].add(k)
+
+
+def needs_redo(row: DoneRow | None, retry: RetryPolicy, part_failures: frozenset[ErrorKind] = frozenset()) -> bool:
+    """Whether resume must (re)process a row, given what is already committed.
+
+    Args:
+        row: the committed outcome of the row, None when it was never committed.
+        part_failures: failure kinds of the row's annotations and verdicts (ok rows only).
+    """
     if row is None:
         return True
     if row.status.value != "failed":
+        if retry == "all":
+            return bool(part_failures)
+        if retry == "transient":
+            return not part_failures.isdisjoint(TRANSIENT_ERRORS)
         return False
     if retry == "all":
         return True
@@ -92,12 +159,18 @@ def needs_redo(row: DoneRow | None, retry: RetryPolicy) -> bool:
     return False
 
 
-def recording_done(recording_id: str, done: dict[str, DoneRow], retry: RetryPolicy, segment_count: int | None) -> bool:
+def segment_needs_redo(segment_id: str, state: CorpusState, retry: RetryPolicy) -> bool:
+    parts = state.part_failures.get(segment_id, frozenset()) if isinstance(state, ResumeState) else frozenset()
+    return needs_redo(state.rows.get(segment_id), retry, parts)
+
+
+def recording_done(recording_id: str, state: CorpusState, retry: RetryPolicy) -> bool:
     """True when every row of the recording is committed and final: it can be skipped undecoded."""
-    fail = done.get(recording_failure_row_id(recording_id))
+    fail = state.rows.get(recording_failure_row_id(recording_id))
     if fail is not None and not needs_redo(fail, retry):
         return True
+    segment_count = state.segment_counts.get(recording_id)
     if not segment_count:
         return False
     ids = [f"{recording_id}-{i:05d}" for i in range(segment_count)]
-    return all(not needs_redo(done.get(rid), retry) for rid in ids)
+    return all(not segment_needs_redo(rid, state, retry) for rid in ids)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from emoforge.configs.sampling import MediaConfig
+from emoforge.preprocess.guards import Growable, duration_is_estimated, file_type, over_limit, stream_duration
 from emoforge.storage.records import (
     ErrorKind,
     Failure,
@@ -101,22 +104,41 @@ class MediaProber:
         import av
 
         path = Path(uri)
-        try:
-            valid = known_hash is not None and known_hash.valid_for(path)
-            sha = known_hash.sha256 if known_hash is not None and valid else file_sha256(path)
-            size = path.stat().st_size
-        except OSError as exc:
+
+        def refused(kind: ErrorKind, message: str, size: int = 0) -> Recording:
+            # No content hash was taken (the bytes were never read), so the id hashes the path.
             sha = hashlib.sha256(str(path).encode()).hexdigest()
             return Recording(
                 id=recording_id_for(path, sha),
                 uri=str(path),
                 sha256=sha,
-                size_bytes=0,
+                size_bytes=size,
                 source=source,
                 speaker_hint=speaker_hint,
                 status=Status.failed,
-                failure=Failure(stage="probe", kind=ErrorKind.invalid_input, message=f"unreadable: {exc}"),
+                failure=Failure(stage="probe", kind=kind, message=message),
             )
+
+        try:
+            st = os.stat(path)
+        except OSError as exc:
+            return refused(ErrorKind.invalid_input, f"unreadable: {exc}")
+        # Checked before hashing: /dev/zero or a FIFO never ends, and a huge file takes minutes.
+        if not stat.S_ISREG(st.st_mode):
+            return refused(ErrorKind.invalid_input, f"not a regular file ({file_type(st.st_mode)})")
+        cap = self.config.max_file_bytes
+        if cap is not None and st.st_size > cap:
+            return refused(
+                ErrorKind.unsupported_media,
+                f"{st.st_size} bytes exceeds sampling.media.max_file_bytes={cap}",
+                st.st_size,
+            )
+        try:
+            valid = known_hash is not None and known_hash.valid_for(path)
+            sha = known_hash.sha256 if known_hash is not None and valid else file_sha256(path)
+            size = path.stat().st_size
+        except OSError as exc:
+            return refused(ErrorKind.invalid_input, f"unreadable: {exc}")
         base = dict(
             id=recording_id_for(path, sha),
             uri=str(path),
@@ -128,7 +150,11 @@ class MediaProber:
         try:
             with av.open(str(path)) as container:
                 container_s = float(container.duration / 1_000_000) if container.duration else None
-                streams = [info for s in container.streams if (info := _stream_info(container, s)) is not None]
+                streams = [
+                    info
+                    for s in container.streams
+                    if (info := _stream_info(container, s, self.config.max_pixels)) is not None
+                ]
         except (av.error.FFmpegError, OSError, ValueError, UnicodeDecodeError) as exc:
             return Recording(
                 **base,
@@ -156,11 +182,26 @@ class MediaProber:
                 status=Status.failed,
                 failure=Failure(stage="probe", kind=ErrorKind.corrupt_media, message="no duration: empty media"),
             )
+        limit = over_limit(self.config, duration, streams)
+        if limit is not None:
+            return Recording(
+                **base,
+                duration_s=duration,
+                has_audio=has_audio,
+                has_video=has_video,
+                streams=streams,
+                status=Status.failed,
+                failure=Failure(stage="probe", kind=ErrorKind.unsupported_media, message=limit),
+            )
         return Recording(**base, duration_s=duration, has_audio=has_audio, has_video=has_video, streams=streams)
 
 
-def _stream_info(container: Any, s: Any) -> StreamInfo | None:
-    """StreamInfo for a decodable audio/video stream; None for data, subtitles, cover art."""
+def _stream_info(container: Any, s: Any, max_pixels: int | None = None) -> StreamInfo | None:
+    """StreamInfo for a decodable audio/video stream; None for data, subtitles, cover art.
+
+    The rotation probe decodes a frame, so it is skipped for pictures over ``max_pixels``
+    (the recording is refused anyway, and one 8192x8192 frame is hundreds of MB).
+    """
     dur = float(s.duration * s.time_base) if s.duration and s.time_base else None
     cc = s.codec_context
     if s.type == "audio":
@@ -173,6 +214,7 @@ def _stream_info(container: Any, s: Any) -> StreamInfo | None:
         if not (cc.width and cc.height):
             return None
         fps = float(s.average_rate) if s.average_rate else None
+        too_big = max_pixels is not None and cc.width * cc.height > max_pixels
         return StreamInfo(
             kind="video",
             codec=_codec_name(cc),
@@ -180,7 +222,7 @@ def _stream_info(container: Any, s: Any) -> StreamInfo | None:
             fps=fps,
             width=cc.width,
             height=cc.height,
-            rotation=_display_rotation(container, s),
+            rotation=0 if too_big else _display_rotation(container, s),
         )
     return None
 
@@ -291,13 +333,17 @@ class MediaDecoder:
         errors: list[MediaError] = []
         if recording.has_audio:
             try:
-                media.audio = self._decode_audio(recording.uri)
+                media.audio = self._decode_audio(recording.uri, stream_duration(recording, "audio"))
+                self._check_complete(recording, "audio", len(media.audio) / media.sample_rate)
             except MediaError as exc:
+                media.audio = None
                 errors.append(exc)
         if recording.has_video:
             try:
                 media.frames = self._sample_frames(recording.uri)
+                self._check_complete(recording, "video", _frames_end(media.frames, self.config.frame_fps))
             except MediaError as exc:
+                media.frames = None
                 errors.append(exc)
         if media.audio is None and media.frames is None:
             if errors:
@@ -308,26 +354,49 @@ class MediaDecoder:
             log.warning("%s: %s (continuing with the other stream)", recording.uri, e)
         return media
 
-    def _decode_audio(self, uri: str) -> np.ndarray:
+    def _check_complete(self, recording: Recording, kind: str, decoded_s: float) -> None:
+        """A stream that decodes well short of the duration its container claims is truncated
+        (a failed download, a cut-off copy): refuse it rather than pass shorter media as whole.
+
+        Only where the container states its duration: an mp3 without a Xing header (or ADTS,
+        MPEG-TS) has one estimated from the first frames' bitrate, which a quiet start
+        inflates (a whole 20 s VBR mp3 claimed 38.7 s), and a cut-off copy claims its new length.
+        """
+        claimed = stream_duration(recording, kind)
+        need = self.config.min_decoded_fraction
+        if claimed and need and decoded_s < need * claimed and not duration_is_estimated(recording.uri):
+            raise MediaError(
+                ErrorKind.partial_media,
+                f"{kind} decoded to {decoded_s:.2f}s of the {claimed:.2f}s the container claims "
+                f"(below sampling.media.min_decoded_fraction={need:g})",
+            )
+
+    def _decode_audio(self, uri: str, expected_s: float | None = None) -> np.ndarray:
+        """Mono float32 at ``audio_sample_rate``, written frame by frame into one buffer.
+
+        The buffer is sized from the container's duration, so peak memory is the output array
+        plus one decoded frame: collecting frames in a list and concatenating them held the
+        audio twice (an hour of silence took 532 MB to decode into 230 MB).
+        """
         import av
 
-        chunks: list[np.ndarray] = []
+        buf = Growable(round((expected_s or 0.0) * self.config.audio_sample_rate) + self.config.audio_sample_rate)
         try:
             with av.open(uri) as container:
                 stream = container.streams.audio[0]
                 resampler = av.AudioResampler(format="flt", layout="mono", rate=self.config.audio_sample_rate)
                 for frame in container.decode(stream):
                     for out in resampler.resample(frame):
-                        chunks.append(out.to_ndarray().reshape(-1))
+                        buf.append(out.to_ndarray().reshape(-1))
                 for out in resampler.resample(None):
-                    chunks.append(out.to_ndarray().reshape(-1))
+                    buf.append(out.to_ndarray().reshape(-1))
         except (av.error.FFmpegError, IndexError) as exc:
-            if not chunks:
+            if not buf.size:
                 raise MediaError(ErrorKind.corrupt_media, f"audio decode failed: {exc}") from exc
             log.warning("%s: audio decode stopped early: %s", uri, exc)
-        if not chunks:
+        if not buf.size:
             raise MediaError(ErrorKind.no_audio, "audio stream decoded to no samples")
-        return np.concatenate(chunks).astype(np.float32, copy=False)
+        return buf.array()
 
     def _sample_frames(self, uri: str) -> FrameStore:
         import av
@@ -376,6 +445,15 @@ class MediaDecoder:
         if scan is not None:
             store.scan_times, store.scan_scores = scan.arrays()
         return store
+
+
+def _frames_end(frames: FrameStore, fps: float) -> float:
+    """Where the decoded video ends: its last decoded frame (any, when the scan kept them all)."""
+    if len(frames.scan_times):
+        last = float(frames.scan_times[-1])
+        step = float(np.median(np.diff(frames.scan_times))) if len(frames.scan_times) > 1 else 1.0 / fps
+        return last + step
+    return float(frames.times[-1]) + 1.0 / fps if len(frames) else 0.0
 
 
 class _ContentScan:

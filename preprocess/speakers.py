@@ -21,6 +21,7 @@ from pydantic import Field
 from emoforge.configs.preprocess import DiarizationConfig
 from emoforge.configs.sampling import VadConfig
 from emoforge.storage.records import ErrorKind, Failure, Record, Span, Word
+from emoforge.storage.secrets import register_secret_env
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +106,7 @@ class SpeakerAnalyzer:
                 path = path / "config.yaml"
             if not path.is_file():
                 raise OSError(f"pyannote pipeline config {path} not found")
+            register_secret_env(self.config.hf_token_env)  # a hub error may quote the token
             token = os.environ.get(self.config.hf_token_env) if self.config.hf_token_env else None
             kwargs = {"use_auth_token": token} if token else {}
             self._pipeline = Pipeline.from_pretrained(str(path), **kwargs)

@@ -6,6 +6,14 @@ multi-label (up to three simultaneous speakers per 5 s window, in an arbitrary o
 window), so speaker channels are reduced per window before windows are averaged: the
 maximum is "someone speaks", the second largest is "two people speak at once". One pass
 yields both curves; ``detect`` and ``overlaps`` on the same audio share it.
+
+Loading: the checkpoint is a pickled Lightning checkpoint, which torch's safe
+(``weights_only``) loader refuses. Only the file that ships in the whisperx wheel, recognised
+by its sha256 wherever it lies, is unpickled unrestricted, and only in that one
+``torch.load`` call; any other path (``sampling.vad.pyannote_model``) is loaded
+weights-only, so a planted checkpoint cannot run code. Nothing process-wide is switched
+(no ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD``, no ``add_safe_globals``): other threads that
+load user files at the same time stay safe.
 """
 
 from __future__ import annotations
@@ -24,11 +32,18 @@ import numpy as np
 
 from emoforge.configs.sampling import VadConfig
 from emoforge.preprocess.vad_silero import to_rate
-from emoforge.storage.records import Span
+from emoforge.storage.records import Span, file_sha256
 
 log = logging.getLogger(__name__)
 
 _MODEL_RATE = 16000
+
+# sha256 of whisperx/assets/pytorch_model.bin (pyannote/segmentation, whisperx 3.x wheels).
+BUNDLED_SHA256 = "0b5b3216d60a2d32fc086b47ea8c67589aaeb26b7e07fcbe620d6d0b83e209ea"
+
+
+class UntrustedCheckpoint(ValueError):
+    """A checkpoint that is not the bundled one and cannot be loaded weights-only."""
 
 
 def resolve_checkpoint(spec: str) -> Path:
@@ -45,17 +60,33 @@ def resolve_checkpoint(spec: str) -> Path:
     return path
 
 
-@functools.lru_cache(maxsize=2)
-def _load_inference(path: str, step_s: float | None, batch_size: int) -> Any:
-    """One Inference per checkpoint and settings for the whole process (every Segmenter shares it)."""
+def is_bundled(path: str | Path) -> bool:
+    """True when the file's bytes are the checkpoint shipped in the whisperx wheel."""
+    return file_sha256(path) == BUNDLED_SHA256
+
+
+def load_segmentation_model(path: str | Path) -> Any:
+    """A fresh pyannote segmentation Model on the CPU (callers may move it to a device).
+
+    Raises:
+        UntrustedCheckpoint: not the bundled file, and the weights-only loader refused it.
+        TypeError: the checkpoint names a class that is not a pyannote Model.
+    """
+    import pickle
+
     import torch
-    from pyannote.audio import Inference
     from pyannote.audio.core.model import Model
 
-    # torch >= 2.6 refuses pickled checkpoints by default. This file is a Lightning checkpoint
-    # shipped inside a wheel we installed (or a path the operator chose), so it alone is loaded
-    # unrestricted; no process-wide TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD.
-    meta = torch.load(path, map_location="cpu", weights_only=False)
+    path = str(path)
+    # The hash, not the path, decides: a configurable path is exactly what an attacker would set.
+    trusted = is_bundled(path)
+    try:
+        meta = torch.load(path, map_location="cpu", weights_only=not trusted)
+    except pickle.UnpicklingError as exc:
+        raise UntrustedCheckpoint(
+            f"{path}: not the bundled pyannote checkpoint (sha256 {BUNDLED_SHA256[:12]}...), and the "
+            f"safe weights-only loader refused it: {str(exc).splitlines()[0]}"
+        ) from exc
     arch = meta["pyannote.audio"]["architecture"]
     klass = getattr(importlib.import_module(arch["module"]), arch["class"])
     if not issubclass(klass, Model):
@@ -65,10 +96,22 @@ def _load_inference(path: str, step_s: float | None, batch_size: int) -> Any:
     printed = io.StringIO()
     with warnings.catch_warnings(), contextlib.redirect_stdout(printed):
         warnings.simplefilter("ignore", UserWarning)
-        model = klass.load_from_checkpoint(path, map_location=torch.device("cpu"), strict=False, weights_only=False)
+        model = klass.load_from_checkpoint(
+            path, map_location=torch.device("cpu"), strict=False, weights_only=not trusted
+        )
     if printed.getvalue().strip():
         log.debug("pyannote on load: %s", printed.getvalue().strip())
     model.eval()
+    return model
+
+
+@functools.lru_cache(maxsize=2)
+def _load_inference(path: str, step_s: float | None, batch_size: int) -> Any:
+    """One Inference per checkpoint and settings for the whole process (every Segmenter shares it)."""
+    import torch
+    from pyannote.audio import Inference
+
+    model = load_segmentation_model(path)
     duration = float(model.specifications.duration)
     return Inference(
         model,
@@ -109,7 +152,7 @@ class PyannoteSegmentation:
 
     def _scores(self, audio: np.ndarray, sample_rate: int) -> Any:
         """Aggregated (frames, 2) activations; reused for the same audio array."""
-        key = (audio.__array_interface__["data"][0], audio.shape, sample_rate, float(audio[:: 997].sum()))
+        key = (audio.__array_interface__["data"][0], audio.shape, sample_rate, float(audio[::997].sum()))
         if key != self._cache_key:
             import torch
 
@@ -121,9 +164,7 @@ class PyannoteSegmentation:
         return self._cache_scores
 
     @staticmethod
-    def _binarize(
-        scores: Any, channel: int, onset: float, offset: float, min_on: float, min_off: float
-    ) -> list[Span]:
+    def _binarize(scores: Any, channel: int, onset: float, offset: float, min_on: float, min_off: float) -> list[Span]:
         from pyannote.audio.utils.signal import Binarize
         from pyannote.core import SlidingWindowFeature
 

@@ -17,10 +17,23 @@ from emoforge.configs.release import ReleaseConfig
 from emoforge.storage.records import SegmentRow, Status
 from emoforge.storage.splits import SPLITS
 
+# Table cells hold names from the corpus (sources, models, agents): a `|` would split the
+# cell, `<`/`>` would be HTML, and `[x](y)` or `<http://...>` a link a reader might follow.
+_ESCAPES = str.maketrans({
+    "\\": "\\\\", "|": "\\|", "<": "&lt;", ">": "&gt;", "&": "&amp;",
+    "[": "\\[", "]": "\\]", "`": "\\`",
+    "\n": " ", "\r": " ",
+})  # fmt: skip
+
+
+def cell(value: Any) -> str:
+    """A value as inert Markdown table text (no cell breaks, HTML or links)."""
+    return "" if value is None else str(value).translate(_ESCAPES)
+
 
 def _table(header: list[str], rows: list[list[Any]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join("" if v is None else str(v) for v in r) + " |" for r in rows]
+    lines = ["| " + " | ".join(cell(h) for h in header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(cell(v) for v in r) + " |" for r in rows]
     return "\n".join(lines)
 
 
@@ -62,17 +75,23 @@ class DatasetCard:
             ],
         }
         parts = ["---", yaml.safe_dump(header, sort_keys=False).strip(), "---", ""]
-        parts += ["# Emotion corpus release", "",
-                  "Built with emoforge: segments annotated by a jury of AI annotators, scored by a judge, "
-                  "aggregated into a consensus label and, where flagged, verified by humans in Label Studio.", ""]
+        parts += [
+            "# Emotion corpus release",
+            "",
+            "Built with emoforge: segments annotated by a jury of AI annotators, scored by a judge, "
+            "aggregated into a consensus label and, where flagged, verified by humans in Label Studio.",
+            "",
+        ]
         parts += self._sources(rows) + self._taxonomy(manifest) + self._counts(flat, info)
         parts += self._agreement(manifest) + self._judge(rows) + self._models(rows)
         parts += [
-            "## Licence and terms (to fill in)", "",
+            "## Licence and terms (to fill in)",
+            "",
             f"- Licence of the annotations: {self.config.licence}",
             "- Licence of the media (per source): TODO",
             "- Consent / permitted uses: TODO",
-            "- Citation: TODO", "",
+            "- Citation: TODO",
+            "",
         ]
         return "\n".join(parts)
 
@@ -83,15 +102,16 @@ class DatasetCard:
             name = r.recording.source or "(unspecified)"
             by_source[name].add(r.recording.id)
             segs[name] += 1
-        table = _table(["source", "recordings", "segments"],
-                       [[s, len(by_source[s]), segs[s]] for s in sorted(by_source)])
+        table = _table(
+            ["source", "recordings", "segments"], [[s, len(by_source[s]), segs[s]] for s in sorted(by_source)]
+        )
         return ["## Sources", "", table, ""]
 
     def _taxonomy(self, manifest: dict[str, Any]) -> list[str]:
         runs = manifest.get("runs") or []
         config: dict[str, Any] = next((r.get("config") for r in reversed(runs) if r.get("config")), {}) or {}
         labels = config.get("agents", {}).get("taxonomy", {}).get("labels")
-        text = ", ".join(labels) if labels else "(taxonomy not recorded in the corpus manifest)"
+        text = ", ".join(cell(x) for x in labels) if labels else "(taxonomy not recorded in the corpus manifest)"
         return ["## Taxonomy", "", text, ""]
 
     def _counts(self, flat: dict[str, list[dict[str, Any]]], info: dict[str, Any]) -> list[str]:
@@ -99,13 +119,29 @@ class DatasetCard:
         labels = sorted({lab for s in SPLITS for lab in counts[s]})
         rows = [[lab, *[counts[s].get(lab, 0) for s in SPLITS]] for lab in labels]
         rows.append(["**total**", *[len(flat[s]) for s in SPLITS]])
-        out = ["## Splits", "",
-               f"Seed {info['seed']}; target sizes {info['split_sizes']}; grouped by recording and "
-               f"{', '.join(info['group_by']) or 'nothing else'} (no group crosses splits).", "",
-               _table(["label", *SPLITS], rows), ""]
+        out = [
+            "## Splits",
+            "",
+            f"Seed {info['seed']}; target sizes {info['split_sizes']}; grouped by recording and "
+            f"{', '.join(info['group_by']) or 'nothing else'} (no group crosses splits).",
+            "",
+            _table(["label", *SPLITS], rows),
+            "",
+        ]
         if info["hidden_test_labels"]:
-            out += ["Test labels are withheld from `data/test.parquet`; they are in `answers/test.jsonl` "
-                    "for `emoforge evaluate PREDICTIONS --answers answers/test.jsonl`.", ""]
+            out += [
+                "Test labels are withheld from `data/test.parquet` and are not part of this release; "
+                "whoever holds the answer file scores predictions with "
+                "`emoforge evaluate PREDICTIONS --answers test.jsonl`.",
+                "",
+            ]
+        if info.get("duplicate_media"):
+            n = sum(len(r) for r in info["duplicate_media"].values())
+            out += [
+                f"{n} recording ids share media with another ({len(info['duplicate_media'])} distinct files); "
+                "each such set is kept in one split.",
+                "",
+            ]
         if info["excluded"]:
             out += ["Rows left out: " + ", ".join(f"{k} {v}" for k, v in sorted(info["excluded"].items())), ""]
         return out
@@ -146,5 +182,9 @@ class DatasetCard:
                 p = r.consensus.provenance
                 seen[("aggregator", r.consensus.method, p.model or "-", p.prompt_version or "-")] += 1
         rows_out = [[*k, n] for k, n in sorted(seen.items())]
-        return ["## Models and prompt versions", "",
-                _table(["role", "backend/method", "model", "prompt version", "records"], rows_out), ""]
+        return [
+            "## Models and prompt versions",
+            "",
+            _table(["role", "backend/method", "model", "prompt version", "records"], rows_out),
+            "",
+        ]

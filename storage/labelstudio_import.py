@@ -7,7 +7,9 @@ config of ``storage/labelstudio.py``.
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, ValidationError
@@ -16,7 +18,8 @@ from emoforge.storage.labelstudio import ALSO, COMMENT, EMOTION, INTENSITY, VALE
 from emoforge.storage.records import HumanLabel, Record, utcnow
 
 ProblemKind = Literal[
-    "malformed_item", "missing_row_id", "unknown_row", "cancelled", "no_label", "unknown_label", "bad_value",
+    "unreadable", "malformed_item", "missing_row_id", "unknown_row", "cancelled", "no_label", "unknown_label",
+    "bad_value",
 ]
 
 
@@ -35,6 +38,27 @@ class ParsedExport(Record):
     problems: list[ImportProblem] = Field(default_factory=list, description="Items skipped, one by one.")
     tasks: int = Field(default=0, description="Tasks read.")
     annotations: int = Field(default=0, description="Annotations read.")
+
+
+def load_export(path: Path) -> tuple[Any, ImportProblem | None]:
+    """The parsed JSON of an export file, or None and the one problem that made it unusable
+    (missing, not UTF-8, not JSON): an import never ends in a traceback."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        return None, ImportProblem(kind="unreadable", message=f"{path}: cannot read: {exc.strerror or exc}")
+    try:
+        # utf-8-sig: an export re-saved by a Windows editor may start with a byte-order mark.
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        return None, ImportProblem(
+            kind="unreadable",
+            message=f"{path.name}: not UTF-8 text (byte {exc.start}); export the project again as JSON",
+        )
+    try:
+        return json.loads(text), None
+    except json.JSONDecodeError as exc:
+        return None, ImportProblem(kind="malformed_item", message=f"not valid JSON: {exc}")
 
 
 def _reviewer(completed_by: Any) -> str:

@@ -12,15 +12,19 @@ fails when the committed snapshot drifts from the code without a schema version 
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import re
+import stat
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from emoforge.storage.secrets import scrub
 
 SCHEMA_VERSION = 1
 """Bump on any change to the row layout; add an upgrade in ``storage/schema.py``."""
@@ -59,6 +63,10 @@ class ErrorKind(StrEnum):
     budget_exceeded = "budget_exceeded"
     invalid_input = "invalid_input"
     internal = "internal"
+    # Added within schema v1: the column stores the enum as a string, so older readers and
+    # shards are unaffected; older emoforge versions just cannot parse these two values.
+    partial_media = "partial_media"
+    outside_input_root = "outside_input_root"
 
 
 TRANSIENT_ERRORS = frozenset(
@@ -72,6 +80,12 @@ class Failure(Record):
     stage: str = Field(description="Pipeline stage that failed (probe, segment, asr, annotate, ...).")
     kind: ErrorKind = Field(description="Typed reason; transient kinds are retried on resume.")
     message: str = Field(description="Human-readable detail; never contains secrets.")
+
+    @field_validator("message")
+    @classmethod
+    def _no_secrets(cls, value: str) -> str:
+        # Every stored failure passes here, whichever stage or provider text it came from.
+        return scrub(value)
 
     @property
     def transient(self) -> bool:
@@ -121,6 +135,15 @@ def recording_id_for(path: str | Path, sha256: str) -> str:
 
 
 def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
+    """sha256 of a regular file's bytes.
+
+    Raises:
+        OSError: unreadable, or not a regular file: hashing ``/dev/zero`` or a FIFO would never
+            end, so devices, pipes and sockets are refused before the first read.
+    """
+    # stat before open: opening a FIFO with no writer blocks forever.
+    if not stat.S_ISREG(os.stat(path).st_mode):
+        raise OSError(errno.EINVAL, "not a regular file", str(path))
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         while block := fh.read(chunk):
@@ -168,6 +191,15 @@ class MediaInput(Record):
     speaker: str | None = Field(default=None, description="Speaker id (splits group by it).")
     known_hash: FileHash | None = Field(
         default=None, description="Content hash the planner already computed; probing reuses it if still valid."
+    )
+    rel_path: str | None = Field(
+        default=None,
+        description="POSIX path relative to the input root: what a release may publish (never the absolute "
+        "path). None for URLs.",
+    )
+    refused: Failure | None = Field(
+        default=None,
+        description="Why the input is refused unread (outside the input root); it becomes a failure row.",
     )
 
 

@@ -1,12 +1,16 @@
 """Benchmark release: one Parquet file per split, hidden test answers, checksums, dataset card.
 
-Layout of a release directory::
+Layout of a release directory (the folder that is published)::
 
     data/train.parquet data/validation.parquet data/test.parquet   flat rows (RELEASE_SCHEMA)
-    answers/test.jsonl        test labels and reference rationales (when test labels are hidden)
     README.md                 dataset card (its YAML header tells HF `datasets` the splits)
-    release.json              seed, split sizes, groups, source corpus and config hash
+    release.json              seed, split sizes, groups, duplicate media, config hashes
     SHA256SUMS                `sha256sum -c` compatible checksums of every other file
+
+The hidden test answers go to a separate folder that is not published (``--answers-out``,
+default ``<out>-answers/``): ``test.jsonl`` (labels and reference rationales) and its own
+``SHA256SUMS``. A release folder that holds an ``answers/`` folder, or a symlink anywhere
+(a symlinked ``data/`` would write the split files wherever it points), is refused.
 
 The Parquet files use an explicit Arrow schema of plain columns, so pandas, duckdb and
 Hugging Face ``datasets`` read them without emoforge.
@@ -16,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -25,37 +30,70 @@ import pyarrow.parquet as pq
 from pydantic import Field
 
 from emoforge.configs.release import ReleaseConfig
+from emoforge.storage.inputs import publishable_paths
 from emoforge.storage.records import Annotation, Record, SegmentRow, Status
 from emoforge.storage.splits import SPLITS, SplitAssigner, release_label
 
 _ANNOTATOR = pa.struct([("agent", pa.string()), ("label", pa.string()), ("confidence", pa.float64())])
 RELEASE_SCHEMA = pa.schema(
     [
-        ("row_id", pa.string()), ("recording_id", pa.string()), ("media_uri", pa.string()),
-        ("media_sha256", pa.string()), ("source", pa.string()), ("speaker", pa.string()),
-        ("start_s", pa.float64()), ("end_s", pa.float64()), ("segment_kind", pa.string()),
-        ("transcript", pa.string()), ("language", pa.string()), ("modalities", pa.list_(pa.string())),
-        ("label", pa.string()), ("labels", pa.list_(pa.string())), ("confidence", pa.float64()),
-        ("entropy", pa.float64()), ("agreement", pa.float64()), ("intensity", pa.float64()),
-        ("valence", pa.float64()), ("arousal", pa.float64()), ("human_verified", pa.bool_()),
-        ("judge_score", pa.float64()), ("rationale", pa.list_(pa.string())),
-        ("evidence_modalities", pa.list_(pa.string())), ("annotators", pa.list_(_ANNOTATOR)),
+        ("row_id", pa.string()),
+        ("recording_id", pa.string()),
+        ("media_uri", pa.string()),
+        ("media_sha256", pa.string()),
+        ("source", pa.string()),
+        ("speaker", pa.string()),
+        ("start_s", pa.float64()),
+        ("end_s", pa.float64()),
+        ("segment_kind", pa.string()),
+        ("transcript", pa.string()),
+        ("language", pa.string()),
+        ("modalities", pa.list_(pa.string())),
+        ("label", pa.string()),
+        ("labels", pa.list_(pa.string())),
+        ("confidence", pa.float64()),
+        ("entropy", pa.float64()),
+        ("agreement", pa.float64()),
+        ("intensity", pa.float64()),
+        ("valence", pa.float64()),
+        ("arousal", pa.float64()),
+        ("human_verified", pa.bool_()),
+        ("judge_score", pa.float64()),
+        ("rationale", pa.list_(pa.string())),
+        ("evidence_modalities", pa.list_(pa.string())),
+        ("annotators", pa.list_(_ANNOTATOR)),
     ]
 )
 """Columns of a released split; the test split drops ``HIDDEN_COLUMNS`` when labels are hidden."""
 
 HIDDEN_COLUMNS = (
-    "label", "labels", "confidence", "entropy", "agreement", "intensity", "valence", "arousal",
-    "human_verified", "judge_score", "rationale", "evidence_modalities", "annotators",
+    "label",
+    "labels",
+    "confidence",
+    "entropy",
+    "agreement",
+    "intensity",
+    "valence",
+    "arousal",
+    "human_verified",
+    "judge_score",
+    "rationale",
+    "evidence_modalities",
+    "annotators",
 )
 ANSWER_COLUMNS = ("row_id", "label", "labels", "intensity", "valence", "arousal", "rationale", "modalities")
 
 
+class ReleaseError(ValueError):
+    """The release cannot be written safely where asked (symlinks, answers inside it)."""
+
+
 class ReleaseSummary(Record):
     out: str = Field(description="Release directory.")
+    answers: str | None = Field(None, description="Folder holding the hidden test answers (not published).")
     counts: dict[str, dict[str, int]] = Field(description="split -> label -> rows.")
     excluded: dict[str, int] = Field(description="Reason -> rows left out of the release.")
-    hidden_test_labels: bool = Field(description="Test labels were moved to answers/test.jsonl.")
+    hidden_test_labels: bool = Field(description="Test labels were moved to the answers folder.")
     files: dict[str, str] = Field(description="Relative path -> sha256.")
     warnings: list[str] = Field(default_factory=list, description="Degenerate outcomes worth a look.")
 
@@ -84,8 +122,9 @@ def _reference(row: SegmentRow, label: str | None) -> Annotation | None:
     return max(agreeing, key=lambda a: (score.get(a.id, -1.0), a.id), default=None)
 
 
-def flatten(row: SegmentRow) -> dict[str, Any]:
-    """One release row (RELEASE_SCHEMA columns) from a shard row."""
+def flatten(row: SegmentRow, media_uri: str | None = None) -> dict[str, Any]:
+    """One release row (RELEASE_SCHEMA columns) from a shard row; ``media_uri`` is the path
+    published for its recording (default: the uri as stored)."""
     seg, cons, feats = row.segment, row.consensus, row.features
     label = release_label(row)
     human = next((h for h in sorted(row.human, key=lambda h: h.reviewed_at, reverse=True) if h.label), None)
@@ -95,7 +134,7 @@ def flatten(row: SegmentRow) -> dict[str, Any]:
     return {
         "row_id": row.row_id,
         "recording_id": row.recording.id,
-        "media_uri": row.recording.uri,
+        "media_uri": row.recording.uri if media_uri is None else media_uri,
         "media_sha256": row.recording.sha256,
         "source": row.recording.source,
         "speaker": row.recording.speaker,
@@ -133,16 +172,61 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def default_answers_dir(out: Path) -> Path:
+    """Where hidden answers go unless told: next to the release folder, never inside it."""
+    return out.parent / f"{out.name}-answers"
+
+
+def _check_targets(out: Path, answers: Path | None) -> None:
+    """Refuse symlinks inside the release and answers inside the published folder."""
+    if out.is_symlink():
+        raise ReleaseError(f"{out} is a symlink: give the real release folder")
+    for dirpath, dirnames, filenames in os.walk(out, followlinks=False):
+        for name in dirnames + filenames:
+            path = Path(dirpath) / name
+            if path.is_symlink():
+                raise ReleaseError(f"{path} is a symlink: a release folder must hold only real files and folders")
+    if (out / "answers").exists():
+        raise ReleaseError(f"{out / 'answers'} exists: hidden answers must not be published; remove it")
+    if answers is not None:
+        if answers.is_symlink():
+            raise ReleaseError(f"{answers} is a symlink: give the real answers folder")
+        resolved_out, resolved_answers = out.resolve(), answers.resolve()
+        if resolved_answers == resolved_out or resolved_out in resolved_answers.parents:
+            raise ReleaseError(f"--answers-out {answers} is inside the release folder {out}: it would be published")
+
+
+def _write_sums(folder: Path) -> dict[str, str]:
+    files = {
+        p.relative_to(folder).as_posix(): _sha256(p)
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and p.name != "SHA256SUMS"
+    }
+    (folder / "SHA256SUMS").write_text("".join(f"{h}  {name}\n" for name, h in files.items()))
+    return files
+
+
 class ReleaseWriter:
     """Writes a benchmark release from corpus rows (see the module docstring)."""
 
     def __init__(self, config: ReleaseConfig) -> None:
         self.config = config
 
-    def write(self, rows: list[SegmentRow], out: str | Path, manifest: dict[str, Any] | None = None) -> ReleaseSummary:
+    def write(
+        self,
+        rows: list[SegmentRow],
+        out: str | Path,
+        manifest: dict[str, Any] | None = None,
+        answers_out: str | Path | None = None,
+    ) -> ReleaseSummary:
+        """Write the release to ``out`` and, when test labels are hidden, the answers to
+        ``answers_out`` (default :func:`default_answers_dir`). Raises ``ReleaseError``."""
         from emoforge.storage.card import DatasetCard
 
         out = Path(out)
+        hide = self.config.hide_test_labels
+        answers = (Path(answers_out) if answers_out else default_answers_dir(out)) if hide else None
+        _check_targets(out, answers)
         (out / "data").mkdir(parents=True, exist_ok=True)
         excluded: Counter[str] = Counter()
         kept = []
@@ -154,20 +238,26 @@ class ReleaseWriter:
                 excluded[reason] += 1
         kept.sort(key=lambda r: r.row_id)
         assignment = SplitAssigner(self.config).assign(kept)
-        flat = {s: [flatten(r) for r in kept if assignment.splits[r.row_id] == s] for s in SPLITS}
-        hide = self.config.hide_test_labels
+        # Paths relative to the corpus's media folder: a release never names the machine's
+        # absolute paths or a private bucket.
+        published = publishable_paths(r.recording.uri for r in kept)
+        flat = {
+            s: [flatten(r, published[r.recording.uri]) for r in kept if assignment.splits[r.row_id] == s]
+            for s in SPLITS
+        }
         for split, records in flat.items():
             table = pa.Table.from_pylist(records, schema=RELEASE_SCHEMA)
             if split == "test" and hide:
                 table = table.drop_columns(list(HIDDEN_COLUMNS))
             pq.write_table(table, out / "data" / f"{split}.parquet", compression="zstd")
-        if hide:
-            (out / "answers").mkdir(exist_ok=True)
-            with open(out / "answers" / "test.jsonl", "w", encoding="utf-8") as fh:
+        if answers is not None:
+            answers.mkdir(parents=True, exist_ok=True)
+            with open(answers / "test.jsonl", "w", encoding="utf-8") as fh:
                 for rec in flat["test"]:
                     answer = {k: rec[k] for k in ANSWER_COLUMNS}
                     answer["rationale"] = " ".join(rec["rationale"])
                     fh.write(json.dumps(answer, ensure_ascii=False) + "\n")
+            _write_sums(answers)
         counts = {s: dict(Counter(r["label"] or "(none)" for r in flat[s])) for s in SPLITS}
         info = {
             "seed": self.config.seed,
@@ -177,17 +267,13 @@ class ReleaseWriter:
             "counts": counts,
             "excluded": dict(excluded),
             "groups": {s: sorted({assignment.groups[r["row_id"]] for r in flat[s]}) for s in SPLITS},
+            "duplicate_media": assignment.duplicates,
             "corpus_config_hashes": sorted({r.config_hash for r in kept}),
         }
         (out / "release.json").write_text(json.dumps(info, indent=2, sort_keys=True))
         card = DatasetCard(self.config).render(kept, flat, info, manifest or {})
         (out / "README.md").write_text(card, encoding="utf-8")
-        files = {
-            p.relative_to(out).as_posix(): _sha256(p)
-            for p in sorted(out.rglob("*"))
-            if p.is_file() and p.name != "SHA256SUMS"
-        }
-        (out / "SHA256SUMS").write_text("".join(f"{h}  {name}\n" for name, h in files.items()))
+        files = _write_sums(out)
         warnings = []
         empty = [s for s in SPLITS if not flat[s] and self.config.splits.as_dict()[s] > 0]
         if kept and empty:
@@ -196,8 +282,18 @@ class ReleaseWriter:
                 f"split(s) {', '.join(empty)} empty: {len(kept)} rows form only {n_groups} group(s) under "
                 f"group_by={list(self.config.group_by)} (rows sharing a recording, source or speaker stay together)"
             )
+        for digest, recordings in assignment.duplicates.items():
+            warnings.append(
+                f"identical media under {len(recordings)} recording ids ({', '.join(recordings)}; "
+                f"sha256 {digest[:12]}): kept in one split"
+            )
         return ReleaseSummary(
-            out=str(out), counts=counts, excluded=dict(excluded), hidden_test_labels=hide, files=files,
+            out=str(out),
+            answers=str(answers) if answers else None,
+            counts=counts,
+            excluded=dict(excluded),
+            hidden_test_labels=hide,
+            files=files,
             warnings=warnings,
         )
 

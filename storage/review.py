@@ -8,7 +8,6 @@ already on the row is not added twice, so re-importing an export is harmless.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +15,7 @@ from pydantic import Field
 
 from emoforge.configs.release import ReviewConfig
 from emoforge.configs.storage import StorageConfig
-from emoforge.storage.labelstudio_import import ImportProblem, LabelStudioParser
+from emoforge.storage.labelstudio_import import ImportProblem, LabelStudioParser, load_export
 from emoforge.storage.records import Record, SegmentRow, utcnow
 from emoforge.storage.shards import CorpusWriter, read_manifest, read_rows
 
@@ -55,12 +54,7 @@ class ReviewImporter:
         export_path = Path(export_path)
         manifest = read_manifest(root)
         rows = {r.row_id: r for r in read_rows(root)}
-        bad: ImportProblem | None = None
-        try:
-            export = json.loads(export_path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            export = None
-            bad = ImportProblem(kind="malformed_item", message=f"not valid JSON: {exc}")
+        export, bad = load_export(export_path)
         parser = LabelStudioParser(corpus_taxonomy(manifest), set(rows), export_path.name)
         parsed = parser.parse(export) if bad is None else None
         problems = [bad] if bad else parsed.problems if parsed else []

@@ -5,13 +5,26 @@ Layout of a corpus directory (local path or any fsspec URL)::
     manifest.json              runs (resolved config, counts), shards (rows, bytes, sha256), stats
     shard-00000.parquet ...    SegmentRow rows with the explicit schema of storage/schema.py
 
+    quarantine/                shards that failed their checksum or could not be read
+    .emoforge.lock             held by the one writer (storage/lock.py)
+
 Crash safety: a shard is written to a temporary name and renamed into place only when
-complete; the manifest is rewritten the same way after every shard. A run killed at any
-point leaves either a finished shard (adopted into the manifest on the next open if the
-kill came between rename and manifest update) or a temporary file (deleted). Rows that
-never reached a finished shard are redone on resume; a row id written twice (a retried
-transient failure, an ``--overwrite`` rerun) resolves to the newest shard's copy, so
-readers never see duplicates.
+complete (then the directory is fsynced, so the rename survives a power cut); the manifest
+is rewritten the same way after every shard. A run killed at any point leaves either a
+finished shard (adopted into the manifest on the next open if the kill came between rename
+and manifest update) or a temporary file (deleted). Rows that never reached a finished
+shard are redone on resume; a row id written twice (a retried transient failure, an
+``--overwrite`` rerun) resolves to the newest shard's copy, so readers never see duplicates.
+
+One writer at a time: ``CorpusWriter`` holds the corpus lock from open to close, so
+recovery (deleting temporary files, marking runs interrupted) and shard numbering happen
+under the lock and cannot touch a live run's files.
+
+Self-healing: readers check each shard's sha256 against the manifest and skip a bad or
+missing one (``verify`` names it, so ``inspect`` shows it); a writer moves a bad shard to
+``quarantine/`` and lists it under ``quarantined`` in the manifest, so its rows count as
+missing and the run redoes them. An unreadable ``manifest.json`` is rebuilt from the shards
+(run history is lost, rows are not); the bad file is kept as ``manifest.json.corrupt-*``.
 """
 
 from __future__ import annotations
@@ -22,6 +35,7 @@ import json
 import logging
 import os
 import time
+import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +45,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from emoforge.configs.storage import StorageConfig
+from emoforge.storage import lock as corpus_lock
 from emoforge.storage.records import SCHEMA_VERSION, TRANSIENT_ERRORS, ErrorKind, SegmentRow, Status, utcnow
 from emoforge.storage.schema import ROW_SCHEMA, rows_to_table, table_to_rows
 
@@ -41,6 +56,14 @@ SHARD_PREFIX = "shard-"
 SHARD_SUFFIX = ".parquet"
 TMP_MARK = ".tmp-"
 FORMAT = "emoforge-corpus"
+QUARANTINE = "quarantine"
+CORRUPT_MARK = ".corrupt-"
+
+
+class CorpusWriteError(OSError):
+    """A shard or the manifest could not be written (disk full, permissions): the rows of
+    that commit are not in the corpus, everything committed before is intact, and a rerun
+    redoes exactly the missing rows."""
 
 
 def _fs(root: str) -> tuple[fsspec.AbstractFileSystem, str]:
@@ -60,18 +83,43 @@ def _shard_index(name: str) -> int | None:
     return None
 
 
+def _is_local(fs: fsspec.AbstractFileSystem) -> bool:
+    protocols = fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)
+    return "file" in protocols
+
+
+def _fsync_dir(fs: fsspec.AbstractFileSystem, directory: str) -> None:
+    """Make a rename in ``directory`` durable (local filesystems; object stores commit on upload)."""
+    if not _is_local(fs):
+        return
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def _write_atomic(fs: fsspec.AbstractFileSystem, path: str, data: bytes) -> None:
-    tmp = f"{path}{TMP_MARK}{os.getpid()}"
-    with fs.open(tmp, "wb") as fh:
-        fh.write(data)
-        if hasattr(fh, "flush"):
-            fh.flush()
-        fileno = getattr(fh, "fileno", None)
-        if callable(fileno):
-            # Remote filesystems have no real descriptor; their upload is the commit.
-            with contextlib.suppress(OSError, ValueError):
-                os.fsync(fileno())
-    fs.mv(tmp, path)
+    """Write ``data`` to ``path`` all or nothing; a failed write (disk full) leaves no temp file."""
+    # pid + random: two processes (or two writers in one) never share a temporary name.
+    tmp = f"{path}{TMP_MARK}{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    try:
+        with fs.open(tmp, "wb") as fh:
+            fh.write(data)
+            if hasattr(fh, "flush"):
+                fh.flush()
+            fileno = getattr(fh, "fileno", None)
+            if callable(fileno):
+                # Remote filesystems have no real descriptor; their upload is the commit.
+                with contextlib.suppress(OSError, ValueError):
+                    os.fsync(fileno())
+        fs.mv(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            if fs.exists(tmp):
+                fs.rm(tmp)
+        raise
+    _fsync_dir(fs, path.rsplit("/", 1)[0] or "/")
 
 
 def _empty_manifest() -> dict[str, Any]:
@@ -87,30 +135,98 @@ def _empty_manifest() -> dict[str, Any]:
     }
 
 
+def _describe_bytes(name: str, data: bytes, run_id: str | None = None) -> dict[str, Any]:
+    """Manifest entry of a shard from its bytes (raises ArrowInvalid/OSError if unreadable)."""
+    meta = pq.read_metadata(pa.BufferReader(data))
+    return {
+        "name": name,
+        "rows": meta.num_rows,
+        "bytes": len(data),
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "run_id": run_id or (meta.metadata or {}).get(b"emoforge.run_id", b"").decode(),
+        "schema_version": SCHEMA_VERSION,
+        "created_at": utcnow().isoformat(),
+    }
+
+
+def rebuild_manifest(root: str, reason: str) -> dict[str, Any]:
+    """A manifest made from the readable shards on disk, in index (= commit) order.
+
+    Unreadable shards are left out here; a writer quarantines them on open.
+    """
+    fs, base = _fs(root)
+    manifest = _empty_manifest()
+    names = sorted(
+        (n for p in fs.ls(base, detail=False) if _shard_index(n := str(p).rsplit("/", 1)[-1]) is not None),
+        key=lambda n: _shard_index(n) or 0,
+    )
+    for name in names:
+        try:
+            with fs.open(f"{base}/{name}", "rb") as fh:
+                manifest["shards"].append(_describe_bytes(name, fh.read()))
+        except (pa.ArrowInvalid, OSError) as exc:
+            log.warning("shard %s is unreadable while rebuilding the manifest: %s", name, exc)
+    manifest["rebuilt"] = {"reason": reason, "at": utcnow().isoformat(), "shards": len(manifest["shards"])}
+    # Not yet on disk: readers report it (verify); a writer saves it and drops the mark.
+    manifest["_unsaved_rebuild"] = True
+    return manifest
+
+
 def read_manifest(root: str) -> dict[str, Any]:
+    """The corpus manifest; an unreadable one is rebuilt from the shards (in memory)."""
     fs, base = _fs(root)
     path = f"{base}/{MANIFEST}"
     if not fs.exists(path):
         return _empty_manifest()
     with fs.open(path, "rb") as fh:
-        data: dict[str, Any] = json.loads(fh.read())
+        raw = fh.read()
+    try:
+        data = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        log.warning("%s is unreadable (%s); rebuilding it from the shards", path, exc)
+        return rebuild_manifest(root, f"manifest.json unreadable: {exc}")
+    if not isinstance(data, dict) or not isinstance(data.get("shards"), list):
+        if isinstance(data, dict) and "format" in data and data["format"] != FORMAT:
+            raise ValueError(f"{path}: not an emoforge corpus manifest")
+        log.warning("%s has no shard list; rebuilding it from the shards", path)
+        return rebuild_manifest(root, "manifest.json has no shard list")
     if data.get("format") != FORMAT:
         raise ValueError(f"{path}: not an emoforge corpus manifest")
+    data.setdefault("runs", [])
+    data.setdefault("stats", {})
     return data
+
+
+def _set_aside_corrupt_manifest(root: str) -> None:
+    """Keep an unreadable manifest as ``manifest.json.corrupt-<time>`` before a rebuilt one replaces it."""
+    fs, base = _fs(root)
+    path = f"{base}/{MANIFEST}"
+    if fs.exists(path):
+        stamp = utcnow().strftime("%Y%m%dT%H%M%S%f")
+        fs.mv(path, f"{path}{CORRUPT_MARK}{stamp}")
+        log.warning("kept the unreadable manifest as %s%s%s", MANIFEST, CORRUPT_MARK, stamp)
 
 
 def write_manifest(root: str, manifest: dict[str, Any]) -> None:
     fs, base = _fs(root)
     fs.makedirs(base, exist_ok=True)
+    manifest.pop("_unsaved_rebuild", None)
     manifest["updated_at"] = utcnow().isoformat()
     _write_atomic(fs, f"{base}/{MANIFEST}", json.dumps(manifest, indent=2, sort_keys=True, default=str).encode())
 
 
 def update_manifest_stats(root: str, key: str, value: Any) -> None:
-    """Store a JSON-able statistics block (agreement, aggregation...) under ``stats[key]``."""
-    manifest = read_manifest(root)
-    manifest.setdefault("stats", {})[key] = value
-    write_manifest(root, manifest)
+    """Store a JSON-able statistics block (agreement, aggregation...) under ``stats[key]``.
+
+    Takes the corpus lock (re-entered if the caller holds it): raises ``CorpusLocked`` while
+    another run writes, instead of overwriting the manifest that run is updating.
+    """
+    with corpus_lock.corpus_lock(root, f"update stats.{key}"):
+        manifest = read_manifest(root)
+        if manifest.get("_unsaved_rebuild"):
+            _set_aside_corrupt_manifest(root)
+        manifest.setdefault("stats", {})[key] = value
+        write_manifest(root, manifest)
 
 
 @dataclass(frozen=True)
@@ -127,12 +243,16 @@ class DoneRow:
 class CorpusWriter:
     """Buffers rows and commits them as shards; recovers a killed run's leftovers on open.
 
+    Holds the corpus lock from construction to :meth:`close` (see storage/lock.py).
+
     Args:
         root: corpus directory (local path or fsspec URL).
         config: shard size and compression settings.
         run_id: id of the run writing; recorded per shard.
         resolved_config: the run's resolved pipeline config (stored in the manifest).
         config_hash: hash of ``resolved_config``.
+        lock_wait_s: how long to wait for another writer to finish (None: as long as it
+            takes; 0: refuse at once with ``CorpusLocked``).
     """
 
     def __init__(
@@ -142,6 +262,7 @@ class CorpusWriter:
         run_id: str,
         resolved_config: dict[str, Any] | None = None,
         config_hash: str = "",
+        lock_wait_s: float | None = 0.0,
     ) -> None:
         self.root = str(root)
         self.config = config
@@ -151,26 +272,48 @@ class CorpusWriter:
         self._buffer: list[SegmentRow] = []
         self._buffer_bytes = 0
         self._last_flush = time.monotonic()
-        self.manifest = read_manifest(self.root)
-        self._recover()
-        self._run = {
-            "run_id": run_id,
-            "started_at": utcnow().isoformat(),
-            "finished_at": None,
-            "status": "running",
-            "config_hash": config_hash,
-            "config": resolved_config or {},
-            "counts": {},
-        }
-        self.manifest["runs"].append(self._run)
-        write_manifest(self.root, self.manifest)
+        self._release = corpus_lock.acquire(self.root, f"run {run_id}", lock_wait_s)
+        self._locked = True
+        try:
+            self.manifest = read_manifest(self.root)
+            self._recover()
+            self._run = {
+                "run_id": run_id,
+                "started_at": utcnow().isoformat(),
+                "finished_at": None,
+                "status": "running",
+                "config_hash": config_hash,
+                "config": resolved_config or {},
+                "counts": {},
+            }
+            self.manifest["runs"].append(self._run)
+            write_manifest(self.root, self.manifest)
+        except BaseException:
+            self._unlock()
+            raise
 
-    # -- recovery -------------------------------------------------------------------
+    def _unlock(self) -> None:
+        if self._locked:
+            self._locked = False
+            self._release()
+
+    # -- recovery (under the lock: no other run is live) ------------------------------
     def _recover(self) -> None:
-        listed = {s["name"] for s in self.manifest["shards"]}
+        if self.manifest.get("_unsaved_rebuild"):
+            _set_aside_corrupt_manifest(self.root)
+        checked = []
+        for entry in self.manifest["shards"]:
+            problem = self._check(entry)
+            if problem is None:
+                checked.append(entry)
+            else:
+                self._quarantine(entry["name"], problem, entry)
+        self.manifest["shards"] = checked
+        listed = {s["name"] for s in checked}
         for info in self.fs.ls(self.base, detail=False):
             name = str(info).rsplit("/", 1)[-1]
             if TMP_MARK in name:
+                # Safe only because we hold the lock: no live run owns a temporary file now.
                 log.info("removing unfinished file %s from an interrupted run", name)
                 self.fs.rm(f"{self.base}/{name}")
             elif _shard_index(name) is not None and name not in listed:
@@ -179,29 +322,63 @@ class CorpusWriter:
                 try:
                     entry = self._describe(name)
                 except (pa.ArrowInvalid, OSError) as exc:
-                    log.warning("ignoring unreadable shard %s: %s", name, exc)
+                    self._quarantine(name, f"unreadable: {exc}", None)
                     continue
                 log.info("adopting committed shard %s missing from the manifest", name)
                 self.manifest["shards"].append(entry)
-        self.manifest["shards"].sort(key=lambda s: s["name"])
+        self.manifest["shards"].sort(key=lambda s: _shard_index(s["name"]) or 0)
         for run in self.manifest["runs"]:
             if run.get("status") == "running":
                 run["status"] = "interrupted"
 
-    def _describe(self, name: str, run_id: str | None = None) -> dict[str, Any]:
-        path = f"{self.base}/{name}"
+    def _check(self, entry: dict[str, Any]) -> str | None:
+        """Why a listed shard cannot be trusted (None: present and matching its sha256)."""
+        path = f"{self.base}/{entry['name']}"
+        if not self.fs.exists(path):
+            return "missing"
         with self.fs.open(path, "rb") as fh:
             data = fh.read()
-        meta = pq.read_metadata(pa.BufferReader(data))
-        return {
-            "name": name,
-            "rows": meta.num_rows,
-            "bytes": len(data),
-            "sha256": hashlib.sha256(data).hexdigest(),
-            "run_id": run_id or (meta.metadata or {}).get(b"emoforge.run_id", b"").decode(),
-            "schema_version": SCHEMA_VERSION,
-            "created_at": utcnow().isoformat(),
-        }
+        if entry.get("sha256") and hashlib.sha256(data).hexdigest() != entry["sha256"]:
+            return "sha256 mismatch"
+        try:
+            pq.read_metadata(pa.BufferReader(data))
+        except (pa.ArrowInvalid, OSError) as exc:
+            return f"unreadable: {exc}"
+        return None
+
+    def _quarantine(self, name: str, reason: str, entry: dict[str, Any] | None) -> None:
+        """Move a bad shard aside; its rows then count as missing and this run redoes them."""
+        src = f"{self.base}/{name}"
+        moved_to = None
+        if self.fs.exists(src):
+            moved_to = f"{QUARANTINE}/{name}.{utcnow().strftime('%Y%m%dT%H%M%S%f')}"
+            self.fs.makedirs(f"{self.base}/{QUARANTINE}", exist_ok=True)
+            self.fs.mv(src, f"{self.base}/{moved_to}")
+            _fsync_dir(self.fs, self.base)
+        log.warning("shard %s: %s; its rows will be redone (moved to %s)", name, reason, moved_to)
+        self.manifest.setdefault("quarantined", []).append(
+            {
+                "name": name,
+                "reason": reason,
+                "rows": (entry or {}).get("rows"),
+                "run_id": (entry or {}).get("run_id"),
+                "moved_to": moved_to,
+                "at": utcnow().isoformat(),
+                "redone_by": None,
+            }
+        )
+
+    def _describe(self, name: str, run_id: str | None = None) -> dict[str, Any]:
+        with self.fs.open(f"{self.base}/{name}", "rb") as fh:
+            return _describe_bytes(name, fh.read(), run_id)
+
+    def _next_index(self) -> int:
+        """Next shard number: past every name in the manifest, on disk or quarantined, so a
+        new shard never overwrites or reuses the name of another's."""
+        names = [s["name"] for s in self.manifest["shards"]]
+        names += [q["name"] for q in self.manifest.get("quarantined", [])]
+        names += [str(p).rsplit("/", 1)[-1] for p in self.fs.ls(self.base, detail=False)]
+        return max((i for n in names if (i := _shard_index(n)) is not None), default=-1) + 1
 
     # -- state ----------------------------------------------------------------------
     def done(self) -> CorpusState:
@@ -221,10 +398,16 @@ class CorpusWriter:
             self.flush()
 
     def flush(self) -> str | None:
-        """Commit buffered rows as one shard; returns its name."""
+        """Commit buffered rows as one shard; returns its name.
+
+        A failed write (disk full) raises and leaves the buffer, the manifest and the
+        directory as they were: the rows are uncommitted and the next run redoes them.
+        """
         self._last_flush = time.monotonic()
         if not self._buffer:
             return None
+        if not self._locked:
+            raise RuntimeError(f"writer of {self.root} is closed")
         # Keep only the last copy of an id inside one shard; across shards newer wins.
         latest: dict[str, SegmentRow] = {}
         for row in self._buffer:
@@ -237,31 +420,43 @@ class CorpusWriter:
         compression = None if self.config.compression == "none" else self.config.compression
         pq.write_table(table, sink, compression=compression)
         data = sink.getvalue().to_pybytes()
-        indices = [i for s in self.manifest["shards"] if (i := _shard_index(s["name"])) is not None]
-        name = shard_name(max(indices, default=-1) + 1)
-        _write_atomic(self.fs, f"{self.base}/{name}", data)
-        self.manifest["shards"].append(
-            {
-                "name": name,
-                "rows": table.num_rows,
-                "bytes": len(data),
-                "sha256": hashlib.sha256(data).hexdigest(),
-                "run_id": self.run_id,
-                "schema_version": SCHEMA_VERSION,
-                "created_at": utcnow().isoformat(),
-            }
-        )
-        write_manifest(self.root, self.manifest)
+        name = shard_name(self._next_index())
+        entry = _describe_bytes(name, data, self.run_id)
+        try:
+            _write_atomic(self.fs, f"{self.base}/{name}", data)
+        except OSError as exc:
+            raise CorpusWriteError(
+                exc.errno,
+                f"could not commit {len(latest)} rows to {self.root} ({exc.strerror or exc}); rows committed "
+                "earlier are intact: free space and rerun the same command to redo the rest",
+            ) from exc
+        # Renamed into place = committed (a lost manifest update is adopted on the next open).
+        self.manifest["shards"].append(entry)
         self._buffer.clear()
         self._buffer_bytes = 0
+        try:
+            write_manifest(self.root, self.manifest)
+        except OSError as exc:
+            raise CorpusWriteError(
+                exc.errno,
+                f"{name} is committed but {MANIFEST} of {self.root} could not be updated ({exc.strerror or exc}); "
+                "the next run adopts the shard",
+            ) from exc
         return name
 
     def close(self, counts: dict[str, Any] | None = None, status: str = "finished") -> None:
-        self.flush()
-        self._run["finished_at"] = utcnow().isoformat()
-        self._run["status"] = status
-        self._run["counts"] = counts or {}
-        write_manifest(self.root, self.manifest)
+        """Commit what is buffered, record the run's outcome and release the lock."""
+        try:
+            self.flush()
+            self._run["finished_at"] = utcnow().isoformat()
+            self._run["status"] = status
+            self._run["counts"] = counts or {}
+            if status == "finished":
+                for q in self.manifest.get("quarantined", []):
+                    q["redone_by"] = q.get("redone_by") or self.run_id
+            write_manifest(self.root, self.manifest)
+        finally:
+            self._unlock()
 
 
 # --------------------------------------------------------------------------- reading
@@ -275,14 +470,35 @@ def shard_paths(root: str) -> list[str]:
     return [f"{base}/{n}" for n in names if fs.exists(f"{base}/{n}")]
 
 
+def _good_shards(root: str, columns: list[str] | None) -> Iterator[pa.Table]:
+    """Each listed shard that is present and matches its sha256, in commit order.
+
+    A missing, altered or unreadable shard is skipped with a warning (its rows read as
+    missing, so a rerun redoes them); ``verify`` names it for ``inspect``.
+    """
+    fs, base = _fs(root)
+    for entry in read_manifest(root)["shards"]:
+        path = f"{base}/{entry['name']}"
+        try:
+            with fs.open(path, "rb") as fh:
+                data = fh.read()
+        except FileNotFoundError:
+            log.warning("shard %s is listed in the manifest but missing; its rows are skipped", entry["name"])
+            continue
+        if entry.get("sha256") and hashlib.sha256(data).hexdigest() != entry["sha256"]:
+            log.warning("shard %s does not match its sha256; its rows are skipped", entry["name"])
+            continue
+        try:
+            yield pq.read_table(pa.BufferReader(data), columns=columns)
+        except (pa.ArrowInvalid, OSError) as exc:
+            log.warning("shard %s is unreadable (%s); its rows are skipped", entry["name"], exc)
+
+
 def read_table(root: str, columns: list[str] | None = None) -> pa.Table:
     """All rows as one Arrow table, deduplicated by ``row_id`` (newest shard wins)."""
-    fs, _ = _fs(root)
     wanted = None if columns is None else list(dict.fromkeys(["row_id", *columns]))
     tables = []
-    for order, path in enumerate(shard_paths(root)):
-        with fs.open(path, "rb") as fh:
-            t = pq.read_table(fh, columns=wanted)
+    for order, t in enumerate(_good_shards(root, wanted)):
         tables.append(t.append_column("_shard_order", pa.array([order] * t.num_rows, pa.int32())))
     if not tables:
         schema = ROW_SCHEMA if wanted is None else pa.schema([ROW_SCHEMA.field(c) for c in wanted])
@@ -335,18 +551,40 @@ def done_rows(root: str) -> CorpusState:
 
 
 def verify(root: str) -> list[str]:
-    """Problems found: missing shards, checksum or row-count mismatches."""
+    """Problems found: missing, altered or unreadable shards, a manifest rebuilt in memory,
+    and quarantined shards whose rows no finished run has redone yet."""
     fs, base = _fs(root)
+    manifest = read_manifest(root)
     problems = []
-    for entry in read_manifest(root)["shards"]:
+    if manifest.get("_unsaved_rebuild"):
+        rebuilt = manifest["rebuilt"]
+        problems.append(
+            f"{MANIFEST}: {rebuilt['reason']}; rebuilt from {rebuilt['shards']} shards (the next annotate run saves it)"
+        )
+    for entry in manifest["shards"]:
         path = f"{base}/{entry['name']}"
         if not fs.exists(path):
-            problems.append(f"{entry['name']}: missing")
+            problems.append(f"{entry['name']}: missing ({entry.get('rows')} rows; rerun annotate to redo them)")
             continue
         with fs.open(path, "rb") as fh:
             data = fh.read()
         if hashlib.sha256(data).hexdigest() != entry["sha256"]:
-            problems.append(f"{entry['name']}: sha256 mismatch")
-        if pq.read_metadata(pa.BufferReader(data)).num_rows != entry["rows"]:
+            problems.append(
+                f"{entry['name']}: sha256 mismatch ({entry.get('rows')} rows skipped; "
+                "rerun annotate to quarantine it and redo them)"
+            )
+            continue
+        try:
+            rows = pq.read_metadata(pa.BufferReader(data)).num_rows
+        except (pa.ArrowInvalid, OSError) as exc:
+            problems.append(f"{entry['name']}: unreadable ({exc})")
+            continue
+        if rows != entry["rows"]:
             problems.append(f"{entry['name']}: row count mismatch")
+    for q in manifest.get("quarantined", []):
+        if not q.get("redone_by"):
+            problems.append(
+                f"{q['name']}: quarantined ({q['reason']}; moved to {q['moved_to']}); "
+                f"{q.get('rows')} rows not redone yet"
+            )
     return problems

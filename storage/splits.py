@@ -1,7 +1,10 @@
-"""Benchmark splits: stratified by label, grouped so no source or speaker crosses splits.
+"""Benchmark splits: stratified by label, grouped so no media, source or speaker crosses splits.
 
-Grouping: rows that share a recording, or (per ``release.group_by``) a source or a speaker,
-are joined with union-find into one group; a group is placed whole.
+Grouping: rows that share a recording or the recording's content hash (byte-identical media
+under two names is one recording, else it leaks from train into test), or (per
+``release.group_by``) a source or a speaker, are joined with union-find into one group; a
+group is placed whole. Content hashes shared by several recording ids are reported as
+``SplitAssignment.duplicates``.
 
 Placement minimises a chi-square distance to the targets,
 
@@ -48,6 +51,10 @@ class SplitAssignment(Record):
     seed: int = Field(description="Seed used.")
     splits: dict[str, str] = Field(description="row_id -> split name.")
     groups: dict[str, str] = Field(description="row_id -> group id (rows of one group share a split).")
+    duplicates: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="Media sha256 -> the recording ids with those exact bytes (only hashes with 2 or more).",
+    )
 
     def rows_in(self, split: str) -> list[str]:
         return [rid for rid, s in self.splits.items() if s == split]
@@ -78,10 +85,21 @@ class SplitAssigner:
     def __init__(self, config: ReleaseConfig) -> None:
         self.config = config
 
+    @staticmethod
+    def duplicates(rows: Sequence[SegmentRow]) -> dict[str, list[str]]:
+        """Media sha256 -> recording ids, for content that appears under more than one id."""
+        ids: dict[str, set[str]] = defaultdict(set)
+        for row in rows:
+            if row.recording.sha256:
+                ids[row.recording.sha256].add(row.recording.id)
+        return {h: sorted(r) for h, r in sorted(ids.items()) if len(r) > 1}
+
     def _groups(self, rows: Sequence[SegmentRow]) -> dict[str, str]:
         uf = _UnionFind()
         for row in rows:
             keys = [f"recording:{row.recording.id}"]
+            if row.recording.sha256:
+                keys.append(f"media:{row.recording.sha256}")
             if "source" in self.config.group_by and row.recording.source:
                 keys.append(f"source:{row.recording.source}")
             if "speaker" in self.config.group_by and row.recording.speaker:
@@ -146,6 +164,7 @@ class SplitAssigner:
             seed=self.config.seed,
             splits={r.row_id: placed[group_of[r.row_id]] for r in rows},
             groups={r.row_id: group_of[r.row_id] for r in rows},
+            duplicates=self.duplicates(rows),
         )
 
     @staticmethod

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import io
 import json
-import logging
 import math
 import os
 import time
@@ -28,8 +27,10 @@ from typing import Any
 from emoforge.agents.base import AnnotatorError, ModelReply, Prompt
 from emoforge.configs.agents import AgentConfig
 from emoforge.storage.records import ErrorKind
+from emoforge.storage.secrets import register_secret_env, scrub, scrubbed_logger
 
-log = logging.getLogger(__name__)
+# Provider error text can quote the key it was sent: scrubbed before any handler sees it.
+log = scrubbed_logger(__name__)
 
 AUDIO_MIME = "audio/wav"
 VIDEO_MIME = "video/mp4"
@@ -61,6 +62,7 @@ class GeminiBackend:
             from google.genai import types
 
             env = self.config.api_key_env or "GEMINI_API_KEY"
+            register_secret_env(env)
             key = os.environ.get(env)
             if not key:
                 raise AnnotatorError(ErrorKind.model_unavailable, f"env var {env} is not set")
@@ -225,7 +227,7 @@ def parse_response(resp: Any) -> ModelReply:
 
 def map_gemini_error(exc: Any) -> AnnotatorError:
     code = int(getattr(exc, "code", 0) or 0)
-    message = str(getattr(exc, "message", "") or "")[:300]
+    message = scrub(str(getattr(exc, "message", "") or ""))[:300]
     if code == 429:
         return AnnotatorError(ErrorKind.rate_limited, f"429 {message}")
     if code == 504 or code == 408:

@@ -12,15 +12,16 @@ them, so attempts and waits are counted in one place.
 from __future__ import annotations
 
 import base64
-import logging
 import os
 from typing import Any, Literal
 
 from emoforge.agents.base import AnnotatorError, ModelReply, Prompt
 from emoforge.configs.agents import AgentConfig
 from emoforge.storage.records import ErrorKind
+from emoforge.storage.secrets import register_secret_env, scrub, scrubbed_logger
 
-log = logging.getLogger(__name__)
+# Provider error text can quote the key it was sent: scrubbed before any handler sees it.
+log = scrubbed_logger(__name__)
 
 # Keywords OpenAI strict mode rejects; our own validation enforces them after the call.
 _STRICT_UNSUPPORTED = ("maxLength", "minLength")
@@ -51,6 +52,7 @@ class OpenAIBackend:
 
     def _api_key(self) -> str:
         env = self.config.api_key_env
+        register_secret_env(env)
         if env:
             key = os.environ.get(env)
             if not key:
@@ -172,7 +174,7 @@ def _retry_after(exc: Any) -> float | None:
 
 
 def map_openai_error(exc: Exception) -> AnnotatorError:
-    """Typed failure for an ``openai`` SDK exception (the key is never in the message)."""
+    """Typed failure for an ``openai`` SDK exception; the body is scrubbed (servers echo headers)."""
     import openai
 
     if isinstance(exc, openai.APITimeoutError):
@@ -183,7 +185,8 @@ def map_openai_error(exc: Exception) -> AnnotatorError:
         return AnnotatorError(ErrorKind.rate_limited, "429 rate limited", _retry_after(exc))
     if isinstance(exc, openai.APIStatusError):
         status = exc.status_code
-        body = str(getattr(exc, "message", ""))[:300]
+        # Scrubbed before cutting: a key cut in half at the limit would no longer be recognised.
+        body = scrub(str(getattr(exc, "message", "")))[:300]
         if status >= 500:
             return AnnotatorError(ErrorKind.provider_error, f"{status} server error: {body}")
         if status in (401, 403, 404):

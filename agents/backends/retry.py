@@ -7,17 +7,21 @@ requests, missing models, invalid output) is deterministic and raised at once.
 
 from __future__ import annotations
 
-import logging
 import random
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from emoforge.agents.base import AnnotatorError
+from emoforge.agents.base import AnnotatorError, ModelReply
+from emoforge.agents.costs import BudgetExceeded, CostLedger, cost_usd
+from emoforge.configs.agents import Price
 from emoforge.storage.records import ErrorKind
+from emoforge.storage.secrets import scrubbed_logger
 
-log = logging.getLogger(__name__)
+# Provider error text can quote the key it was sent: scrubbed before any handler sees it.
+log = scrubbed_logger(__name__)
 
 T = TypeVar("T")
 
@@ -63,3 +67,34 @@ def call_with_retry(fn: Callable[[], T], policy: RetryPolicy, outcome: RetryOutc
             outcome.waited_s += wait
             policy.sleep(wait)
             retry += 1
+
+
+def budgeted_call(
+    call: Callable[[], ModelReply],
+    *,
+    ledger: CostLedger,
+    price: Price,
+    estimate_usd: float,
+    limiter: AbstractContextManager[object],
+    policy: RetryPolicy,
+    outcome: RetryOutcome,
+) -> tuple[ModelReply, float]:
+    """One paid call as annotators and the LLM judge make it; returns the reply and its USD.
+
+    Reserve the estimate (past the cap: ``budget_exceeded`` and no call), call under the
+    provider's concurrency limit with retries, then settle the real cost; a call that fails
+    settles at zero so its reservation does not hold the budget.
+    """
+    try:
+        ledger.reserve(estimate_usd)
+    except BudgetExceeded as exc:
+        raise AnnotatorError(ErrorKind.budget_exceeded, str(exc)) from exc
+    try:
+        with limiter:
+            reply = call_with_retry(call, policy, outcome)
+    except BaseException:
+        ledger.settle(estimate_usd, 0.0)
+        raise
+    actual = cost_usd(price, reply.input_tokens, reply.output_tokens, reply.audio_input_tokens)
+    ledger.settle(estimate_usd, actual)
+    return reply, actual

@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from emoforge.agents.base import ChatBackend
+from emoforge.agents.cache import ResponseCache
+from emoforge.agents.costs import CostLedger
 from emoforge.agents.judge.llm import LLMJudge
 from emoforge.agents.judge.rules import RulesJudge, set_f1
 from emoforge.configs.agents import AgentConfig
@@ -43,6 +45,15 @@ class Judge:
                 + (f" (judge.agent={config.agent!r}: pass that jury entry)" if config.agent else "")
             )
         self._impl = LLMJudge(config, ctx, agent_config, backend=backend)
+
+    def use(self, ledger: CostLedger, cache: ResponseCache | None) -> None:
+        """Spend from the run's budget and answer from its response cache (the jury's own).
+
+        Set per run rather than built in: one Judge instance serves many runs in a long-lived
+        worker, and each run's cap covers its annotators and its judge together."""
+        if isinstance(self._impl, LLMJudge):
+            self._impl.ledger = ledger
+            self._impl.cache = cache
 
     def score(
         self,

@@ -11,6 +11,8 @@ from typing import Annotated, Any
 
 import typer
 
+from emoforge.commands.locking import writer_lock
+
 review_app = typer.Typer(help="Human verification round trip with Label Studio.", no_args_is_help=True)
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="YAML merged over the defaults.")]
 
@@ -42,8 +44,9 @@ def review_export(
         raise typer.BadParameter("only --to labelstudio is supported", param_hint="--to")
     overrides = {"review": {"audit_fraction": audit_fraction}} if audit_fraction is not None else None
     cfg = _release_config(config, overrides).release
-    export = LabelStudioExporter(cfg.review).export(list(read_rows(str(corpus))),
-                                                    corpus_taxonomy(read_manifest(str(corpus))))
+    export = LabelStudioExporter(cfg.review).export(
+        list(read_rows(str(corpus))), corpus_taxonomy(read_manifest(str(corpus)))
+    )
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(export.tasks, indent=1, ensure_ascii=False), encoding="utf-8")
     xml = out.with_suffix(".xml")
@@ -65,20 +68,23 @@ def review_import(
     from emoforge.storage.shards import read_rows, update_manifest_stats
 
     cfg = _release_config(config)
-    report = ReviewImporter(cfg.release.review, cfg.storage).run(str(corpus), export_file)
-    typer.echo(f"{report.imported} human labels imported into {report.rows_updated} rows "
-               f"({report.already_present} already present) from {report.tasks} tasks")
+    with writer_lock(corpus, "review import"):
+        report = ReviewImporter(cfg.release.review, cfg.storage).run(str(corpus), export_file)
+        agreement = human_agreement(list(read_rows(str(corpus))), cfg.release.review)
+        update_manifest_stats(str(corpus), "human_agreement", agreement.model_dump(mode="json"))
+    typer.echo(
+        f"{report.imported} human labels imported into {report.rows_updated} rows "
+        f"({report.already_present} already present) from {report.tasks} tasks"
+    )
     for p in report.problems:
         typer.echo(f"  skipped task={p.task_id} annotation={p.annotation_id} row={p.row_id}: {p.kind}: {p.message}")
-    agreement = human_agreement(list(read_rows(str(corpus))), cfg.release.review)
-    update_manifest_stats(str(corpus), "human_agreement", agreement.model_dump(mode="json"))
     c = agreement.vs_consensus
     typer.echo(f"human vs consensus: n={c.n} accuracy={c.accuracy} kappa={c.kappa} alpha={c.alpha}")
     for agent, s in agreement.vs_agents.items():
         typer.echo(f"human vs {agent}: n={s.n} accuracy={s.accuracy} kappa={s.kappa}")
     for key, ok in agreement.passed.items():
         typer.echo(f"{key}: {'n/a' if ok is None else ('PASS' if ok else 'FAIL')}")
-    if strict and report.problems:
+    if (strict or not report.tasks) and report.problems:  # nothing readable is a failed import
         raise typer.Exit(1)
 
 
@@ -88,13 +94,22 @@ def export(
     seed: Annotated[int | None, typer.Option(help="Split seed (default from config).")] = None,
     all_rows: Annotated[bool, typer.Option("--all", help="Include failed and unverified flagged rows.")] = False,
     show_test_labels: Annotated[bool, typer.Option(help="Keep labels in the test split.")] = False,
-    group_by: Annotated[list[str] | None, typer.Option(
-        "--group-by", help="source and/or speaker (repeat); default from config. Recordings always group.")] = None,
+    group_by: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--group-by", help="source and/or speaker (repeat); default from config. Recordings always group."
+        ),
+    ] = None,
+    answers_out: Annotated[
+        Path | None,
+        typer.Option("--answers-out", help="Folder for the hidden test answers, outside --out (default: OUT-answers)."),
+    ] = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Write train/validation/test Parquet splits, answers, checksums and a dataset card."""
-    from emoforge.storage.release import ReleaseWriter
-    from emoforge.storage.shards import read_manifest, read_rows
+    """Write train/validation/test Parquet splits, checksums and a dataset card; hidden test
+    answers go to a separate folder that is not part of the release."""
+    from emoforge.storage.release import ReleaseError, ReleaseWriter
+    from emoforge.storage.shards import read_manifest, read_rows, verify
 
     overrides: dict[str, Any] = {}
     if seed is not None:
@@ -106,7 +121,15 @@ def export(
     if group_by is not None:
         overrides["group_by"] = [g for g in group_by if g != "recording"]
     cfg = _release_config(config, overrides).release
-    summary = ReleaseWriter(cfg).write(list(read_rows(str(corpus))), out, read_manifest(str(corpus)))
+    for problem in verify(str(corpus)):  # its rows are left out: say so before publishing
+        typer.echo(f"warning: corpus integrity: {problem}", err=True)
+    try:
+        summary = ReleaseWriter(cfg).write(
+            list(read_rows(str(corpus))), out, read_manifest(str(corpus)), answers_out=answers_out
+        )
+    except ReleaseError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
     for split, counts in summary.counts.items():
         typer.echo(f"{split:<11}{sum(counts.values()):>6} rows  {dict(sorted(counts.items()))}")
     if summary.excluded:
@@ -114,11 +137,13 @@ def export(
     for warning in summary.warnings:
         typer.echo(f"warning: {warning}", err=True)
     typer.echo(f"release -> {out} ({len(summary.files)} files, SHA256SUMS)")
+    if summary.answers:
+        typer.echo(f"answers -> {summary.answers} (keep private: not part of the release)")
 
 
 def evaluate(
     predictions: Annotated[Path, typer.Argument(help="Predictions (.jsonl/.json/.parquet) with row_id, label.")],
-    answers: Annotated[Path, typer.Option("--answers", help="Answer file of a release (answers/test.jsonl).")],
+    answers: Annotated[Path, typer.Option("--answers", help="Answer file of a release (OUT-answers/test.jsonl).")],
     json_out: Annotated[Path | None, typer.Option("--json-out", help="Also write the metrics as JSON.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:

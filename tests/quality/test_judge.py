@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from emoforge.agents.base import AnnotatorError, ModelReply, Prompt
 from emoforge.agents.judge import Judge
 from emoforge.agents.judge.claims import extract_claims
+from emoforge.agents.judge.llm import case_data
 from emoforge.configs.agents import AgentConfig
 from emoforge.configs.quality import JudgeConfig, JudgeWeights
 from emoforge.storage.records import Cue, ErrorKind, Status
@@ -174,9 +175,9 @@ def test_llm_judge_weights_the_model_scores() -> None:
     judge, backend = llm_judge([VALID])
     (v,) = judge.score(SEGMENT, smiling_features(), [annotation("a", ["happy"])], reference="happy")
     assert v.status == Status.ok and v.s_final == pytest.approx(0.4 * 0.9 + 0.3 * 0.5 + 0.3 * 0.25)
-    sent = json.loads(backend.prompts[0].user)
+    sent = case_data(backend.prompts[0].user)  # the case travels as DATA inside <data>
     assert sent["reference_labels"] == ["happy"] and sent["evidence"]["au_peak"]["AU12"] == 0.85
-    assert v.provenance.model == "m" and v.provenance.prompt_version == "judge-v1"
+    assert v.provenance.model == "m" and v.provenance.prompt_version == "judge-v2"
 
 
 def test_llm_judge_reasks_then_fails_flagged() -> None:

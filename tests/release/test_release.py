@@ -22,8 +22,11 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> str:
     for i in range(60):
         for j in range(2):
             lab = rng.choice(TAXONOMY[:4])
-            rows.append(make_row(f"rec{i:03d}", j, lab, speaker=f"spk{i % 20}", source=f"show{i % 2}",
-                                 judge_scores=(0.9, 0.5, 0.2)))
+            rows.append(
+                make_row(
+                    f"rec{i:03d}", j, lab, speaker=f"spk{i % 20}", source=f"show{i % 2}", judge_scores=(0.9, 0.5, 0.2)
+                )
+            )
     rows.append(make_row("bad000", 0, failed=True, speaker="spkX"))
     rows.append(make_row("flag000", 0, "sad", needs_review=True, speaker="spkY"))
     rows.append(make_row("flag001", 0, "happy", needs_review=True, speaker="spkZ", human=[human("angry")]))
@@ -48,7 +51,7 @@ def test_filters_and_counts(release: Path) -> None:
     assert sum(info["counts"]["test"].values()) > 0
 
 
-def test_pandas_duckdb_and_datasets_read_the_release(release: Path) -> None:
+def test_pandas_duckdb_and_datasets_read_the_release(release: Path, tmp_path: Path) -> None:
     import duckdb
     import pandas as pd
     from datasets import load_dataset
@@ -65,7 +68,8 @@ def test_pandas_duckdb_and_datasets_read_the_release(release: Path) -> None:
     ).fetchall()
     test_ids = set(pd.read_parquet(release / "data" / "test.parquet").row_id)
     assert verified == [("angry",)] or "flag001-00000" in test_ids  # human label wins over consensus
-    ds = load_dataset(str(release))
+    # A private cache: the shared one can answer from an older release0 of another session.
+    ds = load_dataset(str(release), cache_dir=str(tmp_path / "hf-cache"))
     assert set(ds) == {"train", "validation", "test"}
     assert ds["train"].num_rows == len(train)
     # one config needs one schema: HF fills the withheld test columns with nulls
@@ -78,7 +82,11 @@ def test_test_labels_hidden_and_in_answer_file(release: Path) -> None:
 
     test = pq.read_table(release / "data" / "test.parquet")
     assert not set(HIDDEN_COLUMNS) & set(test.column_names)
-    answers = [json.loads(line) for line in (release / "answers" / "test.jsonl").read_text().splitlines()]
+    assert not (release / "answers").exists()
+    sums = (release / "SHA256SUMS").read_text()
+    assert "answers" not in sums and "test.jsonl" not in sums
+    answer_dir = release.parent / f"{release.name}-answers"
+    answers = [json.loads(line) for line in (answer_dir / "test.jsonl").read_text().splitlines()]
     assert sorted(a["row_id"] for a in answers) == sorted(test.column("row_id").to_pylist())
     assert all(a["label"] in TAXONOMY and a["rationale"].startswith("Step 1") for a in answers)
     # the reference rationale is the best-judged agreeing annotation's: face scored 0.9
@@ -88,8 +96,9 @@ def test_test_labels_hidden_and_in_answer_file(release: Path) -> None:
 def test_no_speaker_crosses_and_same_seed_same_release(corpus: str, release: Path, tmp_path: Path) -> None:
     import pandas as pd
 
-    speakers = {s: set(pd.read_parquet(release / "data" / f"{s}.parquet").speaker) for s in
-                ("train", "validation", "test")}
+    speakers = {
+        s: set(pd.read_parquet(release / "data" / f"{s}.parquet").speaker) for s in ("train", "validation", "test")
+    }
     assert not speakers["train"] & speakers["test"]
     assert not speakers["train"] & speakers["validation"]
     assert not speakers["validation"] & speakers["test"]
@@ -108,17 +117,29 @@ def test_checksums_verify_and_detect_tampering(release: Path, tmp_path: Path) ->
 
     copy = tmp_path / "copy"
     shutil.copytree(release, copy)
-    with open(copy / "answers" / "test.jsonl", "a") as fh:
-        fh.write("\n")
-    assert verify_release(copy) == ["answers/test.jsonl: sha256 mismatch"]
+    with open(copy / "data" / "test.parquet", "ab") as fh:
+        fh.write(b"\n")
+    assert verify_release(copy) == ["data/test.parquet: sha256 mismatch"]
+    assert verify_release(release.parent / f"{release.name}-answers") == []
 
 
 def test_dataset_card_content(release: Path) -> None:
     card = (release / "README.md").read_text()
     assert card.startswith("---\nlicense: other")
-    for needle in ("## Sources", "| show0 |", "## Taxonomy", "neutral, happy, sad, angry", "## Splits",
-                   "## Judge scores", "## Models and prompt versions", "face-rules", "| v1 |",
-                   "## Licence and terms (to fill in)", "## Agreement", "answers/test.jsonl"):
+    for needle in (
+        "## Sources",
+        "| show0 |",
+        "## Taxonomy",
+        "neutral, happy, sad, angry",
+        "## Splits",
+        "## Judge scores",
+        "## Models and prompt versions",
+        "face-rules",
+        "| v1 |",
+        "## Licence and terms (to fill in)",
+        "## Agreement",
+        "--answers test.jsonl",
+    ):
         assert needle in card, needle
     # s_final: 120 rows x {0.9, 0.5, 0.2} + the verified row {0.7, 0.6, 0.5} -> mean 193.8 / 363 = 0.534
     assert "| rules | 363 | 0.534 | 0.200 | 0.500 | 0.900 |" in card
@@ -136,10 +157,12 @@ def test_cli_export_warns_when_grouping_leaves_splits_empty(tmp_path: Path) -> N
     assert res.exit_code == 0, res.output
     assert "train          20 rows" in res.output
     assert "validation, test empty: 20 rows form only 1 group(s)" in res.output
-    res = CliRunner().invoke(app, ["export", corpus, "--out", str(tmp_path / "r2"), "--group-by", "speaker",
-                                   "--show-test-labels"])
+    res = CliRunner().invoke(
+        app, ["export", corpus, "--out", str(tmp_path / "r2"), "--group-by", "speaker", "--show-test-labels"]
+    )
     assert "train          16 rows" in res.output and "test            2 rows" in res.output
     import pyarrow.parquet as pq
 
     assert "label" in pq.read_table(tmp_path / "r2" / "data" / "test.parquet").column_names
-    assert not (tmp_path / "r2" / "answers").exists()
+    assert not (tmp_path / "r2" / "answers").exists() and not (tmp_path / "r2-answers").exists()
+    assert (tmp_path / "r1-answers" / "test.jsonl").exists() and not (tmp_path / "r1" / "answers").exists()

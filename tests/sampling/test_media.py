@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 
@@ -150,18 +151,27 @@ def test_corrupt_and_missing(corrupt_media: Path, tmp_path: Path) -> None:
     assert missing.failure.kind == ErrorKind.invalid_input
 
 
-def test_truncated_video_keeps_what_decodes(media_dir: Path, tmp_path: Path) -> None:
-    """A file cut off mid-stream (a failed download) decodes up to the damage."""
+def test_truncated_video_is_partial_media(media_dir: Path, tmp_path: Path) -> None:
+    """A file cut off mid-stream (a failed download) claims 13.56 s but decodes to far less:
+    a typed partial_media failure, not a shorter recording marked ok. With the check off
+    (min_decoded_fraction=0) it decodes up to the damage."""
     src = tmp_path / "whole.mkv"
     run_ffmpeg("-i", str(media_dir / "sample_00000694.mp4"), "-c", "copy", str(src))
     data = src.read_bytes()
     cut = tmp_path / "cut.mkv"
     cut.write_bytes(data[: len(data) // 2])
     rec = probe(cut)
-    assert rec.status == Status.ok
-    media = MediaDecoder(CFG).decode(rec)
+    assert rec.status == Status.ok and rec.duration_s == pytest.approx(13.56, abs=0.05)
+    with pytest.raises(MediaError) as err:
+        MediaDecoder(CFG).decode(rec)
+    assert err.value.kind == ErrorKind.partial_media
+    assert re.search(r"decoded to [\d.]+s of the 13.5\ds the container claims", str(err.value))
+    media = MediaDecoder(MediaConfig(min_decoded_fraction=0)).decode(rec)
     assert media.frames is not None and 3 < len(media.frames) < 28
     assert media.audio is not None and 1.0 < len(media.audio) / 16000 < 13.0
+    # the whole file passes the same check
+    whole = MediaDecoder(CFG).decode(probe(src))
+    assert whole.audio is not None and whole.frames is not None and not whole.failures
 
 
 @pytest.mark.parametrize("rotate", [90, 270])

@@ -1,5 +1,9 @@
 """SIGKILL a whole `emoforge annotate` run at random points; the resumed run loses and
-duplicates nothing and ends with the rows of an uninterrupted run."""
+duplicates nothing and ends with the rows of an uninterrupted run.
+
+``EMOFORGE_KILL_ROUNDS`` sets how many kill-and-resume rounds run (default 2, as in CI; a
+benchmark-style run sets many). The first two seeds are fixed, later ones follow on.
+"""
 
 from __future__ import annotations
 
@@ -17,14 +21,18 @@ import yaml
 from emoforge.storage.shards import read_manifest, verify
 from tests.scale.conftest import raw_row_ids, row_digest, stop_process
 
-KILL_SEEDS = (7, 11)
+KILL_ROUNDS = int(os.environ.get("EMOFORGE_KILL_ROUNDS", "2"))
+KILL_SEEDS = (7, 11, *range(100, 100 + KILL_ROUNDS))[:KILL_ROUNDS]
 
 
 def _annotate(inputs: Path, out: Path, config: Path) -> subprocess.Popen[bytes]:
     emoforge = str(Path(sys.executable).with_name("emoforge"))
     return subprocess.Popen(
         [emoforge, "annotate", str(inputs), "--out", str(out), "--config", str(config)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True, env=dict(os.environ),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+        env=dict(os.environ),
     )
 
 

@@ -1,0 +1,95 @@
+"""Resume decisions read per-agent failures from a real committed corpus, not row status alone."""
+
+from __future__ import annotations
+
+import pytest
+
+from emoforge.configs.storage import StorageConfig
+from emoforge.flows.work import RetryPolicy, recording_done, resume_state, segment_needs_redo
+from emoforge.storage.records import (
+    Annotation,
+    ErrorKind,
+    Failure,
+    Provenance,
+    Recording,
+    Segment,
+    Status,
+    Verdict,
+    utcnow,
+)
+from emoforge.storage.rows import segment_row
+from emoforge.storage.shards import CorpusWriter, done_rows
+
+REC = Recording(id="clip-0123456789", uri="clip.wav", sha256="0" * 64, size_bytes=1)
+PROV = Provenance(stage="annotate", config_hash="c", emoforge_version="0", created_at=utcnow())
+
+
+def _segment(i: int) -> Segment:
+    return Segment(id=f"{REC.id}-{i:05d}", recording_id=REC.id, index=i, start_s=i, end_s=i + 1, kind="speech")
+
+
+def _ann(seg: Segment, agent: str, kind: ErrorKind | None = None) -> Annotation:
+    if kind is None:
+        return Annotation(
+            id=f"{seg.id}-{agent}", segment_id=seg.id, agent=agent, backend="x", labels=["happy"],
+            primary_label="happy", provenance=PROV,
+        )  # fmt: skip
+    return Annotation(
+        id=f"{seg.id}-{agent}", segment_id=seg.id, agent=agent, backend="x", status=Status.failed,
+        failure=Failure(stage="annotate", kind=kind, message=str(kind)), provenance=PROV,
+    )  # fmt: skip
+
+
+def _verdict(ann: Annotation, kind: ErrorKind | None = None) -> Verdict:
+    return Verdict(
+        id=f"{ann.id}-judge", annotation_id=ann.id, judge="judge", s_rec=0, s_reason=0, s_cot=0, s_final=0,
+        weights=[0.4, 0.3, 0.3], provenance=PROV,
+        status=Status.failed if kind else Status.ok,
+        failure=Failure(stage="judge", kind=kind, message=str(kind)) if kind else None,
+    )  # fmt: skip
+
+
+# segment index -> (annotations' failure kinds, judge failure kind of the first one, row failure)
+CASES: dict[int, tuple[list[ErrorKind | None], ErrorKind | None, ErrorKind | None]] = {
+    0: ([None, ErrorKind.rate_limited], None, None),  # a 429 behind an ok row
+    1: ([None, ErrorKind.malformed_output], None, None),  # deterministic: only --retry all
+    2: ([None, None], ErrorKind.timeout, None),  # the judge timed out
+    3: ([None, None], None, None),  # complete
+    4: ([ErrorKind.provider_error], None, ErrorKind.provider_error),  # a failed row (as before)
+    5: ([None, ErrorKind.no_face], None, None),  # a cue agent's final failure
+}
+EXPECTED: dict[RetryPolicy, set[int]] = {"transient": {0, 2, 4}, "all": {0, 1, 2, 4, 5}, "none": set()}
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> str:
+    root = str(tmp_path_factory.mktemp("resume") / "corpus")
+    writer = CorpusWriter(root, StorageConfig(), "run-1")
+    rows = []
+    for i, (kinds, judge_kind, row_kind) in CASES.items():
+        seg = _segment(i)
+        anns = [_ann(seg, f"a{k}", kind) for k, kind in enumerate(kinds)]
+        verdicts = [_verdict(a, judge_kind if k == 0 else None) for k, a in enumerate(anns)]
+        failure = Failure(stage="annotate", kind=row_kind, message="x") if row_kind else None
+        rows.append(
+            segment_row(REC, seg, len(CASES), "run-1", "c", annotations=anns, verdicts=verdicts, failure=failure)
+        )
+    writer.write(rows)
+    writer.close()
+    return root
+
+
+@pytest.mark.parametrize("retry", ["transient", "all", "none"])
+def test_resume_redoes_the_segments_whose_agents_or_judge_failed_for_a_cause_that_may_pass(
+    corpus: str, retry: RetryPolicy
+) -> None:
+    state = resume_state(corpus)
+    redo = {i for i in CASES if segment_needs_redo(_segment(i).id, state, retry)}
+    assert redo == EXPECTED[retry]
+    assert recording_done(REC.id, state, retry) == (not EXPECTED[retry])
+
+
+def test_row_status_alone_would_have_skipped_them(corpus: str) -> None:
+    """The defect: every row but one is ok, so a status-only resume had nothing to redo."""
+    plain = done_rows(corpus)
+    assert {i for i in CASES if segment_needs_redo(_segment(i).id, plain, "all")} == {4}
