@@ -10,13 +10,47 @@ once (``agents/llm.py``) over a ``ChatBackend``, which only knows how to send a 
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from emoforge.storage.records import Annotation, ErrorKind, Failure, Features, Segment, Usage
 
-if TYPE_CHECKING:
-    from emoforge.agents.clips import SegmentClip
+
+# Defined here, not in agents/clips.py (which cuts it and re-exports it): the Annotator
+# signature needs it, and clips.py needs AudioPart/VideoPart, so one home breaks the cycle.
+@dataclass(frozen=True)
+class SegmentClip:
+    """A segment's sound and/or picture, encoded, with content hashes for the response cache.
+
+    ``no_audio`` / ``no_video`` say why a part is absent when it was asked for (the
+    recording has no such stream, the span holds no samples, encoding failed).
+    """
+
+    segment_id: str
+    start_s: float
+    end_s: float
+    audio_wav: bytes | None = None
+    audio_s: float = 0.0
+    video_mp4: bytes | None = None
+    video_s: float = 0.0
+    video_frames: int = 0
+    video_has_audio: bool = False
+    no_audio: str | None = None
+    no_video: str | None = None
+    audio_sha256: str | None = field(init=False, default=None)
+    video_sha256: str | None = field(init=False, default=None)
+
+    def __post_init__(self) -> None:
+        # Hashed once here: the cache key of every agent that gets this clip uses them.
+        if self.audio_wav is not None:
+            object.__setattr__(self, "audio_sha256", hashlib.sha256(self.audio_wav).hexdigest())
+        if self.video_mp4 is not None:
+            object.__setattr__(self, "video_sha256", hashlib.sha256(self.video_mp4).hexdigest())
+
+    @property
+    def duration_s(self) -> float:
+        return self.end_s - self.start_s
 
 
 @runtime_checkable

@@ -21,7 +21,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 from pydantic import Field
 
-from emoforge.agents.agreement import finite
+from emoforge.agents.agreement_stats import finite
 from emoforge.storage.records import Record, SegmentRow, Status
 
 

@@ -24,18 +24,17 @@ with their failure kind (``no_audio`` / ``no_video``) for the annotator's policy
 
 from __future__ import annotations
 
-import hashlib
 import io
 import logging
 import math
 import wave
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from emoforge.agents.base import AudioPart, VideoPart
+from emoforge.agents.base import AudioPart, SegmentClip, VideoPart
 from emoforge.configs.agents import CLIP_MODALITIES, AgentsConfig, ClipConfig
 from emoforge.configs.sampling import MediaConfig
 from emoforge.storage.records import ErrorKind, Segment
@@ -62,40 +61,6 @@ def clip_needs(config: AgentsConfig) -> ClipNeeds:
     """What to cut per segment; nothing when no enabled agent that can take a clip asks for one."""
     wanted = {m for a in config.jury if a.enabled for m in a.modalities if m in CLIP_MODALITIES.get(a.backend, ())}
     return ClipNeeds(audio="audio" in wanted, video="video" in wanted)
-
-
-@dataclass(frozen=True)
-class SegmentClip:
-    """A segment's sound and/or picture, encoded, with content hashes for the response cache.
-
-    ``no_audio`` / ``no_video`` say why a part is absent when it was asked for (the
-    recording has no such stream, the span holds no samples, encoding failed).
-    """
-
-    segment_id: str
-    start_s: float
-    end_s: float
-    audio_wav: bytes | None = None
-    audio_s: float = 0.0
-    video_mp4: bytes | None = None
-    video_s: float = 0.0
-    video_frames: int = 0
-    video_has_audio: bool = False
-    no_audio: str | None = None
-    no_video: str | None = None
-    audio_sha256: str | None = field(init=False, default=None)
-    video_sha256: str | None = field(init=False, default=None)
-
-    def __post_init__(self) -> None:
-        # Hashed once here: the cache key of every agent that gets this clip uses them.
-        if self.audio_wav is not None:
-            object.__setattr__(self, "audio_sha256", hashlib.sha256(self.audio_wav).hexdigest())
-        if self.video_mp4 is not None:
-            object.__setattr__(self, "video_sha256", hashlib.sha256(self.video_mp4).hexdigest())
-
-    @property
-    def duration_s(self) -> float:
-        return self.end_s - self.start_s
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from emoforge.configs.base import Section
+from emoforge.configs.emotions import DEFAULT_LABELS
 
 Backend = Literal[
     "face_cues",
@@ -134,7 +135,7 @@ class AgentConfig(Section):
 
 class TaxonomyConfig(Section):
     labels: list[str] = Field(
-        default_factory=lambda: ["neutral", "happy", "sad", "angry", "fearful", "disgusted", "surprised"],
+        default_factory=lambda: list(DEFAULT_LABELS),
         description="The label set agents must choose from (default: neutral + Ekman six).",
     )
     open_vocabulary: bool = Field(False, description="Keep unmapped labels as their own classes.")

@@ -28,41 +28,45 @@ A decoder segment faster than ``max_chars_per_s`` (non-space characters per seco
 counted over at least one second) is
 not speech but Whisper looping on a sliver of audio before padding; it is dropped with a
 warning before slicing.
+
+This module is the stage; its concerns live beside it: ``asr_loading`` (models and their
+environment), ``asr_guards`` (the guards above), ``asr_encoder`` (the encoder patch that
+skips tail slivers and trims padding) and ``asr_timemap`` (stream time -> recording time).
 """
 
 from __future__ import annotations
 
-import bisect
 import logging
-import os
-import zlib
-from collections import Counter
 from typing import Any
 
 import numpy as np
 from pydantic import Field
 
 from emoforge.configs.preprocess import AsrConfig
+from emoforge.preprocess.asr_encoder import EncoderHook, real_frames
+from emoforge.preprocess.asr_guards import compression_ratio, decoder_loop, guard_reasons, repeat_fraction
+from emoforge.preprocess.asr_loading import load_align_model, load_asr_model
+from emoforge.preprocess.asr_timemap import AsrChunk, SpeechStream, decode_windows, merge_spans, split_long
 from emoforge.preprocess.models import ModelUnavailable, resolve_model
 from emoforge.storage.records import Record, Span, Transcript, Word
+
+# Names importers of this module use, re-exported from where they now live.
+__all__ = [
+    "AsrChunk",
+    "RecordingTranscript",
+    "SpeechStream",
+    "SpeechTranscriber",
+    "compression_ratio",
+    "merge_spans",
+    "repeat_fraction",
+]
+_real_frames = real_frames
 
 log = logging.getLogger(__name__)
 
 _DETECT_WINDOW_S = 30.0
 _DETECT_MIN_S = 10.0
-_TRIM_MARGIN_FRAMES = 100  # 1 s of the padding kept after the speech: the decoder sees it end
 _TAIL_S = 30.0
-
-
-class AsrChunk(Record):
-    """One decoder segment of a recording-level transcription."""
-
-    start_s: float = Field(description="Start in recording seconds.")
-    end_s: float = Field(description="End in recording seconds.")
-    text: str = Field(description="Decoded text.")
-    avg_logprob: float | None = Field(default=None, description="Mean token log-probability.")
-    no_speech_prob: float | None = Field(default=None, description="No-speech probability.")
-    words: list[Word] = Field(default_factory=list, description="Words in recording time.")
 
 
 class RecordingTranscript(Record):
@@ -77,34 +81,6 @@ class RecordingTranscript(Record):
     reasons: list[str] = Field(default_factory=list, description="Recording-level guard reasons.")
 
 
-def compression_ratio(text: str) -> float:
-    raw = text.encode("utf-8")
-    return len(raw) / len(zlib.compress(raw)) if raw else 0.0
-
-
-def repeat_fraction(words: list[str]) -> float:
-    """Largest share of words covered by one n-gram (n=1..4) repeated at least 3 times."""
-    tokens = [w.strip(".,!?;:\"'").lower() for w in words if w.strip()]
-    best = 0.0
-    for n in range(1, 5):
-        grams = Counter(tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1))
-        if grams:
-            _, count = grams.most_common(1)[0]
-            if count >= 3:
-                best = max(best, count * n / len(tokens))
-    return best
-
-
-def merge_spans(spans: list[Span], gap_s: float) -> list[Span]:
-    out: list[Span] = []
-    for s in sorted(spans, key=lambda x: x.start_s):
-        if out and s.start_s - out[-1].end_s <= gap_s:
-            out[-1] = Span(start_s=out[-1].start_s, end_s=max(out[-1].end_s, s.end_s))
-        else:
-            out.append(Span(start_s=s.start_s, end_s=s.end_s))
-    return out
-
-
 class SpeechTranscriber:
     """Detects the language, transcribes speech clips once, slices and guards per segment."""
 
@@ -117,32 +93,7 @@ class SpeechTranscriber:
     def _model(self, spec: str) -> tuple[Any, str]:
         path = str(resolve_model(spec))
         if path not in self._models:
-            if self.config.backend == "whisperx":
-                # whisperx's VAD is the pickled pyannote checkpoint in its wheel: torch >= 2.6 refuses it
-                # under weights_only, and the file is trusted (it ships with the installed package).
-                # Only for this load: later torch.load calls (user checkpoints) stay weights-only.
-                import whisperx
-
-                previous = os.environ.get("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD")
-                os.environ["TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"] = "1"
-                try:
-                    self._models[path] = whisperx.load_model(
-                        path, self.config.device, compute_type=self.config.compute_type, vad_method="pyannote"
-                    )
-                finally:
-                    if previous is None:
-                        os.environ.pop("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", None)
-                    else:
-                        os.environ["TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"] = previous
-            else:
-                from faster_whisper import WhisperModel
-
-                self._models[path] = WhisperModel(
-                    path,
-                    device=self.config.device,
-                    compute_type=self.config.compute_type,
-                    cpu_threads=self.config.cpu_threads,
-                )
+            self._models[path] = load_asr_model(path, self.config)
         return self._models[path], path
 
     def _detect(self, audio: np.ndarray) -> tuple[str, float] | None:
@@ -212,8 +163,8 @@ class SpeechTranscriber:
         out: list[AsrChunk] = []
         # Decode in windows of at most max_window_s: faster-whisper builds the log-mel of the whole
         # input at once (~0.5 MB per second), so one call on hours of audio would not stay bounded.
-        spans = _split_long(clips or [Span(start_s=0.0, end_s=len(audio) / 16000)], audio, self.config.max_window_s)
-        for window in _windows(spans, self.config.max_window_s):
+        spans = split_long(clips or [Span(start_s=0.0, end_s=len(audio) / 16000)], audio, self.config.max_window_s)
+        for window in decode_windows(spans, self.config.max_window_s):
             stream = SpeechStream.build(audio, window, self.config.bridge_s, _TAIL_S)
             for chunk in self._decode_window(model, stream.audio, [Span(start_s=0.0, end_s=stream.speech_s)], language):
                 out.append(stream.to_recording(chunk))
@@ -233,7 +184,7 @@ class SpeechTranscriber:
             vad_filter=False,
         )
         out = []
-        with _EncoderHook(model, self.config.min_tail_window_s, self.config.min_encoder_window_s) as tail:
+        with EncoderHook(model, self.config.min_tail_window_s, self.config.min_encoder_window_s) as tail:
             for seg in tail.segments(segments):
                 chunk = self._chunk(seg)
                 if chunk is not None:
@@ -241,12 +192,8 @@ class SpeechTranscriber:
         return out
 
     def _chunk(self, seg: Any) -> AsrChunk | None:
-        chars = len("".join(seg.text.split()))
-        # Over at least a second: Whisper stamps a lone "Hello." as 0.06 s long.
-        if chars / max(float(seg.end - seg.start), 1.0) > self.config.max_chars_per_s:
-            # Whisper's known failure at the end of a window: a sliver of audio followed by
-            # padding, decoded as a long loop ("see you in the next video, see you ...").
-            # No one speaks that fast; it is a decoder artefact, not a transcript.
+        if decoder_loop(seg.text, float(seg.end - seg.start), self.config.max_chars_per_s):
+            chars = len("".join(seg.text.split()))
             log.warning("ASR: dropped %d chars decoded from %.2f s (%.40r...)", chars, seg.end - seg.start, seg.text)
             return None
         words = [
@@ -284,9 +231,7 @@ class SpeechTranscriber:
         import whisperx
 
         if language not in self._aligners:
-            self._aligners[language] = whisperx.load_align_model(
-                language_code=language, device=self.config.device, model_name=self.config.align_model
-            )
+            self._aligners[language] = load_align_model(language, self.config)
         model, meta = self._aligners[language]
         segs = [{"start": c.start_s, "end": c.end_s, "text": c.text} for c in chunks]
         aligned = whisperx.align(segs, model, meta, audio, self.config.device, return_char_alignments=False)
@@ -315,16 +260,7 @@ class SpeechTranscriber:
         nsp = [c.no_speech_prob for c in chunks if c.no_speech_prob is not None]
         no_speech = max(nsp) if nsp else None
         ratio = compression_ratio(text) if text else None
-        reasons = list(rt.reasons)
-        cfg = self.config
-        if no_speech is not None and no_speech > cfg.max_no_speech_prob and (avg is None or avg < cfg.min_avg_logprob):
-            reasons.append("no_speech")
-        if avg is not None and avg < cfg.min_avg_logprob:
-            reasons.append("low_logprob")
-        if ratio is not None and ratio > cfg.max_compression_ratio:
-            reasons.append("compression_ratio")
-        if repeat_fraction([w.text for w in words] or text.split()) > cfg.max_repeat_fraction:
-            reasons.append("repetition")
+        reasons = [*rt.reasons, *guard_reasons(text, [w.text for w in words], avg, no_speech, self.config)]
         return Transcript(
             text=text,
             language=rt.language,
@@ -338,177 +274,6 @@ class SpeechTranscriber:
             avg_logprob=avg,
             compression_ratio=ratio,
         )
-
-
-class _TailSliver(Exception):
-    """Raised from the encoder hook to end a decode before a tail sliver window."""
-
-
-class _EncoderHook:
-    """Wraps one faster-whisper decode's encoder calls: skips tail slivers, trims padding.
-
-    Tail slivers: after a window whose last sentence Whisper leaves open, it re-seeks to the
-    last word's end and encodes a whole padded 30 s window for what is left: at the end of
-    the speech that is a fraction of a second the previous window already heard, costing a
-    full encoder pass and decoding into padding, where Whisper loops. The hook sees each
-    window's features (the real frames, then zero padding), so it can tell such a tail
-    window from a real one before it is encoded, and ends the decode instead (the first
-    window always runs). ``min_tail_s = 0`` never skips.
-
-    Padding: a window shorter than 30 s is zero-padded to 30 s, and the encoder's cost is
-    linear in frames, so a 4 s clip pays for 30 s. With ``min_window_s < 30`` the encoder
-    gets only the real frames plus 1 s (at least ``min_window_s``); the decoder reads what
-    is there, as whisper.cpp's ``audio_ctx`` does. 30 keeps Whisper's own padding.
-    """
-
-    def __init__(self, model: Any, min_tail_s: float, min_window_s: float = 30.0) -> None:
-        self.model = model
-        self.min_frames = int(min_tail_s * 100)  # Whisper features: 100 frames per second
-        self.window_frames = int(min_window_s * 100)
-        self.windows = 0
-
-    def __enter__(self) -> _EncoderHook:
-        encode = self.model.encode
-
-        def hooked(features: np.ndarray) -> Any:
-            self.windows += 1
-            real = _real_frames(features)
-            if self.windows > 1 and self.min_frames and real < self.min_frames:
-                raise _TailSliver
-            keep = min(features.shape[-1], max(real + _TRIM_MARGIN_FRAMES, self.window_frames))
-            if keep < features.shape[-1]:
-                features = np.ascontiguousarray(features[..., :keep])
-            return encode(features)
-
-        self.model.encode = hooked  # on this instance only, for this decode only
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        del self.model.encode
-
-    def segments(self, segments: Any) -> Any:
-        try:
-            yield from segments
-        except _TailSliver:
-            return
-
-
-def _real_frames(features: np.ndarray) -> int:
-    """Frames before the zero padding ``pad_or_trim`` appends (log-mel frames are never all zero)."""
-    filled = np.flatnonzero(np.any(np.asarray(features).reshape(-1, features.shape[-1]) != 0, axis=0))
-    return int(filled[-1]) + 1 if filled.size else 0
-
-
-class SpeechStream:
-    """A window's speech clips joined end to end, with the map back to recording time.
-
-    Whisper encodes a padded 30 s window per decode step, and faster-whisper starts a new
-    window at every clip of ``clip_timestamps``: ten short turns cost ten encoder passes.
-    Joined, they cost one per 30 s of speech. Each clip keeps up to ``bridge_s / 2`` of its
-    real surroundings on either side (never past the middle of the gap), so joins sound like
-    short pauses instead of digital cuts, and every stream instant maps to one recording
-    instant. Up to ``tail_s`` of the real audio after the last clip is appended but not
-    decoded: a final window that ends in zero padding makes Whisper loop on short clips.
-    """
-
-    def __init__(self, audio: np.ndarray, pieces: list[tuple[float, float, float]], speech_s: float) -> None:
-        self.audio = audio
-        self.pieces = pieces  # (stream start, recording start, length) in seconds, in order
-        self._starts = [p[0] for p in pieces]
-        self.speech_s = speech_s
-
-    @classmethod
-    def build(
-        cls, audio: np.ndarray, clips: list[Span], bridge_s: float, tail_s: float, sr: int = 16000
-    ) -> SpeechStream:
-        total = len(audio) / sr
-        ordered = sorted(clips, key=lambda c: c.start_s)
-        parts: list[np.ndarray] = []
-        pieces: list[tuple[float, float, float]] = []
-        cursor = last_end = 0
-        for i, clip in enumerate(ordered):
-            before = ordered[i - 1].end_s if i else 0.0
-            after = ordered[i + 1].start_s if i + 1 < len(ordered) else total
-            lo = max(clip.start_s - bridge_s / 2, (before + clip.start_s) / 2 if i else 0.0, 0.0)
-            hi = min(clip.end_s + bridge_s / 2, (clip.end_s + after) / 2 if i + 1 < len(ordered) else total)
-            a = round(lo * sr)
-            b = max(a, round(hi * sr))
-            last_end = b
-            parts.append(audio[a:b])
-            pieces.append((cursor / sr, a / sr, (b - a) / sr))
-            cursor += b - a
-        speech_s = cursor / sr
-        if pieces:
-            parts.append(audio[last_end : last_end + int(tail_s * sr)])
-        joined = np.concatenate(parts) if parts else np.zeros(0, np.float32)
-        return cls(joined, pieces, speech_s)
-
-    def recording_time(self, t: float, end: bool = False) -> float:
-        """Recording seconds of stream second ``t`` (the tail continues the last piece).
-
-        At a join, a start belongs to the piece that begins there and an ``end`` to the one
-        that stops there, so a word never stretches over the gap that was cut out.
-        """
-        if not self.pieces:
-            return t
-        stream0, rec0, _ = self.pieces[self._piece(t, end)]
-        return rec0 + (t - stream0)
-
-    def _piece(self, t: float, end: bool = False) -> int:
-        starts = self._starts
-        return max(0, (bisect.bisect_left(starts, t) if end else bisect.bisect_right(starts, t)) - 1)
-
-    def _word(self, word: Word) -> Word:
-        """A word on the recording clock; one that straddles a cut stays in the piece of its middle."""
-        if not self.pieces:
-            return word
-        k = self._piece((word.start_s + word.end_s) / 2)
-        stream0, rec0, length = self.pieces[k]
-        hi = stream0 + length if k + 1 < len(self.pieces) else float("inf")  # the tail continues the last
-
-        def clamp(t: float) -> float:
-            return rec0 + (min(max(t, stream0), hi) - stream0)
-
-        return word.model_copy(update={"start_s": clamp(word.start_s), "end_s": clamp(word.end_s)})
-
-    def to_recording(self, chunk: AsrChunk) -> AsrChunk:
-        words = [self._word(w) for w in chunk.words]
-        return chunk.model_copy(
-            update={
-                "start_s": self.recording_time(chunk.start_s),
-                "end_s": self.recording_time(chunk.end_s, end=True),
-                "words": words,
-            }
-        )
-
-
-def _split_long(clips: list[Span], audio: np.ndarray, max_s: float, sr: int = 16000) -> list[Span]:
-    """Split clips longer than ``max_s`` at the quietest 100 ms in the 10 s before each limit."""
-    out: list[Span] = []
-    hop = int(0.1 * sr)
-    for clip in clips:
-        start, end = clip.start_s, clip.end_s
-        while end - start > max_s:
-            a, b = int((start + max_s - 10.0) * sr), int((start + max_s) * sr)
-            frames = audio[a:b][: (b - a) // hop * hop].reshape(-1, hop)
-            cut = start + max_s
-            if frames.size:
-                cut = (a + hop * int(np.argmin((frames.astype(np.float64) ** 2).mean(axis=1))) + hop // 2) / sr
-            out.append(Span(start_s=start, end_s=cut))
-            start = cut
-        out.append(Span(start_s=start, end_s=end))
-    return out
-
-
-def _windows(clips: list[Span], max_s: float) -> list[list[Span]]:
-    """Consecutive clips grouped so each group spans at most ``max_s`` (a longer clip stays alone)."""
-    groups: list[list[Span]] = []
-    for c in clips:
-        if groups and c.end_s - groups[-1][0].start_s <= max_s:
-            groups[-1].append(c)
-        else:
-            groups.append([c])
-    return groups
 
 
 _NO_SPACE_LANGS = {"zh", "ja", "th", "lo", "km", "my", "yue"}

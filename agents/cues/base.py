@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
-from emoforge.agents.base import AnnotatorError
-from emoforge.agents.labels import SYNONYMS
+from emoforge.agents.base import AnnotatorError, SegmentClip
 from emoforge.agents.rationale import normalise_steps
 from emoforge.configs.agents import AgentConfig, TaxonomyConfig
+from emoforge.configs.emotions import CIRCUMPLEX, DEFAULT_LABELS, SYNONYMS
 from emoforge.storage.records import (
     Annotation,
     Cue,
@@ -34,21 +33,8 @@ from emoforge.storage.records import (
     Usage,
 )
 
-if TYPE_CHECKING:
-    from emoforge.agents.clips import SegmentClip
-
-BASIC = ("neutral", "happy", "sad", "angry", "fearful", "disgusted", "surprised")
-
-# Russell's circumplex, approximate (valence, arousal) of each basic emotion.
-CIRCUMPLEX: dict[str, tuple[float, float]] = {
-    "neutral": (0.0, 0.0),
-    "happy": (0.8, 0.5),
-    "sad": (-0.7, -0.4),
-    "angry": (-0.6, 0.7),
-    "fearful": (-0.6, 0.6),
-    "disgusted": (-0.6, 0.3),
-    "surprised": (0.2, 0.8),
-}
+# The basic emotions a cue agent scores: the default taxonomy of configs/emotions.py.
+BASIC = DEFAULT_LABELS
 
 
 @dataclass

@@ -1,7 +1,6 @@
 """Face cue agent: action-unit prototypes of the basic emotions (EMFACS), no model.
 
-Prototypes: happy AU6+AU12; sad AU1+AU4+AU15; surprised AU1+AU2+AU5+AU26; fearful
-AU1+AU2+AU4+AU5+AU7+AU20+AU26; angry AU4+AU5+AU7+AU23; disgusted AU9+AU15+AU16. An
+Prototypes: ``EMFACS_PROTOTYPES`` in ``configs/emotions.py`` (e.g. happy AU6+AU12). An
 emotion's score is the mean intensity of its measured prototype AUs (how strongly)
 times the cosine between the measured AU vector and the prototype (how specifically):
 the cosine is what separates nested prototypes (surprise's AUs are a subset of fear's).
@@ -17,31 +16,11 @@ import re
 
 from emoforge.agents.base import AnnotatorError
 from emoforge.agents.cues.base import CueAnnotator, CueReading
+from emoforge.configs.emotions import AU_NAMES, EMFACS_PROTOTYPES
 from emoforge.storage.records import Cue, ErrorKind, FaceObservation, Features, Segment
 
-PROTOTYPES: dict[str, tuple[str, ...]] = {
-    "happy": ("AU6", "AU12"),
-    "sad": ("AU1", "AU4", "AU15"),
-    "surprised": ("AU1", "AU2", "AU5", "AU26"),
-    "fearful": ("AU1", "AU2", "AU4", "AU5", "AU7", "AU20", "AU26"),
-    "angry": ("AU4", "AU5", "AU7", "AU23"),
-    "disgusted": ("AU9", "AU15", "AU16"),
-}
-AU_NAMES = {
-    "AU1": "inner brow raiser",
-    "AU2": "outer brow raiser",
-    "AU4": "brow lowerer",
-    "AU5": "upper lid raiser",
-    "AU6": "cheek raiser",
-    "AU7": "lid tightener",
-    "AU9": "nose wrinkler",
-    "AU12": "lip corner puller",
-    "AU15": "lip corner depressor",
-    "AU16": "lower lip depressor",
-    "AU20": "lip stretcher",
-    "AU23": "lip tightener",
-    "AU26": "jaw drop",
-}
+# The EMFACS table lives in configs/emotions.py (the judge reads it too); the old names stay.
+PROTOTYPES = EMFACS_PROTOTYPES
 NEUTRAL_BASELINE = 0.2  # mean prototype intensity a face must exceed to count as expressive
 BACKEND_RELIABILITY = {"pyfeat": 1.0, "landmark": 0.75, "none": 0.0}
 _AU = re.compile(r"(?i)^au[_ ]?0*(\d+)")

@@ -13,7 +13,8 @@ from __future__ import annotations
 import math
 
 from emoforge.agents.base import AnnotatorError
-from emoforge.agents.cues.base import CIRCUMPLEX, CueAnnotator, CueReading
+from emoforge.agents.cues.base import CueAnnotator, CueReading
+from emoforge.configs.emotions import CIRCUMPLEX
 from emoforge.storage.records import Cue, ErrorKind, Features, Prosody, Segment
 
 # (typical conversational value, spread): a feature at value + spread adds +1 to arousal

@@ -27,19 +27,11 @@ from emoforge.agents.judge.claims import (
 )
 from emoforge.agents.judge.grounding import check_cue
 from emoforge.agents.judge.verdicts import failed_verdict, make_verdict
+from emoforge.configs.emotions import EMFACS_PROTOTYPES, SYNONYMS
 from emoforge.configs.quality import JudgeConfig
 from emoforge.storage.records import Annotation, Features, RunContext, Segment, Status, Verdict
 
 _STEP = re.compile(r"^\s*step\s*(\d+)\s*[:.)-]\s*(.*)$", re.IGNORECASE | re.DOTALL)
-# EMFACS prototype action units of the basic emotions.
-PROTOTYPES: dict[str, tuple[int, ...]] = {
-    "happy": (6, 12),
-    "sad": (1, 4, 15),
-    "surprised": (1, 2, 5, 26),
-    "fearful": (1, 2, 4, 5, 7, 20, 26),
-    "angry": (4, 5, 7, 23),
-    "disgusted": (9, 15, 16),
-}
 _CREDIT: dict[Outcome, float] = {"supported": 1.0, "unverifiable": 0.5, "contradicted": 0.0}
 
 
@@ -55,8 +47,6 @@ def set_f1(predicted: set[str], reference: set[str]) -> float:
 
 
 def label_words(label: str) -> list[str]:
-    from emoforge.agents.labels import SYNONYMS
-
     return [label, *(w for w, target in SYNONYMS.items() if target == label and len(w) >= 3 and w != label)]
 
 
@@ -69,8 +59,8 @@ def evidence_reading(features: Features, au_present: float) -> dict[str, float] 
     if "face" not in features.modalities:
         return None
     proto: dict[str, float] = {}
-    for label, aus in PROTOTYPES.items():
-        values = [v for au in aus if (v := au_value(features, f"AU{au}")) is not None]
+    for label, aus in EMFACS_PROTOTYPES.items():
+        values = [v for au in aus if (v := au_value(features, au)) is not None]
         if values:
             proto[label] = sum(values) / len(values)
     if not proto:

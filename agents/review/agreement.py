@@ -16,7 +16,7 @@ from collections import defaultdict
 import numpy as np
 from pydantic import Field
 
-from emoforge.agents.agreement import cohen_kappa, finite, icc, krippendorff_alpha, spearman
+from emoforge.agents.agreement_stats import cohen_kappa, finite, icc, krippendorff_alpha, spearman
 from emoforge.configs.release import ReviewConfig
 from emoforge.storage.records import HumanLabel, Record, SegmentRow, Status
 

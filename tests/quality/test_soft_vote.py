@@ -1,5 +1,3 @@
-
-
 def test_soft_vote_weak_disagreeing_annotators_give_low_confidence() -> None:
     import pandas as pd
 
@@ -7,8 +5,10 @@ def test_soft_vote_weak_disagreeing_annotators_give_low_confidence() -> None:
 
     rows = []
     # Two hesitant annotators that disagree; one confident annotator on another task.
-    for worker, dist in (("a", {"sad": 0.3, "neutral": 0.7 / 2, "happy": 0.7 / 2}),
-                         ("b", {"happy": 0.3, "neutral": 0.7 / 2, "sad": 0.7 / 2})):
+    for worker, dist in (
+        ("a", {"sad": 0.3, "neutral": 0.7 / 2, "happy": 0.7 / 2}),
+        ("b", {"happy": 0.3, "neutral": 0.7 / 2, "sad": 0.7 / 2}),
+    ):
         rows += [{"task": "t1", "worker": worker, "label": k, "prob": p, "weight": 1.0} for k, p in dist.items()]
     rows += [{"task": "t2", "worker": "a", "label": "angry", "prob": 1.0, "weight": 0.5}]
     model = SoftVote().fit(pd.DataFrame(rows))
@@ -51,14 +51,27 @@ def test_consensus_of_two_weak_disagreeing_agents_goes_to_review() -> None:
     from tests.quality.records import CTX, SEGMENT, annotation
 
     anns = [
-        annotation("v", ["disgusted"]).model_copy(update={"confidence": 0.23, "label_scores": {
-            "disgusted": 0.55, "happy": 0.2, "neutral": 0.25}}),
-        annotation("t", ["neutral"]).model_copy(update={"confidence": 0.15, "label_scores": {
-            "neutral": 0.36, "sad": 0.24, "happy": 0.4}}),
+        annotation("v", ["disgusted"]).model_copy(
+            update={"confidence": 0.23, "label_scores": {"disgusted": 0.55, "happy": 0.2, "neutral": 0.25}}
+        ),
+        annotation("t", ["neutral"]).model_copy(
+            update={"confidence": 0.15, "label_scores": {"neutral": 0.36, "sad": 0.24, "happy": 0.4}}
+        ),
     ]
-    verdicts = [Verdict(id=f"{a.id}-judge", annotation_id=a.id, judge="judge", s_rec=0.5, s_reason=0.5, s_cot=0.5,
-                        s_final=0.5, weights=[0.4, 0.3, 0.3], provenance=CTX.provenance(stage="judge"))
-                for a in anns]
+    verdicts = [
+        Verdict(
+            id=f"{a.id}-judge",
+            annotation_id=a.id,
+            judge="judge",
+            s_rec=0.5,
+            s_reason=0.5,
+            s_cot=0.5,
+            s_final=0.5,
+            weights=[0.4, 0.3, 0.3],
+            provenance=CTX.provenance(stage="judge"),
+        )
+        for a in anns
+    ]
     c = ConsensusBuilder(AggregationConfig(method="soft"), CTX).build(SEGMENT, None, anns, verdicts)
     assert c.method == "soft" and c.confidence < 0.5
     assert c.needs_review and any(r.startswith("low_confidence") for r in c.review_reasons)
