@@ -11,21 +11,13 @@ sad voice: single-modality annotators whose valence points opposite ways).
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
-from emoforge.configs.agents import TaxonomyConfig
+from emoforge.configs.agents import MODEL_BACKENDS, TaxonomyConfig
+from emoforge.configs.emotions import DEFAULT_LABELS, LABEL_VALENCE
 from emoforge.configs.quality import AggregationConfig
 from emoforge.storage.records import Annotation, Consensus, Features, RunContext, Segment, Status, Verdict
 
-# Valence of the default taxonomy's labels, used when an annotator gives no valence itself.
-LABEL_VALENCE: dict[str, float] = {
-    "happy": 0.8,
-    "surprised": 0.0,
-    "neutral": 0.0,
-    "sad": -0.7,
-    "angry": -0.6,
-    "fearful": -0.6,
-    "disgusted": -0.6,
-}
 _CUE_BACKEND_MODALITY = {
     "face_cues": "face",
     "voice_cues": "voice",
@@ -47,6 +39,7 @@ def single_modality(annotation: Annotation) -> str | None:
 def valence_of(annotation: Annotation) -> float | None:
     if annotation.valence is not None:
         return annotation.valence
+    # The label's circumplex valence (configs/emotions.py) when the annotator gave none.
     return LABEL_VALENCE.get(annotation.primary_label or "")
 
 
@@ -71,11 +64,19 @@ def entropy_bits(distribution: dict[str, float]) -> float:
 class ConsensusBuilder:
     """Aggregates one segment's jury; see the module docstring."""
 
-    def __init__(self, config: AggregationConfig, ctx: RunContext, taxonomy: TaxonomyConfig | None = None) -> None:
+    def __init__(
+        self,
+        config: AggregationConfig,
+        ctx: RunContext,
+        taxonomy: TaxonomyConfig | None = None,
+        priors: Mapping[str, Mapping[str, float]] | None = None,
+    ) -> None:
         self.config = config
         self.ctx = ctx
+        # Agent name -> the label distribution it was trained on (agents.recognizers.vote_priors).
+        self.priors = dict(priors or {})
         # K of the pooled vote: a vote's leftover mass is spread over the whole taxonomy.
-        self.labels = list(taxonomy.labels) if taxonomy is not None else list(LABEL_VALENCE)
+        self.labels = list(taxonomy.labels) if taxonomy is not None else list(DEFAULT_LABELS)
 
     def build(
         self,
@@ -89,7 +90,7 @@ class ConsensusBuilder:
         by_annotation = {v.annotation_id: v for v in verdicts}
         judged = [by_annotation.get(a.id) for a in valid]
         # The weighted vote needs a verdict for every vote; otherwise say honestly it was a plain vote.
-        needs_judge = self.config.method in ("weighted", "soft") or self.config.judge_discount
+        needs_judge = self.config.method in ("weighted", "soft") or any(self._discounted(a) for a in valid)
         complete = bool(valid) and (not needs_judge or all(v is not None for v in judged))
         method = self.config.method if complete else "majority"
         weights = [max(v.s_final, self.config.min_weight) if v is not None else 1.0 for v in judged]
@@ -109,7 +110,11 @@ class ConsensusBuilder:
         # it, so a flat distribution never elects a label nobody gave.
         support = {k: sum(w for a, w in zip(valid, weights, strict=True) if a.primary_label == k) for k in distribution}
         votes = {k: sum(a.primary_label == k for a in valid) for k in distribution}
-        ranked = sorted(distribution, key=lambda k: (-round(distribution[k], 12), -support[k], -votes[k], k))
+        # Elected among the labels some valid annotation gave: with output priors a label two
+        # annotators each ranked second can carry probability, but a corpus label must be
+        # one an annotator stood behind.
+        given = {a.primary_label for a in valid if a.primary_label in distribution}
+        ranked = sorted(given, key=lambda k: (-round(distribution[k], 12), -support[k], -votes[k], k))
         primary = ranked[0] if ranked else None
         confidence = distribution.get(primary, 0.0) if primary else 0.0
         agreement = sum(a.primary_label == primary for a in valid) / len(valid) if valid and primary else None
@@ -159,7 +164,9 @@ class ConsensusBuilder:
         model: Aggregator
         if method == "pooled":
             df = df.assign(confidence=[self.vote_confidence(a, w) for a, w in zip(valid, weights, strict=True)])
-            model = PooledVote(self.labels)
+            model = PooledVote(
+                self.labels, self.priors, self.config.pool_weights, reference=self.config.reference_prior
+            )
         elif method == "soft":
             df = pd.DataFrame(
                 [
@@ -176,10 +183,14 @@ class ConsensusBuilder:
 
     def vote_confidence(self, annotation: Annotation, weight: float) -> float:
         """The probability that this vote is right: its calibrated confidence, discounted by
-        the judge's weight when ``judge_discount`` is on (``weight`` is 1 otherwise)."""
+        the judge's weight where ``judge_discount`` applies to it (``weight`` is 1 otherwise)."""
         c = annotation.confidence if annotation.confidence is not None else self.config.missing_confidence
-        w = min(1.0, max(0.0, weight)) if self.config.judge_discount else 1.0
+        w = min(1.0, max(0.0, weight)) if self._discounted(annotation) else 1.0
         return min(1.0, max(0.0, c)) * w
+
+    def _discounted(self, annotation: Annotation) -> bool:
+        mode = self.config.judge_discount
+        return mode == "all" or (mode == "uncalibrated" and annotation.backend not in MODEL_BACKENDS)
 
     def _label_set(self, valid: list[Annotation], weights: list[float], primary: str | None) -> list[str]:
         total = sum(weights)

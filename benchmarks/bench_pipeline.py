@@ -47,6 +47,7 @@ def child_standalone(inputs: list[str]) -> dict[str, Any]:
     from emoforge.agents.consensus import ConsensusBuilder
     from emoforge.agents.judge import Judge
     from emoforge.agents.jury import Jury
+    from emoforge.agents.recognizers.base import vote_priors
     from emoforge.configs import config_hash, load_config
     from emoforge.preprocess.extractor import FeatureExtractor
     from emoforge.preprocess.media import MediaDecoder, MediaProber
@@ -68,7 +69,9 @@ def child_standalone(inputs: list[str]) -> dict[str, Any]:
     extractor = timed_build("features", lambda: FeatureExtractor(cfg.preprocess, cfg.sampling.keyframes, ctx))
     jury = timed_build("annotate", lambda: Jury(cfg.agents, ctx, cache))
     judge = timed_build("judge", lambda: Judge(cfg.judge, ctx))
-    builder = timed_build("aggregate", lambda: ConsensusBuilder(cfg.aggregation, ctx))
+    builder = timed_build(
+        "aggregate", lambda: ConsensusBuilder(cfg.aggregation, ctx, cfg.agents.taxonomy, vote_priors(cfg.agents))
+    )
     prober, decoder = MediaProber(cfg.sampling.media), MediaDecoder(cfg.sampling.media)
     # One untimed pass warms lazy model loads inside the stages (its time is reported).
     first_pass_s = 0.0

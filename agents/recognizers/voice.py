@@ -27,14 +27,14 @@ import numpy as np
 
 from emoforge.agents.base import AnnotatorError
 from emoforge.agents.cues.base import CueReading
-from emoforge.agents.recognizers.base import ModelAnnotator, weights_path
+from emoforge.agents.recognizers.base import SHIPPED_WEIGHTS, ModelAnnotator, weights_path
 from emoforge.configs.agents import AgentConfig, TaxonomyConfig
 from emoforge.storage.records import Cue, ErrorKind, Features, RunContext, Segment
 
 if TYPE_CHECKING:
     from emoforge.agents.clips import SegmentClip
 
-WEIGHTS = "voice-ravdess-v1.npz"
+WEIGHTS = SHIPPED_WEIGHTS["voice_model"]
 PROSODY = (
     "f0_mean_st",
     "f0_sd_st",

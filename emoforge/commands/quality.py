@@ -13,6 +13,8 @@ from typing import Annotated, Any
 
 import typer
 
+from emoforge.commands.locking import writer_lock
+
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="YAML merged over the defaults.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the full report as JSON.")]
 
@@ -36,6 +38,14 @@ def _rows(corpus: Path) -> list[Any]:
     return list(read_rows(str(corpus)))
 
 
+def _ctx(cfg: Any) -> Any:
+    import emoforge
+    from emoforge.configs import config_hash
+    from emoforge.storage.records import RunContext
+
+    return RunContext(run_id="aggregate", config_hash=config_hash(cfg), emoforge_version=emoforge.__version__)
+
+
 def _fmt(x: float | None) -> str:
     return "n/a" if x is None else f"{x:.3f}"
 
@@ -50,9 +60,10 @@ def agreement(
     from emoforge.storage.shards import update_manifest_stats
 
     cfg = _config(config)
-    report = corpus_agreement(_rows(corpus), human_review=cfg.release.review)
-    data = report.model_dump(mode="json")
-    update_manifest_stats(str(corpus), "agreement", data)
+    with writer_lock(corpus, "agreement"):
+        report = corpus_agreement(_rows(corpus), human_review=cfg.release.review)
+        data = report.model_dump(mode="json")
+        update_manifest_stats(str(corpus), "agreement", data)
     if as_json:
         typer.echo(json.dumps(data, indent=2))
         return
@@ -97,30 +108,44 @@ def aggregate(
     references: Annotated[
         Path | None, typer.Option(help="CSV segment_id,label of known labels (default: human labels).")
     ] = None,
+    min_labelled: Annotated[
+        int, typer.Option(help="Refit the pooled vote's per-agent weights with at least this many labelled segments.")
+    ] = 30,
     as_json: JsonOpt = False,
 ) -> None:
-    """Corpus-level aggregation (majority, judge-weighted, Dawid-Skene, MACE) + judge calibration."""
+    """Corpus-level aggregation (majority, judge-weighted, Dawid-Skene, MACE), the pooled vote
+    refitted on human labels, and judge calibration."""
     import fsspec
     import pyarrow.parquet as pq
 
     from emoforge.agents.aggregation.corpus import SIDECAR, CorpusAggregator
-    from emoforge.agents.calibration import calibration_report
+    from emoforge.agents.aggregation.pool_fit import PoolRefitter
+    from emoforge.agents.calibration import calibration_report, references_from_rows
+    from emoforge.agents.recognizers.base import vote_priors
     from emoforge.storage.shards import update_manifest_stats
 
     cfg = _config(config)
-    rows = _rows(corpus)
-    result = CorpusAggregator(cfg.aggregation, judge=judge).run(rows)
-    fs, base = fsspec.core.url_to_fs(str(corpus))
-    with fs.open(f"{base}/{SIDECAR}", "wb") as fh:
-        pq.write_table(result.to_table(), fh, compression="zstd")
-    stats: dict[str, Any] = {m: s.model_dump(mode="json") for m, s in result.stats.items()}
-    stats["sidecar"] = SIDECAR
-    update_manifest_stats(str(corpus), "aggregation", stats)
-    calibration = calibration_report(rows, _references(references), cfg.aggregation.corpus_methods, judge)
-    if calibration.n_labelled_segments:
-        update_manifest_stats(str(corpus), "calibration", calibration.model_dump(mode="json"))
+    with writer_lock(corpus, "aggregate"):
+        rows = _rows(corpus)
+        result = CorpusAggregator(cfg.aggregation, judge=judge).run(rows)
+        refs = _references(references)
+        pool_fit, refitted = PoolRefitter(
+            cfg.aggregation, _ctx(cfg), cfg.agents.taxonomy.labels, vote_priors(cfg.agents), min_labelled=min_labelled
+        ).run(rows, refs if refs is not None else references_from_rows(rows))
+        result = result.model_copy(update={"labels": [*result.labels, *refitted]})
+        fs, base = fsspec.core.url_to_fs(str(corpus))
+        with fs.open(f"{base}/{SIDECAR}", "wb") as fh:
+            pq.write_table(result.to_table(), fh, compression="zstd")
+        stats: dict[str, Any] = {m: s.model_dump(mode="json") for m, s in result.stats.items()}
+        stats["sidecar"] = SIDECAR
+        update_manifest_stats(str(corpus), "aggregation", stats)
+        update_manifest_stats(str(corpus), "pool_fit", pool_fit.model_dump(mode="json"))
+        calibration = calibration_report(rows, refs, cfg.aggregation.corpus_methods, judge)
+        if calibration.n_labelled_segments:
+            update_manifest_stats(str(corpus), "calibration", calibration.model_dump(mode="json"))
     if as_json:
-        typer.echo(json.dumps({"aggregation": stats, "calibration": calibration.model_dump(mode="json")}, indent=2))
+        payload = {"aggregation": stats, "calibration": calibration.model_dump(mode="json")}
+        typer.echo(json.dumps(payload | {"pool_fit": pool_fit.model_dump(mode="json")}, indent=2))
         return
     for method, s in result.stats.items():
         typer.echo(
@@ -145,6 +170,19 @@ def aggregate(
                 f"macro-F1={_fmt(calibration.annotator_macro_f1.get(name))} "
                 f"ECE={_fmt(calibration.annotator_ece.get(name))}"
             )
+    if pool_fit.fitted:
+        typer.echo(
+            f"pooled vote refitted on {pool_fit.n_labelled} labelled segments ({pool_fit.n_folds} folds by "
+            f"{pool_fit.fold_by}): accuracy {_fmt(pool_fit.accuracy_before)} -> {_fmt(pool_fit.accuracy_after)}, "
+            f"ECE {_fmt(pool_fit.ece_before)} -> {_fmt(pool_fit.ece_after)} (sidecar method pooled_fitted); "
+            "to use it per segment in the next runs, add to the config:"
+        )
+        typer.echo(pool_fit.yaml())
+    elif pool_fit.n_labelled:
+        typer.echo(
+            f"pooled vote not refitted: {pool_fit.n_labelled} labelled segments < {pool_fit.min_labelled} "
+            "(--min-labelled)"
+        )
 
 
 def register(app: typer.Typer) -> None:

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from emoforge.agents.calibration import auroc, calibration_report
 from emoforge.cli import app
 from emoforge.storage.records import SegmentRow
-from emoforge.storage.shards import read_manifest
+from emoforge.storage.shards import read_manifest, read_rows
 
 from .corpus import simulated_rows, write_corpus
 
@@ -70,14 +70,41 @@ def test_aggregate_command(corpus: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "AUROC(S_final)=" in result.output
     table = pq.read_table(corpus / "aggregation.parquet")
-    assert table.num_rows == 4 * 60
-    assert set(table.column("method").to_pylist()) == {"majority", "weighted", "dawid_skene", "mace"}
+    assert table.num_rows == 5 * 60
+    assert set(table.column("method").to_pylist()) == {"majority", "weighted", "dawid_skene", "mace", "pooled_fitted"}
     stats = read_manifest(str(corpus))["stats"]
     assert stats["aggregation"]["sidecar"] == "aggregation.parquet"
     competence = stats["aggregation"]["mace"]["annotators"]
     assert competence["constant"] < 0.3 < competence["good"]
-    assert stats["aggregation"]["weighted"]["agree_with_consensus"] == pytest.approx(1.0)
+    # The stat is the share of segments where the judge-weighted vote elects the stored
+    # (pooled) consensus label: recount it from the sidecar and the shards.
+    stored = {r.row_id: r.consensus.primary_label for r in read_rows(str(corpus)) if r.consensus is not None}
+    weighted = {
+        s: lab
+        for s, lab, m in zip(*(table.column(c).to_pylist() for c in ("segment_id", "label", "method")), strict=True)
+        if m == "weighted"
+    }
+    expected = sum(weighted[s] == stored[s] for s in weighted) / len(weighted)
+    assert stats["aggregation"]["weighted"]["agree_with_consensus"] == pytest.approx(expected)
+    assert expected > 0.9  # both vote for the judged labels of the same jury
     assert stats["calibration"]["n_labelled_segments"] == 30  # the rows a human verified
+    # 30 human labels: enough to refit the pooled vote. The annotator that always says
+    # neutral is weighted down, the accurate ones up (their judge-discounted confidences
+    # are too cautious), and out of fold the consensus is better calibrated.
+    fit = stats["pool_fit"]
+    assert fit["fitted"] and fit["n_labelled"] == 30 and fit["fold_by"] == "segment"
+    w = fit["weights"]
+    assert w["constant"] < 1.0 < w["poor"] < w["fair"] < w["good"]
+    assert fit["ece_after"] < fit["ece_before"] - 0.1
+    assert "pooled vote refitted on 30 labelled segments" in result.output
+    assert "  pool_weights:" in result.output
+
+
+def test_aggregate_refuses_to_refit_on_too_few_labels(corpus: Path) -> None:
+    result = CliRunner().invoke(app, ["aggregate", str(corpus), "--min-labelled", "31"])
+    assert result.exit_code == 0, result.output
+    assert "not refitted: 30 labelled segments < 31" in result.output
+    assert read_manifest(str(corpus))["stats"]["pool_fit"]["fitted"] is False
 
 
 def test_commands_reject_a_non_corpus(tmp_path: Path) -> None:

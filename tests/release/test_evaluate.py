@@ -49,6 +49,17 @@ def test_classification_metrics_hand_computed() -> None:
     assert r.weighted_f1 == pytest.approx(f1_score(gold, pred, labels=labels, average="weighted"))
 
 
+def test_ece_of_stated_confidence_hand_computed() -> None:
+    # a1 right at 0.9 (bin 9), a2 wrong at 0.85 (bin 8), a3 right at 0.3 (bin 3), a4 missing:
+    # ECE = 1/3 |1 - 0.9| + 1/3 |0 - 0.85| + 1/3 |1 - 0.3| = 1.65 / 3.
+    stated = [p | {"confidence": c} for p, c in zip(PREDICTIONS, (0.9, 0.85, 0.3), strict=True)]
+    r = Evaluator().evaluate(_by_id(stated), _by_id(ANSWERS))
+    assert r.n_with_confidence == 3
+    assert r.ece == pytest.approx(1.65 / 3)
+    assert "ece" in r.table()
+    assert Evaluator().evaluate(_by_id(PREDICTIONS), _by_id(ANSWERS)).ece is None
+
+
 def test_set_f1_hand_computed() -> None:
     r = Evaluator().evaluate(_by_id(PREDICTIONS), _by_id(ANSWERS))
     # per item: 2*1/(2+1), 0, 2*1/(1+2), 0 (missing) -> 1/3; micro: 2*2 / (4 + 5)
