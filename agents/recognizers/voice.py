@@ -175,6 +175,21 @@ class VoiceModel:
         return logits - (logits.max() + np.log(np.exp(logits - logits.max()).sum()))
 
 
+_SHARED: dict[Path, VoiceModel] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def shared_model(path: Path) -> VoiceModel:
+    """One VoiceModel per weights file per process: the jury is leased once per task in
+    flight, and each copy holds a Whisper-base encoder (~170 MB). CTranslate2 models may be
+    called from several threads at once; the rest is read-only numpy."""
+    key = path.resolve()
+    with _SHARED_LOCK:  # two jury threads on their first segment load it once
+        if key not in _SHARED:
+            _SHARED[key] = VoiceModel(key)
+        return _SHARED[key]
+
+
 def decode_wav(data: bytes) -> tuple[np.ndarray, int]:
     """Float samples of a 16-bit PCM mono WAV, and its rate."""
     try:
@@ -195,17 +210,14 @@ class VoiceModelAnnotator(ModelAnnotator):
 
     def __init__(self, config: AgentConfig, ctx: RunContext, taxonomy: TaxonomyConfig) -> None:
         super().__init__(config, ctx, taxonomy)
-        self._lock = threading.Lock()
         self._model: VoiceModel | None = None
 
     def model(self) -> VoiceModel:
         if self._model is None:
-            with self._lock:  # two jury threads on the first segment load it once
-                if self._model is None:
-                    try:
-                        self._model = VoiceModel(weights_path(self.config.model, WEIGHTS))
-                    except (OSError, ImportError, RuntimeError, KeyError, ValueError) as exc:
-                        raise AnnotatorError(ErrorKind.model_unavailable, f"voice model: {exc}") from exc
+            try:
+                self._model = shared_model(weights_path(self.config.model, WEIGHTS))
+            except (OSError, ImportError, RuntimeError, KeyError, ValueError) as exc:
+                raise AnnotatorError(ErrorKind.model_unavailable, f"voice model: {exc}") from exc
         return self._model
 
     def read(self, segment: Segment, features: Features) -> CueReading:

@@ -125,3 +125,11 @@ def test_speech_longer_than_the_whisper_window_is_heard_whole(
     assert sum(math.exp(v) for v in reading.scores.values()) == pytest.approx(1.0, abs=1e-9)
     cue = reading.evidence[0]
     assert cue.start_s is not None and cue.end_s is not None and cue.end_s - cue.start_s > 30
+
+
+def test_jury_instances_share_one_loaded_model(ctx: RunContext) -> None:
+    # The flow leases one jury per task in flight; each holding its own Whisper encoder
+    # cost ~170 MB per extra thread (benchmarks/results/pipeline.json).
+    config = AgentConfig(name="voice", backend="voice_model", modalities=["voice", "audio"])
+    one, two = VoiceModelAnnotator(config, ctx, TaxonomyConfig()), VoiceModelAnnotator(config, ctx, TaxonomyConfig())
+    assert one.model() is two.model()
