@@ -23,15 +23,18 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from emoforge.configs.release import ReleaseConfig  # noqa: E402
-from emoforge.storage.release import ReleaseWriter  # noqa: E402
-from emoforge.storage.splits import SPLITS, SplitAssigner, release_label  # noqa: E402
+from emoforge.release.splits import SPLITS, SplitAssigner, release_label  # noqa: E402
+from emoforge.release.writer import ReleaseWriter  # noqa: E402
 from tests.release.factory import TAXONOMY, make_row  # noqa: E402
 
 
 def run(groups: int) -> dict[str, object]:
     rng = random.Random(1)
-    rows = [make_row(f"rec{i:05d}", j, rng.choice(TAXONOMY), speaker=f"spk{i}")
-            for i in range(groups) for j in range(rng.randint(1, 6))]
+    rows = [
+        make_row(f"rec{i:05d}", j, rng.choice(TAXONOMY), speaker=f"spk{i}")
+        for i in range(groups)
+        for j in range(rng.randint(1, 6))
+    ]
     cfg = ReleaseConfig(group_by=["speaker"])
     t0 = time.perf_counter()
     assignment = SplitAssigner(cfg).assign(rows)
@@ -47,8 +50,12 @@ def run(groups: int) -> dict[str, object]:
         ReleaseWriter(cfg).write(rows, Path(tmp) / "release")
         write_s = time.perf_counter() - t0
     return {
-        "groups": groups, "rows": len(rows), "sizes": dict(Counter(assignment.splits.values())),
-        "max_label_share_gap": round(gap, 4), "assign_s": round(assign_s, 2), "write_release_s": round(write_s, 2),
+        "groups": groups,
+        "rows": len(rows),
+        "sizes": dict(Counter(assignment.splits.values())),
+        "max_label_share_gap": round(gap, 4),
+        "assign_s": round(assign_s, 2),
+        "write_release_s": round(write_s, 2),
     }
 
 

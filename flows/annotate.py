@@ -113,7 +113,7 @@ def annotate_corpus(
         state = resume_state(out)  # with per-agent failures: an ok row can still hold a 429
         index = HashIndex(out) if config.run.incremental else None
         plan = plan_inputs([i for i in found if i.refused is None], state, retry, index)
-        refused = [r for i in found if i.refused for r in t.rows_of(_refused_work(i), ctx)]
+        refused = [r for i in found if i.refused for r in _refused_work(i).finished_rows(ctx)]
         refused = [r for r in refused if needs_redo(state.rows.get(r.row_id), retry)]
         items = plan.todo
         cache_dir = response_cache_dir(out, config.agents.cache.path)
@@ -121,19 +121,22 @@ def annotate_corpus(
         if config.run.provider_limits:
             ensure_provider_limits(config.run)
         summary = RunSummary(
-            run_id=ctx.run_id, out=out, config_hash=cfg_hash,
+            run_id=ctx.run_id,
+            out=out,
+            config_hash=cfg_hash,
             recordings=len(items) + len(plan.skipped_recordings) + len(refused),
-            recordings_skipped=len(plan.skipped_recordings), rows_skipped=plan.skipped_segments,
+            recordings_skipped=len(plan.skipped_recordings),
+            rows_skipped=plan.skipped_segments,
         )
     except BaseException:
         writer.close(status="interrupted")
         raise
     _emit("start", total=len(items), run_id=ctx.run_id)
-    # Each recording's stages in order, with the arguments each takes after (work, config).
+    # Each recording's stages in order (stages.PHASES), with the arguments each takes after (work, config).
     steps: list[tuple[Any, tuple[Any, ...]]] = [
-        (stages["probe-media"], ()), (stages["sample-segments"], (state, retry)),
-        (stages["extract-features"], (ctx,)), (stages["annotate-segments"], (ctx, cache_dir)),
-        (stages["judge-annotations"], (ctx, cache_dir)), (stages["aggregate-votes"], (ctx,)),
+        (stages["probe"], ()), (stages["sampling"], (ctx, state, retry)),
+        (stages["preprocess"], (ctx,)), (stages["annotate"], (ctx, cache_dir)),
+        (stages["judge"], (ctx, cache_dir)), (stages["aggregate"], (ctx,)),
     ]  # fmt: skip
     # `workers` recordings in flight, each with one task at a time: a stage is submitted only
     # once its upstream is done, so no task holds a pool thread waiting for another, and a
@@ -171,7 +174,7 @@ def annotate_corpus(
             # Committed as soon as the recording is done (or a stage crashed past its
             # retries): a killed run keeps everything that had finished.
             work = _result_or_failure(fut, item, config, steps[k][0].name, lost)
-            rows = t.rows_of(work, ctx)
+            rows = work.finished_rows(ctx)
             writer.write(rows)
             _tally(summary, rows)
             summary.rows_written += len(rows)
@@ -200,7 +203,7 @@ def _result_or_failure(
     failure rows naming the stage, never silence; the stages after it are not run."""
     if lost is None and fut.state.is_completed():
         return fut.result()
-    work = t.probe_media.fn(RecordingWork(item=item), config)
+    work = t.probe.fn(RecordingWork(item=item), config)
     if work.failure is None:
         message = lost or str(fut.state.message or fut.state.name)
         kind = t.escaped_kind(None if lost else fut.state.name)  # a task timeout is retried on resume

@@ -13,7 +13,7 @@ new set of annotations. The new row replaces the old one (newest shard wins).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal, TypeVar
+from typing import Literal
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -21,20 +21,18 @@ import pyarrow.compute as pc
 from emoforge.preprocess.media import Media
 from emoforge.storage.records import (
     TRANSIENT_ERRORS,
-    Annotation,
-    Consensus,
     ErrorKind,
     Failure,
-    Features,
     MediaInput,
     Recording,
+    RecordingRef,
+    RunContext,
     Segment,
     SegmentRow,
     Status,
-    Verdict,
     recording_failure_row_id,
+    utcnow,
 )
-from emoforge.storage.rows import recording_failure_row, segment_row
 from emoforge.storage.shards import CorpusState, DoneRow, done_rows, read_table
 
 RetryPolicy = Literal["transient", "all", "none"]
@@ -42,57 +40,96 @@ RetryPolicy = Literal["transient", "all", "none"]
 
 @dataclass
 class RecordingWork:
-    """One recording's progress through the stages; each stage task fills one field."""
+    """One recording's progress through the stages.
+
+    Sampling builds one ``SegmentRow`` per segment to (re)do; each later stage fills its
+    field of every row (features, annotations, verdicts, consensus), so a segment and what
+    was produced for it never travel in separate lists. ``finished_rows`` turns the work
+    into the rows a shard gets, failure rows included.
+    """
 
     item: MediaInput
     recording: Recording | None = None
     media: Media | None = None
-    segments: list[Segment] = field(default_factory=list)
-    segment_count: int = 0
-    features: list[Features] = field(default_factory=list)
-    annotations: list[list[Annotation]] = field(default_factory=list)
-    verdicts: list[list[Verdict]] = field(default_factory=list)
-    consensus: list[Consensus] = field(default_factory=list)
+    rows: list[SegmentRow] = field(default_factory=list)
     failure: Failure | None = None
     skipped_segments: int = 0
+    seconds: dict[str, float] = field(default_factory=dict)  # wall time per stage, for logs
 
     @property
     def active(self) -> bool:
-        return self.failure is None and bool(self.segments)
+        return self.failure is None and bool(self.rows)
 
     def release_media(self) -> None:
         """Drop decoded audio/frames once the last stage that needs them is done."""
         self.media = None
 
-    def rows(self, run_id: str, config_hash: str) -> list[SegmentRow]:
+    def start_rows(self, segments: list[Segment], segment_count: int, ctx: RunContext) -> None:
+        """One ok row per segment to (re)do; ``segment_count`` is the whole recording's."""
         if self.recording is None:
-            raise ValueError("rows() before probing")
-        if self.failure is not None and not self.segments:
-            return [recording_failure_row(self.recording, self.failure, run_id, config_hash)]
-        rows = []
-        for i, seg in enumerate(self.segments):
-            rows.append(
-                segment_row(
-                    self.recording,
-                    seg,
-                    self.segment_count,
-                    run_id,
-                    config_hash,
-                    features=_at(self.features, i),
-                    annotations=_at(self.annotations, i) or [],
-                    verdicts=_at(self.verdicts, i) or [],
-                    consensus=_at(self.consensus, i),
-                    failure=self.failure,
-                )
-            )
-        return rows
+            raise ValueError("start_rows() before probing")
+        self.rows = [segment_row(self.recording, s, segment_count, ctx.run_id, ctx.config_hash) for s in segments]
+
+    def finished_rows(self, ctx: RunContext) -> list[SegmentRow]:
+        """The rows to commit: the filled segment rows (failed ones say why), one recording
+        failure row when the recording failed before it had segments, none when resume had
+        nothing left to do."""
+        if self.recording is None:
+            return []
+        if not self.rows:
+            if self.failure is None:
+                return []  # everything already committed
+            return [recording_failure_row(self.recording, self.failure, ctx.run_id, ctx.config_hash)]
+        return [finished(r, self.failure) for r in self.rows]
 
 
-T = TypeVar("T")
+def recording_ref(recording: Recording, segment_count: int | None = None) -> RecordingRef:
+    return RecordingRef(
+        id=recording.id,
+        uri=recording.uri,
+        sha256=recording.sha256,
+        duration_s=recording.duration_s,
+        source=recording.source,
+        speaker=recording.speaker_hint,
+        segment_count=segment_count,
+    )
 
 
-def _at(items: list[T], i: int) -> T | None:
-    return items[i] if i < len(items) else None
+def segment_row(
+    recording: Recording, segment: Segment, segment_count: int, run_id: str, config_hash: str
+) -> SegmentRow:
+    """An ok row with nothing filled yet: the stages fill it, ``finished`` closes it."""
+    return SegmentRow(
+        row_id=segment.id,
+        run_id=run_id,
+        status=Status.ok,
+        recording=recording_ref(recording, segment_count=segment_count),
+        segment=segment,
+        config_hash=config_hash,
+    )
+
+
+def finished(row: SegmentRow, failure: Failure | None = None) -> SegmentRow:
+    """The row as committed: failed when ``failure`` is given or no annotation succeeded,
+    stamped with the time it was closed (rows are built at sampling, written at the end)."""
+    anns = row.annotations
+    if failure is None and anns and not any(a.status == Status.ok for a in anns):
+        first = next(a.failure for a in anns if a.failure is not None)
+        failure = Failure(stage="annotate", kind=first.kind, message=f"no annotator succeeded; first: {first.message}")
+    status = Status.failed if failure else Status.ok
+    return row.model_copy(update={"status": status, "failure": failure, "written_at": utcnow()})
+
+
+def recording_failure_row(recording: Recording, failure: Failure, run_id: str, config_hash: str) -> SegmentRow:
+    """A recording that failed before segmentation: one row says why."""
+    return SegmentRow(
+        row_id=recording_failure_row_id(recording.id),
+        run_id=run_id,
+        status=Status.failed,
+        failure=failure,
+        recording=recording_ref(recording, segment_count=0),
+        config_hash=config_hash,
+    )
 
 
 @dataclass

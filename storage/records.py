@@ -30,6 +30,32 @@ SCHEMA_VERSION = 1
 """Bump on any change to the row layout; add an upgrade in ``storage/schema.py``."""
 
 
+# The pipeline's phases, one name each: the Prefect task, the failure `stage` string and the
+# config section (flows/stages.py). Kept with the records because stored failures carry them.
+# In order. Config sections: probe reads `sampling.media`, annotate reads `agents`,
+# aggregate reads `aggregation`; the others read their own name.
+PHASES = ("probe", "sampling", "preprocess", "annotate", "judge", "aggregate")
+
+# Failure `stage` strings that older runs committed -> the phase's one name today: the
+# in-stage names ("segment", "features") and the task names a crash past retries wrote.
+LEGACY_STAGE_NAMES: dict[str, str] = {
+    "segment": "sampling",
+    "features": "preprocess",
+    "probe-media": "probe",
+    "sample-segments": "sampling",
+    "extract-features": "preprocess",
+    "annotate-segments": "annotate",
+    "judge-annotations": "judge",
+    "aggregate-votes": "aggregate",
+}
+
+
+def phase_of(stage_name: str) -> str:
+    """The phase a stored failure ``stage`` string names (old names mapped, others as they are:
+    tools inside a phase, such as ``asr`` or ``decode``, keep their own names)."""
+    return LEGACY_STAGE_NAMES.get(stage_name, stage_name)
+
+
 class Record(BaseModel):
     """Base for all records: immutable-by-convention, no unknown fields."""
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+from emoforge.storage.records import phase_of
 from emoforge.storage.shards import read_manifest, read_table, verify
 
 
@@ -24,7 +25,7 @@ def summarize(root: str) -> dict[str, Any]:
         strict=True,
     ):
         if failure:
-            failures[f"{failure['stage']}:{failure['kind']}"] += 1
+            failures[f"{phase_of(failure['stage'])}:{failure['kind']}"] += 1
         if consensus:
             labels[consensus["primary_label"] or "(none)"] += 1
             review += bool(consensus["needs_review"])

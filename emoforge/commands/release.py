@@ -36,8 +36,8 @@ def review_export(
     config: ConfigOpt = None,
 ) -> None:
     """Write the review queue (plus an audit sample) as Label Studio tasks and labelling config."""
-    from emoforge.storage.labelstudio import LabelStudioExporter
-    from emoforge.storage.review import corpus_taxonomy
+    from emoforge.review.exporter import LabelStudioExporter
+    from emoforge.review.importer import corpus_taxonomy
     from emoforge.storage.shards import read_manifest, read_rows
 
     if to != "labelstudio":
@@ -64,7 +64,7 @@ def review_import(
 ) -> None:
     """Attach human labels from a Label Studio export and recompute human agreement."""
     from emoforge.agents.review.agreement import human_agreement
-    from emoforge.storage.review import ReviewImporter
+    from emoforge.review.importer import ReviewImporter
     from emoforge.storage.shards import read_rows, update_manifest_stats
 
     cfg = _release_config(config)
@@ -108,7 +108,7 @@ def export(
 ) -> None:
     """Write train/validation/test Parquet splits, checksums and a dataset card; hidden test
     answers go to a separate folder that is not part of the release."""
-    from emoforge.storage.release import ReleaseError, ReleaseWriter
+    from emoforge.release.writer import ReleaseError, ReleaseWriter
     from emoforge.storage.shards import read_manifest, read_rows, verify
 
     overrides: dict[str, Any] = {}
@@ -148,7 +148,7 @@ def evaluate(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """Accuracy, F1, set F1, ROUGE-L/BLEU of rationales and evidence coverage."""
-    from emoforge.storage.evaluate import Evaluator, load_items
+    from emoforge.release.evaluate import Evaluator, load_items
 
     report = Evaluator().evaluate(load_items(predictions), load_items(answers))
     if json_out:
@@ -162,7 +162,7 @@ def report(
     config: ConfigOpt = None,
 ) -> None:
     """Write an HTML corpus report with plots."""
-    from emoforge.storage.report import CorpusReporter
+    from emoforge.release.report import CorpusReporter
 
     cfg = _release_config(config).release
     path = CorpusReporter(cfg).write(str(corpus), out or corpus / "report.html")

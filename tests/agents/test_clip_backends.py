@@ -23,9 +23,9 @@ import pytest
 
 from emoforge.configs import load_config
 from emoforge.flows.annotate import annotate_corpus
-from emoforge.flows.tasks import annotate_segments
-from emoforge.flows.work import RecordingWork
-from emoforge.storage.records import ErrorKind, MediaInput, RunContext, Status
+from emoforge.flows.tasks import annotate
+from emoforge.flows.work import RecordingWork, segment_row
+from emoforge.storage.records import ErrorKind, MediaInput, Recording, RunContext, Status
 from emoforge.storage.shards import read_rows
 from tests.agents.conftest import make_clip, make_features, make_media, make_segment
 from tests.agents.gemini_server import GeminiFake, gemini_reply
@@ -214,12 +214,15 @@ def test_annotate_task_cuts_clips_and_releases_the_media(gemini: GeminiFake, ctx
     }  # fmt: skip
     config = load_config(overrides={"agents": {"jury": [agent], "taxonomy": {"embedding_model": None}}})
     segments = [make_segment(0, 0.5, 2.0), make_segment(1, 2.0, 5.5)]
-    work = RecordingWork(item=MediaInput(uri="generated.mp4"), media=make_media(), segments=segments)
-    work.features = [make_features(s) for s in segments]
+    rec = Recording(id=segments[0].recording_id, uri="generated.mp4", sha256="0" * 64, size_bytes=1)
+    rows = [segment_row(rec, s, 2, ctx.run_id, ctx.config_hash) for s in segments]
+    for row, s in zip(rows, segments, strict=True):
+        row.features = make_features(s)
+    work = RecordingWork(item=MediaInput(uri="generated.mp4"), recording=rec, media=make_media(), rows=rows)
     gemini.replies += [(200, gemini_reply(json.dumps(GOOD)))] * 2
-    done = annotate_segments.fn(work, config, ctx, str(tmp_path / "cache"))
+    done = annotate.fn(work, config, ctx, str(tmp_path / "cache"))
     assert done.failure is None and done.media is None  # released once the clips were cut
-    assert [a.modalities_seen for [a] in done.annotations] == [["text", "audio"]] * 2
+    assert [a.modalities_seen for [a] in (r.annotations for r in done.rows)] == [["text", "audio"]] * 2
     seconds = [wav_seconds(base64.urlsafe_b64decode(inline_parts(b)[0]["data"])) for _, b, _ in gemini.requests]
     assert seconds == pytest.approx([1.5, 3.5])  # each segment got its own clip
 

@@ -27,8 +27,8 @@ from emoforge.agents.labels import LabelNormalizer
 from emoforge.agents.llm import LLMAnnotator
 from emoforge.configs.agents import AgentConfig, AgentsConfig, TaxonomyConfig
 from emoforge.configs.storage import StorageConfig
+from emoforge.flows.work import finished, segment_row
 from emoforge.storage.records import ErrorKind, Failure, Recording, RunContext, Status
-from emoforge.storage.rows import segment_row
 from emoforge.storage.secrets import REDACTED, register_secret_env, scrub
 from emoforge.storage.shards import CorpusWriter, read_rows, shard_paths
 from tests.agents.conftest import make_features, make_segment
@@ -91,7 +91,7 @@ def test_a_key_echoed_by_the_provider_is_in_no_shard_and_no_log(
     # Committed to a shard and read back: nothing of the key in the file's bytes either.
     rec = Recording(id=seg.recording_id, uri="x.wav", sha256="0" * 64, size_bytes=1)
     writer = CorpusWriter(str(tmp_path), StorageConfig(compression="none"), "run-1")
-    writer.write([segment_row(rec, seg, 1, "run-1", "cfg", annotations=[ann])])
+    writer.write([finished(segment_row(rec, seg, 1, "run-1", "cfg").model_copy(update={"annotations": [ann]}))])
     writer.close()
     (path,) = shard_paths(str(tmp_path))
     assert key.encode() not in Path(path).read_bytes()

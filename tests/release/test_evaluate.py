@@ -10,21 +10,36 @@ import pytest
 from typer.testing import CliRunner
 
 from emoforge.cli import app
-from emoforge.storage.evaluate import Evaluator, corpus_bleu, load_items, rouge_l
+from emoforge.release.evaluate import Evaluator, corpus_bleu, load_items, rouge_l
 
 ANSWERS = [
-    {"row_id": "a1", "label": "happy", "labels": ["happy", "surprised"], "rationale": "The man smiles broadly.",
-     "modalities": ["face", "voice", "text"]},
+    {
+        "row_id": "a1",
+        "label": "happy",
+        "labels": ["happy", "surprised"],
+        "rationale": "The man smiles broadly.",
+        "modalities": ["face", "voice", "text"],
+    },
     {"row_id": "a2", "label": "sad", "labels": ["sad"], "rationale": "voice is low and slow", "modalities": ["voice"]},
     {"row_id": "a3", "label": "angry", "labels": ["angry"], "rationale": "he shouts", "modalities": ["face", "voice"]},
     {"row_id": "a4", "label": "sad", "labels": ["sad"], "rationale": "", "modalities": []},
 ]
 PREDICTIONS = [
-    {"row_id": "a1", "label": "happy", "labels": ["happy"], "rationale": ["the man", "smiles"],
-     "evidence_modalities": ["face", "text"]},
+    {
+        "row_id": "a1",
+        "label": "happy",
+        "labels": ["happy"],
+        "rationale": ["the man", "smiles"],
+        "evidence_modalities": ["face", "text"],
+    },
     {"row_id": "a2", "label": "happy", "rationale": "voice is low", "evidence_modalities": ["voice"]},
-    {"row_id": "a3", "label": "angry", "labels": ["angry", "sad"], "rationale": "he shouts loudly",
-     "evidence_modalities": ["face"]},
+    {
+        "row_id": "a3",
+        "label": "angry",
+        "labels": ["angry", "sad"],
+        "rationale": "he shouts loudly",
+        "evidence_modalities": ["face"],
+    },
 ]  # a4 has no prediction: it counts as wrong
 
 
@@ -81,12 +96,12 @@ def test_rationale_and_evidence_hand_computed() -> None:
 def test_bleu_hand_computed() -> None:
     # clipped precisions 5/6, 3/5, 2/4, 1/3, equal lengths
     assert corpus_bleu(["the cat sat on the mat"], ["the cat sat on a mat"]) == pytest.approx(
-        (5 / 6 * 3 / 5 * 2 / 4 * 1 / 3) ** 0.25)
+        (5 / 6 * 3 / 5 * 2 / 4 * 1 / 3) ** 0.25
+    )
     # all precisions 1, candidate 4 tokens vs reference 6: brevity penalty exp(1 - 6/4)
     assert corpus_bleu(["the cat sat on"], ["the cat sat on the mat"]) == pytest.approx(math.exp(-0.5))
     # zero 3- and 4-gram matches smoothed to 0.1 / count: (2/4 * 1/3 * 0.1/2 * 0.1/1) ** 0.25
-    assert corpus_bleu(["he shouts loudly now"], ["he shouts"]) == pytest.approx(
-        (2 / 4 * 1 / 3 * 0.05 * 0.1) ** 0.25)
+    assert corpus_bleu(["he shouts loudly now"], ["he shouts"]) == pytest.approx((2 / 4 * 1 / 3 * 0.05 * 0.1) ** 0.25)
 
 
 def test_rouge_l_edge_cases() -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from emoforge.configs.release import ReleaseConfig
-from emoforge.storage.release import HIDDEN_COLUMNS, ReleaseWriter, verify_release
+from emoforge.release.writer import HIDDEN_COLUMNS, ReleaseWriter, verify_release
 from emoforge.storage.shards import read_manifest, read_rows, update_manifest_stats
 from tests.release.factory import TAXONOMY, human, make_row, write_corpus
 

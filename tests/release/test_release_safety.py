@@ -12,9 +12,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from emoforge.configs.release import ReleaseConfig
-from emoforge.storage.card import cell
-from emoforge.storage.release import ReleaseError, ReleaseWriter
-from emoforge.storage.splits import SplitAssigner
+from emoforge.release.card import cell
+from emoforge.release.splits import SplitAssigner
+from emoforge.release.writer import ReleaseError, ReleaseWriter
 from tests.release.factory import TAXONOMY, make_row
 
 SAME_BYTES = "cd" * 32

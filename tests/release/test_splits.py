@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from emoforge.configs.release import ReleaseConfig, SplitSizes
-from emoforge.storage.splits import SPLITS, SplitAssigner, release_label
+from emoforge.release.splits import SPLITS, SplitAssigner, release_label
 from tests.release.factory import TAXONOMY, human, make_row
 
 
@@ -18,8 +18,15 @@ def corpus(seed: int = 0, recordings: int = 120, speakers: int = 30, sources: in
     rows = []
     for i in range(recordings):
         for j in range(3):
-            rows.append(make_row(f"rec{i:03d}", j, rng.choice(TAXONOMY[:4]), speaker=f"spk{i % speakers}",
-                                 source=f"src{i % sources}" if sources else None))
+            rows.append(
+                make_row(
+                    f"rec{i:03d}",
+                    j,
+                    rng.choice(TAXONOMY[:4]),
+                    speaker=f"spk{i % speakers}",
+                    source=f"src{i % sources}" if sources else None,
+                )
+            )
     return rows
 
 

@@ -163,7 +163,7 @@ def test_a_timeout_inside_a_stage_is_typed_transient_and_redone_on_resume(
     annotate_corpus(inputs=[str(folder)], out=out, overrides=overrides)
     rows = list(read_rows(out))
     assert rows and all(r.status == Status.failed for r in rows)
-    assert {(r.failure.stage, r.failure.kind) for r in rows if r.failure} == {("features", ErrorKind.timeout)}
+    assert {(r.failure.stage, r.failure.kind) for r in rows if r.failure} == {("preprocess", ErrorKind.timeout)}
 
     monkeypatch.setattr(FeatureExtractor, "extract", real)
     resumed = annotate_corpus(inputs=[str(folder)], out=out, overrides=overrides)

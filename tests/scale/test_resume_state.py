@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from emoforge.configs.storage import StorageConfig
-from emoforge.flows.work import RetryPolicy, recording_done, resume_state, segment_needs_redo
+from emoforge.flows.work import (
+    RetryPolicy,
+    finished,
+    recording_done,
+    recording_failure_row,
+    resume_state,
+    segment_needs_redo,
+    segment_row,
+)
 from emoforge.storage.records import (
+    LEGACY_STAGE_NAMES,
+    PHASES,
     Annotation,
     ErrorKind,
     Failure,
@@ -15,10 +27,10 @@ from emoforge.storage.records import (
     Segment,
     Status,
     Verdict,
+    phase_of,
     utcnow,
 )
-from emoforge.storage.rows import segment_row
-from emoforge.storage.shards import CorpusWriter, done_rows
+from emoforge.storage.shards import CorpusWriter, done_rows, read_rows
 
 REC = Recording(id="clip-0123456789", uri="clip.wav", sha256="0" * 64, size_bytes=1)
 PROV = Provenance(stage="annotate", config_hash="c", emoforge_version="0", created_at=utcnow())
@@ -71,9 +83,8 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> str:
         anns = [_ann(seg, f"a{k}", kind) for k, kind in enumerate(kinds)]
         verdicts = [_verdict(a, judge_kind if k == 0 else None) for k, a in enumerate(anns)]
         failure = Failure(stage="annotate", kind=row_kind, message="x") if row_kind else None
-        rows.append(
-            segment_row(REC, seg, len(CASES), "run-1", "c", annotations=anns, verdicts=verdicts, failure=failure)
-        )
+        row = segment_row(REC, seg, len(CASES), "run-1", "c")
+        rows.append(finished(row.model_copy(update={"annotations": anns, "verdicts": verdicts}), failure))
     writer.write(rows)
     writer.close()
     return root
@@ -93,3 +104,51 @@ def test_row_status_alone_would_have_skipped_them(corpus: str) -> None:
     """The defect: every row but one is ok, so a status-only resume had nothing to redo."""
     plain = done_rows(corpus)
     assert {i for i in CASES if segment_needs_redo(_segment(i).id, plain, "all")} == {4}
+
+
+# Failure `stage` strings older runs wrote (the in-stage names and the task names of a
+# crash past retries): each row's failure kind, and whether resume redoes it per policy.
+OLD_ROWS: dict[str, tuple[str, ErrorKind, set[RetryPolicy]]] = {
+    "old-0000000001": ("segment", ErrorKind.timeout, {"transient", "all"}),
+    "old-0000000002": ("features", ErrorKind.internal, {"all"}),
+    "old-0000000003": ("extract-features", ErrorKind.timeout, {"transient", "all"}),
+    "old-0000000004": ("sample-segments", ErrorKind.internal, {"all"}),
+}
+
+
+def test_failure_stages_written_under_old_names_still_read_and_are_still_redone(tmp_path: Path) -> None:
+    root = str(tmp_path / "old")
+    writer = CorpusWriter(root, StorageConfig(), "run-0")
+    for rec_id, (old, kind, _) in OLD_ROWS.items():
+        rec = Recording(id=rec_id, uri=f"{rec_id}.wav", sha256="1" * 64, size_bytes=1)
+        writer.write([recording_failure_row(rec, Failure(stage=old, kind=kind, message="x"), "run-0", "c")])
+    writer.close()
+
+    stored = {r.recording.id: r.failure.stage for r in read_rows(root) if r.failure is not None}
+    assert stored == {rec_id: old for rec_id, (old, _, _) in OLD_ROWS.items()}  # read back as written
+    assert {rec_id: phase_of(s) for rec_id, s in stored.items()} == {
+        "old-0000000001": "sampling",
+        "old-0000000002": "preprocess",
+        "old-0000000003": "preprocess",
+        "old-0000000004": "sampling",
+    }
+    # `inspect` counts them under today's phase names, not under two names per phase.
+    from emoforge.storage.summary import summarize
+
+    assert summarize(root)["failures"] == {
+        "sampling:timeout": 1,
+        "preprocess:internal": 1,
+        "preprocess:timeout": 1,
+        "sampling:internal": 1,
+    }
+    state = resume_state(root)
+    for retry in ("transient", "all", "none"):
+        redone = {rec_id for rec_id in OLD_ROWS if not recording_done(rec_id, state, retry)}
+        assert redone == {rec_id for rec_id, (_, _, when) in OLD_ROWS.items() if retry in when}, retry
+
+
+def test_every_old_stage_name_maps_to_a_phase() -> None:
+    assert set(LEGACY_STAGE_NAMES.values()) <= set(PHASES)
+    assert not set(LEGACY_STAGE_NAMES) & set(PHASES)  # a phase name never maps elsewhere
+    assert [phase_of(p) for p in PHASES] == list(PHASES)
+    assert phase_of("asr") == "asr"  # a tool's own stage name inside a phase is kept

@@ -50,13 +50,17 @@ def test_served_deployment_runs_to_completion(
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
     from prefect.client.schemas.sorting import TaskRunSort
+
     folder = copy_clips(clips, tmp_path / "incoming")
     out = tmp_path / "corpus"
     emoforge = str(Path(sys.executable).with_name("emoforge"))
     log = open(tmp_path / "serve.log", "wb")  # noqa: SIM115 - closed in finally
     serve = subprocess.Popen(
         [emoforge, "serve", "nightly", str(folder), "--out", str(out), "--cron", "0 3 * * *"],
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=dict(os.environ),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        env=dict(os.environ),
     )
     try:
         deployment = _deployment("nightly", wait_s=180)
@@ -72,10 +76,11 @@ def test_served_deployment_runs_to_completion(
         with get_client(sync_client=True) as client:
             tasks = client.read_task_runs(
                 flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run.id])),
-                sort=TaskRunSort.EXPECTED_START_TIME_DESC, limit=200,
+                sort=TaskRunSort.EXPECTED_START_TIME_DESC,
+                limit=200,
             )
         names = {t.name for t in tasks}
-        assert {f"{stage}[{c.name}]" for stage in ("probe-media", "aggregate-votes") for c in clips} <= names
+        assert {f"{stage}[{c.name}]" for stage in ("probe", "aggregate") for c in clips} <= names
         assert all(t.state is not None and t.state.is_completed() for t in tasks)
 
         # A second (scheduled or triggered) run of the unchanged folder does no work.
@@ -84,7 +89,8 @@ def test_served_deployment_runs_to_completion(
         with get_client(sync_client=True) as client:
             tasks = client.read_task_runs(
                 flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[again.id])),
-                sort=TaskRunSort.EXPECTED_START_TIME_DESC, limit=200,
+                sort=TaskRunSort.EXPECTED_START_TIME_DESC,
+                limit=200,
             )
         assert tasks == []
         ids = raw_row_ids(str(out))
@@ -100,7 +106,10 @@ def test_schedule_registers_on_a_work_pool(tmp_path: Path) -> None:
     config = tmp_path / "cfg.yaml"
     config.write_text("run: {workers: 2}\n")
     spec = DeploymentSpec(
-        name="hourly", inputs=[str(tmp_path / "in")], out=str(tmp_path / "out"), config_path=str(config),
+        name="hourly",
+        inputs=[str(tmp_path / "in")],
+        out=str(tmp_path / "out"),
+        config_path=str(config),
         interval_s=3600,
     )
     register(spec, work_pool="emoforge-test")
@@ -108,8 +117,11 @@ def test_schedule_registers_on_a_work_pool(tmp_path: Path) -> None:
     assert deployment.work_pool_name == "emoforge-test"  # type: ignore[attr-defined]
     assert deployment.entrypoint == "emoforge.flows.annotate.annotate_corpus"  # type: ignore[attr-defined]
     assert deployment.parameters == {  # type: ignore[attr-defined]
-        "inputs": [str(tmp_path / "in")], "out": str(tmp_path / "out"), "config_path": str(config),
-        "overrides": None, "retry": "transient",
+        "inputs": [str(tmp_path / "in")],
+        "out": str(tmp_path / "out"),
+        "config_path": str(config),
+        "overrides": None,
+        "retry": "transient",
     }
     assert [s.schedule.interval for s in deployment.schedules] == [timedelta(hours=1)]  # type: ignore[attr-defined]
     with get_client(sync_client=True) as client:
@@ -126,11 +138,15 @@ def test_provider_limits_are_global_concurrency_limits() -> None:
 
     agents = load_config(
         None,
-        {"agents": {"jury": [
-            {"name": "gpt", "backend": "openai", "model": "gpt-4o-mini"},
-            {"name": "local", "backend": "openai_compatible", "model": "gemma", "base_url": "http://x/v1"},
-            {"name": "voice", "backend": "voice_cues"},
-        ]}},
+        {
+            "agents": {
+                "jury": [
+                    {"name": "gpt", "backend": "openai", "model": "gpt-4o-mini"},
+                    {"name": "local", "backend": "openai_compatible", "model": "gemma", "base_url": "http://x/v1"},
+                    {"name": "voice", "backend": "voice_cues"},
+                ]
+            }
+        },
     ).agents
     run = RunConfig(provider_limits={"openai": 2, "gemini": 1})
     # Only remote backends the jury uses and that have a limit hold a slot.

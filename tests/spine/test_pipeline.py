@@ -78,8 +78,9 @@ def test_manifest_records_run_and_config(corpus: tuple[Path, list[SegmentRow]]) 
 def test_rerun_writes_nothing_new(corpus: tuple[Path, list[SegmentRow]], media_dir: Path) -> None:
     out, rows = corpus
     shards_before = read_manifest(str(out))["shards"]
-    summary = annotate_corpus(inputs=[str(media_dir / "jfk.flac"), *(str(media_dir / c) for c in MER_CLIPS)],
-                              out=str(out))
+    summary = annotate_corpus(
+        inputs=[str(media_dir / "jfk.flac"), *(str(media_dir / c) for c in MER_CLIPS)], out=str(out)
+    )
     assert summary.rows_written == 0 and summary.rows_skipped == len(rows)
     assert read_manifest(str(out))["shards"] == shards_before
 
@@ -100,18 +101,18 @@ def test_a_stage_task_that_fails_becomes_failure_rows_and_the_run_goes_on(
 ) -> None:
     """An error that escapes a stage's own failure capture (a bug, here) fails the task past
     its retries: the recording gets failure rows naming the stage, the next one still runs."""
-    from emoforge.flows import tasks
+    from emoforge.flows import stages
 
     calls: list[int] = []
-    real = tasks.clip_needs
+    real = stages.clip_needs
 
-    def clip_needs(agents: Any) -> Any:  # called by extract-features after the extractor
+    def clip_needs(agents: Any) -> Any:  # called by the preprocess task after the extractor
         calls.append(1)
         if len(calls) == 1:
             raise RuntimeError("bug after feature extraction")
         return real(agents)
 
-    monkeypatch.setattr(tasks, "clip_needs", clip_needs)
+    monkeypatch.setattr(stages, "clip_needs", clip_needs)
     jfk = str((media_dir / "jfk.flac").resolve())
     out = tmp_path / "crash"
     # One worker: the first recording (jfk) fails, the next is admitted only as it ends.
@@ -121,7 +122,7 @@ def test_a_stage_task_that_fails_becomes_failure_rows_and_the_run_goes_on(
     rows = list(read_rows(str(out)))
     crashed = [r for r in rows if r.recording.uri == jfk]
     assert len(crashed) == 1 and crashed[0].status == Status.failed and crashed[0].failure is not None
-    assert crashed[0].failure.stage == "extract-features" and crashed[0].failure.kind.value == "internal"
+    assert crashed[0].failure.stage == "preprocess" and crashed[0].failure.kind.value == "internal"
     assert "bug after feature extraction" in crashed[0].failure.message
     assert any(r.recording.uri == str(silent_video.resolve()) for r in rows)  # the run went on
     assert summary.rows_written == len(rows)
@@ -152,10 +153,19 @@ def test_sigkill_then_resume_equals_uninterrupted(media_dir: Path, tmp_path: Pat
     inputs = [str(media_dir / "jfk.flac"), *(str(media_dir / c) for c in MER_CLIPS)]
     clean, killed = tmp_path / "clean", tmp_path / "killed"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    subprocess.run([*CLI, "annotate", *inputs, "--out", str(clean), "--config", str(cfg)], check=True,
-                   capture_output=True, env=env, timeout=1200)
-    proc = subprocess.Popen([*CLI, "annotate", *inputs, "--out", str(killed), "--config", str(cfg)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    subprocess.run(
+        [*CLI, "annotate", *inputs, "--out", str(clean), "--config", str(cfg)],
+        check=True,
+        capture_output=True,
+        env=env,
+        timeout=1200,
+    )
+    proc = subprocess.Popen(
+        [*CLI, "annotate", *inputs, "--out", str(killed), "--config", str(cfg)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
     deadline = time.monotonic() + 900
     while time.monotonic() < deadline and proc.poll() is None:
         if (killed / "manifest.json").exists() and json.loads((killed / "manifest.json").read_text())["shards"]:
@@ -166,8 +176,13 @@ def test_sigkill_then_resume_equals_uninterrupted(media_dir: Path, tmp_path: Pat
     proc.wait()
     partial = read_table(str(killed), columns=["row_id"]).num_rows
     assert 0 < partial < len(_signature(clean))
-    subprocess.run([*CLI, "annotate", *inputs, "--out", str(killed), "--config", str(cfg)], check=True,
-                   capture_output=True, env=env, timeout=1200)
+    subprocess.run(
+        [*CLI, "annotate", *inputs, "--out", str(killed), "--config", str(cfg)],
+        check=True,
+        capture_output=True,
+        env=env,
+        timeout=1200,
+    )
     assert _signature(killed) == _signature(clean)
     ids = read_table(str(killed), columns=["row_id"]).column("row_id").to_pylist()
     assert len(ids) == len(set(ids))

@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from emoforge.storage.labelstudio_import import load_export
+from emoforge.review.parser import load_export
 from tests.release.factory import make_row, write_corpus
 
 EMOFORGE = str(Path(sys.executable).with_name("emoforge"))

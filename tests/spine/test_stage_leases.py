@@ -73,6 +73,6 @@ def test_stage_tasks_pickle_for_dask_workers() -> None:
 
     from emoforge.flows import tasks
 
-    for name in ("probe_media", "sample_segments", "extract_features", "annotate_segments", "aggregate_votes"):
+    for name in ("probe", "sample", "preprocess", "annotate", "judge", "aggregate"):
         restored = cloudpickle.loads(cloudpickle.dumps(getattr(tasks, name)))
         assert restored.name == getattr(tasks, name).name

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from emoforge.configs.release import ReleaseConfig
-from emoforge.storage.records import SegmentRow, Status
+from emoforge.storage.records import SegmentRow, Status, phase_of
 from emoforge.storage.shards import read_manifest, read_rows
 
 _CSS = (
@@ -39,8 +39,10 @@ def _png(fig: Any) -> str:
 
 
 def _figure(title: str, png: str) -> str:
-    return (f'<figure><img alt="{html.escape(title)}" src="data:image/png;base64,{png}"/>'
-            f"<figcaption>{html.escape(title)}</figcaption></figure>")
+    return (
+        f'<figure><img alt="{html.escape(title)}" src="data:image/png;base64,{png}"/>'
+        f"<figcaption>{html.escape(title)}</figcaption></figure>"
+    )
 
 
 def _table(rows: list[tuple[Any, Any]]) -> str:
@@ -70,13 +72,18 @@ class CorpusReporter:
             self._bars("Failures by reason", self._failures(rows), "count"),
         ]
         ok = sum(r.status == Status.ok for r in rows)
-        overview = _table([
-            ("rows", len(rows)), ("ok", ok), ("failed", len(rows) - ok),
-            ("recordings", len({r.recording.id for r in rows})),
-            ("flagged for review", sum(bool(r.consensus and r.consensus.needs_review) for r in rows)),
-            ("human-verified", sum(bool(r.human) for r in rows)),
-            ("shards", len(manifest.get("shards", []))), ("runs", len(manifest.get("runs", []))),
-        ])
+        overview = _table(
+            [
+                ("rows", len(rows)),
+                ("ok", ok),
+                ("failed", len(rows) - ok),
+                ("recordings", len({r.recording.id for r in rows})),
+                ("flagged for review", sum(bool(r.consensus and r.consensus.needs_review) for r in rows)),
+                ("human-verified", sum(bool(r.human) for r in rows)),
+                ("shards", len(manifest.get("shards", []))),
+                ("runs", len(manifest.get("runs", []))),
+            ]
+        )
         return (
             f"<!doctype html><html><head><meta charset='utf-8'><title>emoforge report</title>"
             f"<style>{_CSS}</style></head><body><h1>Corpus report</h1><p>{html.escape(str(root))}</p>"
@@ -93,7 +100,7 @@ class CorpusReporter:
     # -- data --------------------------------------------------------------------------
     @staticmethod
     def _labels(rows: list[SegmentRow]) -> dict[str, int]:
-        from emoforge.storage.splits import release_label
+        from emoforge.release.splits import release_label
 
         return dict(Counter(release_label(r) or "(none)" for r in rows if r.status == Status.ok))
 
@@ -111,7 +118,7 @@ class CorpusReporter:
         out: Counter[str] = Counter()
         for r in rows:
             if r.failure:
-                out[f"row {r.failure.stage}: {r.failure.kind.value}"] += 1
+                out[f"row {phase_of(r.failure.stage)}: {r.failure.kind.value}"] += 1
             for a in r.annotations:
                 if a.failure:
                     out[f"agent {a.agent}: {a.failure.kind.value}"] += 1
@@ -212,11 +219,13 @@ class CorpusReporter:
             )
             for name, acc in report.annotator_accuracy.items()
         ]
-        lines.append((
-            "consensus (accuracy / macro-F1 / ECE)",
-            f"{fmt(report.aggregator_accuracy.get('consensus'))} / {fmt(report.consensus_macro_f1)} / "
-            f"{fmt(report.consensus_ece)}",
-        ))
+        lines.append(
+            (
+                "consensus (accuracy / macro-F1 / ECE)",
+                f"{fmt(report.aggregator_accuracy.get('consensus'))} / {fmt(report.consensus_macro_f1)} / "
+                f"{fmt(report.consensus_ece)}",
+            )
+        )
         lines.append(("consensus labels no annotator gave", report.consensus_not_given))
         lines.append(("human-verified segments", report.n_labelled_segments))
         return _table(lines)

@@ -2,7 +2,7 @@
 
 Nothing is trusted: each task and annotation that cannot be used is reported item by item
 (``ImportProblem``) and skipped; the rest still imports. Field names match the labelling
-config of ``storage/labelstudio.py``.
+config of ``emoforge/review/exporter.py``.
 """
 
 from __future__ import annotations
@@ -14,11 +14,17 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationError
 
-from emoforge.storage.labelstudio import ALSO, COMMENT, EMOTION, INTENSITY, VALENCE
+from emoforge.review.exporter import ALSO, COMMENT, EMOTION, INTENSITY, VALENCE
 from emoforge.storage.records import HumanLabel, Record, utcnow
 
 ProblemKind = Literal[
-    "unreadable", "malformed_item", "missing_row_id", "unknown_row", "cancelled", "no_label", "unknown_label",
+    "unreadable",
+    "malformed_item",
+    "missing_row_id",
+    "unknown_row",
+    "cancelled",
+    "no_label",
+    "unknown_label",
     "bad_value",
 ]
 
@@ -102,13 +108,17 @@ class LabelStudioParser:
                 out.problems.append(ImportProblem(task_id=tid, kind="missing_row_id", message="data.row_id missing"))
                 continue
             if row_id not in self.known_rows:
-                out.problems.append(ImportProblem(task_id=tid, row_id=row_id, kind="unknown_row",
-                                                  message="row id not in this corpus"))
+                out.problems.append(
+                    ImportProblem(task_id=tid, row_id=row_id, kind="unknown_row", message="row id not in this corpus")
+                )
                 continue
             anns = task.get("annotations")
             if not isinstance(anns, list):
-                out.problems.append(ImportProblem(task_id=tid, row_id=row_id, kind="malformed_item",
-                                                  message="annotations is not a list"))
+                out.problems.append(
+                    ImportProblem(
+                        task_id=tid, row_id=row_id, kind="malformed_item", message="annotations is not a list"
+                    )
+                )
                 continue
             for ann in anns:
                 out.annotations += 1
@@ -117,9 +127,7 @@ class LabelStudioParser:
                     out.labels.setdefault(row_id, []).append(label)
         return out
 
-    def _annotation(
-        self, ann: Any, tid: Any, row_id: str, problems: list[ImportProblem]
-    ) -> HumanLabel | None:
+    def _annotation(self, ann: Any, tid: Any, row_id: str, problems: list[ImportProblem]) -> HumanLabel | None:
         def problem(kind: ProblemKind, msg: str) -> None:
             problems.append(ImportProblem(task_id=tid, annotation_id=aid, row_id=row_id, kind=kind, message=msg))
 

@@ -14,8 +14,8 @@ from typing import Any
 import yaml
 
 from emoforge.configs.release import ReleaseConfig
+from emoforge.release.splits import SPLITS
 from emoforge.storage.records import SegmentRow, Status
-from emoforge.storage.splits import SPLITS
 
 # Table cells hold names from the corpus (sources, models, agents): a `|` would split the
 # cell, `<`/`>` would be HTML, and `[x](y)` or `<http://...>` a link a reader might follow.

@@ -2,7 +2,7 @@
 
 One task per queued segment (media reference, time span, transcript, jury summary) with every
 annotator's answer as a separate prediction (``model_version`` = agent/model, ``score`` = its
-confidence). The way back in is ``storage/labelstudio_import.py``.
+confidence). The way back in is ``emoforge/review/parser.py``.
 """
 
 from __future__ import annotations
@@ -90,8 +90,10 @@ class LabelStudioExporter:
             if ann.status != Status.ok:
                 jury.append(f"{ann.agent}: failed ({ann.failure.kind if ann.failure else '?'})")
                 continue
-            jury.append(f"{ann.agent}: {ann.primary_label} ({ann.confidence if ann.confidence is not None else '-'})"
-                        + (f" - {ann.rationale[-1]}" if ann.rationale else ""))
+            jury.append(
+                f"{ann.agent}: {ann.primary_label} ({ann.confidence if ann.confidence is not None else '-'})"
+                + (f" - {ann.rationale[-1]}" if ann.rationale else "")
+            )
             result = []
             if ann.primary_label in taxonomy:
                 result.append(_choice(EMOTION, [ann.primary_label]))
@@ -102,11 +104,13 @@ class LabelStudioExporter:
                 result.append(_number(INTENSITY, ann.intensity))
             if ann.valence is not None:
                 result.append(_number(VALENCE, ann.valence))
-            predictions.append({
-                "model_version": f"{ann.agent}/{ann.provenance.model or ann.backend}",
-                "score": ann.confidence if ann.confidence is not None else 0.0,
-                "result": result,
-            })
+            predictions.append(
+                {
+                    "model_version": f"{ann.agent}/{ann.provenance.model or ann.backend}",
+                    "score": ann.confidence if ann.confidence is not None else 0.0,
+                    "result": result,
+                }
+            )
         reasons = ", ".join(cons.review_reasons) if cons else ""
         return {
             "data": {

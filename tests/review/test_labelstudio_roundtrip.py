@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from emoforge.cli import app
 from emoforge.storage.shards import read_manifest, read_rows
 from tests.release.factory import make_row, write_corpus
-from tests.release.labelstudio_server import VENV, LabelStudio, label_studio_server
+from tests.review.labelstudio_server import VENV, LabelStudio, label_studio_server
 
 pytestmark = pytest.mark.slow
 
@@ -35,8 +35,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Any:
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory: pytest.TempPathFactory) -> str:
-    rows = [make_row(f"flag{i}", 0, lab, needs_review=True, intensity=x, speaker=f"s{i}")
-            for i, (lab, x) in enumerate(zip(CONSENSUS, INTENSITY, strict=True))]
+    rows = [
+        make_row(f"flag{i}", 0, lab, needs_review=True, intensity=x, speaker=f"s{i}")
+        for i, (lab, x) in enumerate(zip(CONSENSUS, INTENSITY, strict=True))
+    ]
     rows += [make_row("flag6", 0, "sad", needs_review=True), make_row("flag7", 0, "happy", needs_review=True)]
     rows += [make_row(f"ok{i}", 0, "neutral") for i in range(8)]
     return write_corpus(str(tmp_path_factory.mktemp("corpus")), rows)
@@ -57,16 +59,22 @@ def _validate_predictions(config: str, tasks: list[dict[str, Any]]) -> list[str]
         "        errs += li.validate_prediction(p, return_errors=True) or []\n"
         "print(json.dumps(errs))\n"
     )
-    out = subprocess.run([str(VENV / "bin" / "python"), "-c", script], input=json.dumps(
-        {"config": config, "tasks": tasks}), capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [str(VENV / "bin" / "python"), "-c", script],
+        input=json.dumps({"config": config, "tasks": tasks}),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return list(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
 def test_round_trip(server: LabelStudio, corpus: str, tmp_path: Path) -> None:
     runner = CliRunner()
     tasks_file = tmp_path / "tasks.json"
-    res = runner.invoke(app, ["review", "export", corpus, str(tasks_file), "--to", "labelstudio",
-                              "--audit-fraction", "0.25"])
+    res = runner.invoke(
+        app, ["review", "export", corpus, str(tasks_file), "--to", "labelstudio", "--audit-fraction", "0.25"]
+    )
     assert res.exit_code == 0, res.output
     assert "10 tasks (8 flagged, 2 audit)" in res.output
     tasks = json.loads(tasks_file.read_text())
@@ -90,21 +98,28 @@ def test_round_trip(server: LabelStudio, corpus: str, tmp_path: Path) -> None:
     assert sorted(p["model_version"] for p in stored) == ["face/face-rules", "text/text-rules", "voice/voice-rules"]
 
     for i, (label, x) in enumerate(zip(HUMAN, INTENSITY, strict=True)):
-        result = [_choices("emotion", [label]),
-                  {"from_name": "intensity", "to_name": "transcript", "type": "number", "value": {"number": x}}]
-        r = server.api("POST", f"/api/tasks/{by_row[f'flag{i}-00000']['id']}/annotations/",
-                       json={"result": result, "lead_time": 3.0})
+        result = [
+            _choices("emotion", [label]),
+            {"from_name": "intensity", "to_name": "transcript", "type": "number", "value": {"number": x}},
+        ]
+        r = server.api(
+            "POST",
+            f"/api/tasks/{by_row[f'flag{i}-00000']['id']}/annotations/",
+            json={"result": result, "lead_time": 3.0},
+        )
         assert r.status_code == 201, r.text
     # a partial annotation (comment only) and a skipped task
     partial = [{"from_name": "comment", "to_name": "transcript", "type": "textarea", "value": {"text": ["unsure"]}}]
     r = server.api("POST", f"/api/tasks/{by_row['flag6-00000']['id']}/annotations/", json={"result": partial})
     assert r.status_code == 201, r.text
-    r = server.api("POST", f"/api/tasks/{by_row['flag7-00000']['id']}/annotations/",
-                   json={"result": [], "was_cancelled": True})
+    r = server.api(
+        "POST", f"/api/tasks/{by_row['flag7-00000']['id']}/annotations/", json={"result": [], "was_cancelled": True}
+    )
     assert r.status_code == 201, r.text
 
-    r = server.api("GET", f"/api/projects/{project}/export",
-                   params={"exportType": "JSON", "download_all_tasks": "true"})
+    r = server.api(
+        "GET", f"/api/projects/{project}/export", params={"exportType": "JSON", "download_all_tasks": "true"}
+    )
     assert r.status_code == 200, r.text
     export_file = tmp_path / "export.json"
     export_file.write_bytes(r.content)
@@ -122,8 +137,7 @@ def test_round_trip(server: LabelStudio, corpus: str, tmp_path: Path) -> None:
     assert set(after) == set(before)
     for i, label in enumerate(HUMAN):
         row = after[f"flag{i}-00000"]
-        assert [(h.label, h.intensity, h.reviewer) for h in row.human] == [
-            (label, INTENSITY[i], "labelstudio-user:1")]
+        assert [(h.label, h.intensity, h.reviewer) for h in row.human] == [(label, INTENSITY[i], "labelstudio-user:1")]
         assert row.human[0].source.startswith("labelstudio:export.json#task=")
         # nothing else changed
         skip = {"human", "written_at"}

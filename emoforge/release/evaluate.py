@@ -129,8 +129,21 @@ class EvaluationReport(Record):
     def table(self) -> str:
         """A readable plain-text table."""
         lines = [f"{'metric':<22}{'value':>10}"]
-        for key in ("n", "missing", "accuracy", "macro_f1", "weighted_f1", "ece", "n_with_confidence",
-                    "set_f1_samples", "set_f1_micro", "rouge_l", "bleu", "evidence_coverage", "cross_modal_rate"):
+        for key in (
+            "n",
+            "missing",
+            "accuracy",
+            "macro_f1",
+            "weighted_f1",
+            "ece",
+            "n_with_confidence",
+            "set_f1_samples",
+            "set_f1_micro",
+            "rouge_l",
+            "bleu",
+            "evidence_coverage",
+            "cross_modal_rate",
+        ):
             v = getattr(self, key)
             lines.append(f"{key:<22}{'-' if v is None else (f'{v:.4f}' if isinstance(v, float) else v):>10}")
         lines += ["", f"{'label':<14}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>9}"]

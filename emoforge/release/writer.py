@@ -30,9 +30,9 @@ import pyarrow.parquet as pq
 from pydantic import Field
 
 from emoforge.configs.release import ReleaseConfig
+from emoforge.release.splits import SPLITS, SplitAssigner, release_label
 from emoforge.storage.inputs import publishable_paths
 from emoforge.storage.records import Annotation, Record, SegmentRow, Status
-from emoforge.storage.splits import SPLITS, SplitAssigner, release_label
 
 _ANNOTATOR = pa.struct([("agent", pa.string()), ("label", pa.string()), ("confidence", pa.float64())])
 RELEASE_SCHEMA = pa.schema(
@@ -221,7 +221,7 @@ class ReleaseWriter:
     ) -> ReleaseSummary:
         """Write the release to ``out`` and, when test labels are hidden, the answers to
         ``answers_out`` (default :func:`default_answers_dir`). Raises ``ReleaseError``."""
-        from emoforge.storage.card import DatasetCard
+        from emoforge.release.card import DatasetCard
 
         out = Path(out)
         hide = self.config.hide_test_labels

@@ -62,26 +62,46 @@ def label_studio_server(data_dir: Path, start_timeout_s: float = 480.0) -> Itera
     }
     log = open(data_dir / "server.log", "wb")  # noqa: SIM115 - closed in finally
     proc = subprocess.Popen(
-        [str(exe), "start", "--no-browser", "--internal-host", "127.0.0.1", "--port", str(port),
-         "--data-dir", str(data_dir), "--username", user, "--password", secrets.token_hex(8),
-         "--user-token", token, "--enable-legacy-api-token"],
-        stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+        [
+            str(exe),
+            "start",
+            "--no-browser",
+            "--internal-host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(data_dir),
+            "--username",
+            user,
+            "--password",
+            secrets.token_hex(8),
+            "--user-token",
+            token,
+            "--enable-legacy-api-token",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+        start_new_session=True,
     )
     server = LabelStudio(url=f"http://127.0.0.1:{port}", token=token, user=user)
     try:
         deadline = time.monotonic() + start_timeout_s
         while True:
             if proc.poll() is not None:
-                raise RuntimeError(f"label-studio exited with {proc.returncode}: "
-                                   f"{(data_dir / 'server.log').read_text()[-3000:]}")
+                raise RuntimeError(
+                    f"label-studio exited with {proc.returncode}: {(data_dir / 'server.log').read_text()[-3000:]}"
+                )
             try:
                 if server.api("GET", "/api/projects").status_code == 200:
                     break
             except requests.ConnectionError:
                 pass
             if time.monotonic() > deadline:
-                raise TimeoutError(f"label-studio not up after {start_timeout_s} s: "
-                                   f"{(data_dir / 'server.log').read_text()[-3000:]}")
+                raise TimeoutError(
+                    f"label-studio not up after {start_timeout_s} s: {(data_dir / 'server.log').read_text()[-3000:]}"
+                )
             time.sleep(2)
         yield server
     finally:

@@ -10,18 +10,21 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from emoforge.configs.release import ReviewConfig
-from emoforge.storage.labelstudio import LabelStudioExporter, labeling_config
-from emoforge.storage.labelstudio_import import LabelStudioParser
-from emoforge.storage.review import ReviewImporter
+from emoforge.review.exporter import LabelStudioExporter, labeling_config
+from emoforge.review.importer import ReviewImporter
+from emoforge.review.parser import LabelStudioParser
 from emoforge.storage.shards import read_rows
 from tests.release.factory import TAXONOMY, make_row, write_corpus
 
 
 def test_tasks_carry_span_transcript_and_one_prediction_per_agent() -> None:
-    rows = [make_row("r1", 0, "sad", needs_review=True, votes=("sad", "angry", None)),
-            *[make_row(f"u{i}", 0, "happy") for i in range(10)]]
+    rows = [
+        make_row("r1", 0, "sad", needs_review=True, votes=("sad", "angry", None)),
+        *[make_row(f"u{i}", 0, "happy") for i in range(10)],
+    ]
     export = LabelStudioExporter(ReviewConfig(audit_fraction=0.3, media_url_prefix="/data/local-files/?d=")).export(
-        rows, TAXONOMY)
+        rows, TAXONOMY
+    )
     assert (export.queued, export.audit) == (1, 3)
     task = export.tasks[0]
     assert task["data"]["row_id"] == "r1-00000"
@@ -34,7 +37,8 @@ def test_tasks_carry_span_transcript_and_one_prediction_per_agent() -> None:
     assert task["predictions"][1]["result"][0]["value"] == {"choices": ["angry"]}
     # same seed, same audit sample
     again = LabelStudioExporter(ReviewConfig(audit_fraction=0.3, media_url_prefix="/data/local-files/?d=")).export(
-        rows, TAXONOMY)
+        rows, TAXONOMY
+    )
     assert again.tasks == export.tasks
 
 
@@ -44,13 +48,23 @@ def test_labeling_config_is_xml_naming_every_label() -> None:
     assert audio is not None and choices is not None
     assert audio.get("value") == "$media"
     assert [c.get("value") for c in choices] == TAXONOMY
-    assert {e.get("name") for e in root.iter() if e.get("toName")} == {"emotion", "also", "intensity", "valence",
-                                                                        "comment"}
+    assert {e.get("name") for e in root.iter() if e.get("toName")} == {
+        "emotion",
+        "also",
+        "intensity",
+        "valence",
+        "comment",
+    }
 
 
 def _ann(aid: int, result: list, **kw: object) -> dict:
-    return {"id": aid, "completed_by": {"id": 3, "email": "rev@example.org"}, "result": result,
-            "updated_at": "2026-01-02T03:04:05Z", **kw}
+    return {
+        "id": aid,
+        "completed_by": {"id": 3, "email": "rev@example.org"},
+        "result": result,
+        "updated_at": "2026-01-02T03:04:05Z",
+        **kw,
+    }
 
 
 def _emotion(*labels: str) -> dict:
@@ -59,12 +73,26 @@ def _emotion(*labels: str) -> dict:
 
 def test_parser_reports_each_bad_item_and_keeps_the_good() -> None:
     export = [
-        {"id": 1, "data": {"row_id": "a"}, "annotations": [
-            _ann(10, [_emotion("sad"), {"from_name": "valence", "to_name": "transcript", "type": "number",
-                                        "value": {"number": -0.5}}]),
-            _ann(11, [_emotion("sad"), {"from_name": "intensity", "to_name": "transcript", "type": "number",
-                                        "value": {"number": 7}}]),
-        ]},
+        {
+            "id": 1,
+            "data": {"row_id": "a"},
+            "annotations": [
+                _ann(
+                    10,
+                    [
+                        _emotion("sad"),
+                        {"from_name": "valence", "to_name": "transcript", "type": "number", "value": {"number": -0.5}},
+                    ],
+                ),
+                _ann(
+                    11,
+                    [
+                        _emotion("sad"),
+                        {"from_name": "intensity", "to_name": "transcript", "type": "number", "value": {"number": 7}},
+                    ],
+                ),
+            ],
+        },
         {"id": 2, "data": {"row_id": "a"}, "annotations": [_ann(12, [_emotion("bored")])]},
         {"id": 3, "data": {"row_id": "zzz"}, "annotations": []},
         {"id": 4, "data": {}, "annotations": []},
@@ -75,12 +103,20 @@ def test_parser_reports_each_bad_item_and_keeps_the_good() -> None:
     parsed = LabelStudioParser(TAXONOMY, {"a"}, "x.json").parse(export)
     kinds = [(p.task_id, p.annotation_id, p.kind) for p in parsed.problems]
     assert kinds == [
-        (1, 11, "bad_value"), (2, 12, "unknown_label"), (3, None, "unknown_row"), (4, None, "missing_row_id"),
-        (None, None, "malformed_item"), (5, 13, "cancelled"), (5, 14, "malformed_item"), (6, None, "malformed_item"),
+        (1, 11, "bad_value"),
+        (2, 12, "unknown_label"),
+        (3, None, "unknown_row"),
+        (4, None, "missing_row_id"),
+        (None, None, "malformed_item"),
+        (5, 13, "cancelled"),
+        (5, 14, "malformed_item"),
+        (6, None, "malformed_item"),
     ]
     labels = parsed.labels["a"]
     assert [(h.label, h.valence, h.intensity, h.reviewer) for h in labels] == [
-        ("sad", -0.5, None, "rev@example.org"), ("sad", None, None, "rev@example.org")]
+        ("sad", -0.5, None, "rev@example.org"),
+        ("sad", None, None, "rev@example.org"),
+    ]
     assert labels[0].source == "labelstudio:x.json#task=1/annotation=10"
     assert labels[0].reviewed_at.isoformat() == "2026-01-02T03:04:05+00:00"
 
@@ -105,8 +141,9 @@ def test_import_of_broken_file_loses_nothing(tmp_path: Path) -> None:
     valence=st.none() | st.floats(-1, 1),
     comment=st.none() | st.text(min_size=1, max_size=30).filter(str.strip),
 )
-def test_annotation_round_trip(primary: str, also: list[str], intensity: float | None, valence: float | None,
-                               comment: str | None) -> None:
+def test_annotation_round_trip(
+    primary: str, also: list[str], intensity: float | None, valence: float | None, comment: str | None
+) -> None:
     result = [_emotion(primary)]
     if also:
         result.append({"from_name": "also", "to_name": "transcript", "type": "choices", "value": {"choices": also}})
@@ -114,8 +151,9 @@ def test_annotation_round_trip(primary: str, also: list[str], intensity: float |
         if value is not None:
             result.append({"from_name": name, "to_name": "transcript", "type": "number", "value": {"number": value}})
     if comment is not None:
-        result.append({"from_name": "comment", "to_name": "transcript", "type": "textarea",
-                       "value": {"text": [comment]}})
+        result.append(
+            {"from_name": "comment", "to_name": "transcript", "type": "textarea", "value": {"text": [comment]}}
+        )
     export = json.loads(json.dumps([{"id": 1, "data": {"row_id": "a"}, "annotations": [_ann(9, result)]}]))
     parsed = LabelStudioParser(TAXONOMY, {"a"}, "f.json").parse(export)
     assert parsed.problems == []

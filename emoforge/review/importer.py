@@ -15,7 +15,7 @@ from pydantic import Field
 
 from emoforge.configs.release import ReviewConfig
 from emoforge.configs.storage import StorageConfig
-from emoforge.storage.labelstudio_import import ImportProblem, LabelStudioParser, load_export
+from emoforge.review.parser import ImportProblem, LabelStudioParser, load_export
 from emoforge.storage.records import Record, SegmentRow, utcnow
 from emoforge.storage.shards import CorpusWriter, read_manifest, read_rows
 
@@ -78,12 +78,19 @@ class ReviewImporter:
                 updated.append(row.model_copy(update={"human": [*row.human, *new]}))
         if updated:
             last = manifest["runs"][-1] if manifest.get("runs") else {}
-            writer = CorpusWriter(root, self.storage, run_id, resolved_config=last.get("config"),
-                                  config_hash=last.get("config_hash", ""))
+            writer = CorpusWriter(
+                root, self.storage, run_id, resolved_config=last.get("config"), config_hash=last.get("config_hash", "")
+            )
             writer.write(updated)
             writer.close({"review_import": export_path.name, "human_labels": imported, "rows": len(updated)})
         return ReviewImportReport(
-            export=str(export_path), run_id=run_id, tasks=parsed.tasks if parsed else 0,
-            annotations=parsed.annotations if parsed else 0, imported=imported, already_present=dupes,
-            rows_updated=len(updated), reviewers=reviewers, problems=problems,
+            export=str(export_path),
+            run_id=run_id,
+            tasks=parsed.tasks if parsed else 0,
+            annotations=parsed.annotations if parsed else 0,
+            imported=imported,
+            already_present=dupes,
+            rows_updated=len(updated),
+            reviewers=reviewers,
+            problems=problems,
         )
