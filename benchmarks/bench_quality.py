@@ -22,6 +22,11 @@ Sets (paths under $EMOFORGE_FIXTURES, default ../shared/fixtures):
 * ``mer``: the three MER2023 clips through the whole offline pipeline: every offline
   agent, the default jury's consensus and the judge, per segment (each segment carries
   its clip's label) and per clip.
+* ``faithfulness`` (not in the default ``--sets``): sufficiency and necessity of each offline
+  agent's cited evidence (``agents/faithfulness``): every 12th RAVDESS clip (60) through
+  voice_cues, text_cues and the shipped voice_model, and the MER segments' stored features
+  through face_cues, voice_cues, text_cues and face_model (voice_model needs the clip, which
+  the shards do not keep).
 """
 
 from __future__ import annotations
@@ -343,6 +348,76 @@ def _verdict_of(jury: Sequence[Any], verdicts: Sequence[Any]) -> list[Any]:
     return [by_annotation.get(a.id) for a in jury]
 
 
+def faithfulness(stride: int = 12) -> dict[str, Any]:
+    """Per agent: mean sufficiency, necessity and faithfulness of the cited evidence."""
+    import soundfile as sf
+    from quality_sets import read_csv, transcript_features, wav_bytes
+
+    from emoforge.agents.clips import SegmentClip
+    from emoforge.agents.faithfulness import FaithfulnessProbe, summarise
+    from emoforge.configs.preprocess import ProsodyConfig
+    from emoforge.preprocess.prosody import ProsodyAnalyzer
+    from emoforge.storage.records import Status
+
+    probe = FaithfulnessProbe()
+    root = fixtures() / "ravdess"
+    rows = read_csv(root / "labels.csv")[::stride]
+    prosody = ProsodyAnalyzer(ProsodyConfig())
+    inputs = []
+    for i, r in enumerate(rows):
+        audio, sr = sf.read(root / r["file"], dtype="float32")
+        duration = len(audio) / sr
+        f = transcript_features(f"rav{i}", r["statement"], duration)
+        f = f.model_copy(update={"prosody": prosody.analyze(audio, sr, 0.0, f.transcript.words)})
+        seg = segment(f"rav{i}", duration)
+        clip = SegmentClip(
+            segment_id=seg.id, start_s=0.0, end_s=duration, audio_wav=wav_bytes(audio, sr), audio_s=duration
+        )
+        inputs.append((seg, f, clip))
+    ravdess_scores = []
+    for backend in ("voice_cues", "text_cues", "voice_model"):
+        agent = make_agent(backend)
+        for seg, f, clip in inputs:
+            ann = agent.annotate(seg, f, clip)
+            if ann.status == Status.ok:
+                ravdess_scores.append(probe.score(agent, seg, f, ann, clip))
+    out: dict[str, Any] = {
+        "protocol": "ERASER-style sufficiency (confidence kept with only the cited evidence) and necessity "
+        "(confidence lost without it), in [0, 1], higher = more faithful; agents/faithfulness/scores.py",
+        "ravdess": {"n_clips": len(rows), "stride": stride, "agents": summarise(ravdess_scores)},
+    }
+    mer_rows = _mer_rows()
+    mer_scores = []
+    for backend in ("face_cues", "voice_cues", "text_cues", "face_model"):
+        agent = make_agent(backend)
+        for r in mer_rows:
+            ann = agent.annotate(r.segment, r.features)
+            if ann.status == Status.ok:
+                mer_scores.append(probe.score(agent, r.segment, r.features, ann))
+    out["mer"] = {"n_segments": len(mer_rows), "agents": summarise(mer_scores)}
+    return out
+
+
+def _mer_rows() -> list[Any]:
+    """The MER2023 clips through the offline pipeline (features only; no agents needed)."""
+    import subprocess
+    import tempfile
+
+    from quality_sets import read_csv
+
+    from emoforge.storage.shards import read_rows
+
+    labels = read_csv(fixtures() / "labels" / "mer2023_clips.csv")
+    with tempfile.TemporaryDirectory() as tmp:
+        config = Path(tmp) / "face-only.yaml"
+        config.write_text("agents:\n  jury:\n    - {name: face_cues, backend: face_cues}\n")
+        media = [str(fixtures() / "media" / f"{r['sample_id']}.mp4") for r in labels]
+        out = Path(tmp) / "corpus"
+        cmd = [str(REPO / ".venv" / "bin" / "emoforge"), "annotate", *media, "--out", str(out), "--config", str(config)]
+        subprocess.run(cmd, check=True, capture_output=True, timeout=1800)
+        return [r for r in read_rows(str(out)) if r.segment is not None and r.features is not None]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sets", default="crema_d,meld,ravdess,mer")
@@ -355,6 +430,7 @@ def main(argv: list[str] | None = None) -> int:
         "meld": quality_sets.meld,
         "ravdess": quality_sets.ravdess,
         "mer": quality_sets.mer,
+        "faithfulness": faithfulness,
     }
     previous = json.loads(args.out.read_text()) if args.out.exists() else {}
     sets = dict(previous.get("sets", {}))

@@ -12,12 +12,21 @@ class JudgeWeights(Section):
     a: float = Field(0.4, ge=0, le=1, description="Weight of S_rec.")
     b: float = Field(0.3, ge=0, le=1, description="Weight of S_reason.")
     c: float = Field(0.3, ge=0, le=1, description="Weight of S_cot.")
+    d: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="Weight of S_faith, the faithfulness of the cited evidence (agents/faithfulness): "
+        "it re-asks the annotator twice, so 0 (off) unless set; then a+b+c+d must equal 1.",
+    )
 
     @model_validator(mode="after")
     def _sum_to_one(self) -> "JudgeWeights":
-        total = self.a + self.b + self.c
+        total = self.a + self.b + self.c + self.d
         if abs(total - 1.0) > 1e-6:
-            raise ValueError(f"judge weights a+b+c must equal 1, got {total:.6f}")
+            # The message keeps naming a+b+c: d is 0 unless someone turns faithfulness on.
+            terms = "a+b+c" if self.d == 0 else "a+b+c+d"
+            raise ValueError(f"judge weights {terms} must equal 1, got {total:.6f}")
         return self
 
 
@@ -76,12 +85,22 @@ class JudgeConfig(Section):
         default_factory=lambda: {"default": JudgeWeights()}, description="Task name -> S_final weights."
     )
     rules: RulesJudgeConfig = RulesJudgeConfig()
+    faithfulness_paid: bool = Field(
+        False,
+        description="With weight d > 0, also re-ask paid (LLM) annotators for S_faith: two more calls per "
+        "annotation, from the run's budget (`--dry-run` shows them). Off: only offline agents are re-asked.",
+    )
 
     @model_validator(mode="after")
     def _task_known(self) -> "JudgeConfig":
         if self.task not in self.weights:
             raise ValueError(f"judge.task {self.task!r} has no entry in judge.weights")
         return self
+
+    @property
+    def faithfulness_on(self) -> bool:
+        """Whether this corpus's task weighs S_faith, so the judge re-asks annotators."""
+        return self.weights[self.task].d > 0
 
 
 class ReviewConfig(Section):
