@@ -29,6 +29,8 @@ class CostEstimate(BaseModel):
     input_tokens: int = 0
     output_tokens: int = 0
     cost_usd: float = 0.0
+    faithfulness_calls: int = 0  # the judge's re-asks (weight d > 0, paid agents on): included above
+    faithfulness_cost_usd: float = 0.0
 
 
 def estimate_cost(
@@ -42,6 +44,11 @@ def estimate_cost(
     segmenter = Segmenter(config.sampling)
     # cache_dir=None: an estimate must not read or write the response cache.
     jury = Jury(config.agents, ctx, cache_dir=None)
+    probe = None
+    if config.judge.faithfulness_on and config.judge.faithfulness_paid:
+        from emoforge.agents.faithfulness import FaithfulnessProbe
+
+        probe = FaithfulnessProbe(include_paid=True)
     est = CostEstimate()
     for item in discover_inputs(inputs, input_root):
         est.recordings += 1
@@ -65,6 +72,19 @@ def estimate_cost(
             est.input_tokens += usage.input_tokens
             est.output_tokens += usage.output_tokens
             est.cost_usd += usage.cost_usd
+            extras = (
+                [probe.upper_bound(agent, seg, Features(segment_id=seg.id)) for agent in jury.agents]
+                if probe is not None
+                else []
+            )
+            for extra in extras:
+                est.faithfulness_calls += extra.calls
+                est.faithfulness_cost_usd += extra.cost_usd
+                est.calls += extra.calls
+                est.input_tokens += extra.input_tokens
+                est.output_tokens += extra.output_tokens
+                est.cost_usd += extra.cost_usd
     jury.close()
+    est.faithfulness_cost_usd = round(est.faithfulness_cost_usd, 6)
     est.cost_usd = round(est.cost_usd, 6)
     return est

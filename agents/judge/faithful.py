@@ -12,6 +12,8 @@ column of schema v1), as ``S_faith: 0.83 (sufficiency 0.90, necessity 0.75, ...)
 
 from __future__ import annotations
 
+import re
+
 from emoforge.agents.faithfulness import FaithfulnessScore
 from emoforge.configs.quality import JudgeWeights
 from emoforge.storage.records import Verdict
@@ -44,3 +46,15 @@ def add_faithfulness(verdict: Verdict, weights: JudgeWeights, score: Faithfulnes
     return verdict.model_copy(
         update={"s_final": final, "weights": effective, "notes": [*verdict.notes, f"S_faith: not measured ({why})"]}
     )
+
+
+_NOTE = re.compile(r"^S_faith: (?P<faith>[0-9.]+) \(sufficiency (?P<suff>[0-9.]+):.*; necessity (?P<nec>[0-9.]+):")
+
+
+def read_faithfulness(verdict: Verdict) -> tuple[float, float] | None:
+    """(sufficiency, necessity) that ``add_faithfulness`` wrote on a verdict, else None."""
+    for note in verdict.notes:
+        match = _NOTE.match(note)
+        if match:
+            return float(match["suff"]), float(match["nec"])
+    return None

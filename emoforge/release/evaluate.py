@@ -16,6 +16,9 @@ Metrics (gold = answers, one item per answer row; a missing prediction counts as
 - ECE (expected calibration error, 10 equal-width bins) of the predictions' ``confidence``
   against being right, over the items whose prediction states one; a missing prediction
   is left out of it (it is already wrong in the accuracy);
+- faithfulness of the evidence: the mean ``sufficiency`` and ``necessity`` that predictions
+  carry (``agents/faithfulness``: a submitter computes them by re-asking its own model with
+  ``FaithfulnessProbe``, since only the model can be re-asked), over the items that have both;
 - evidence coverage: per item |cited modalities & available modalities| / |available|,
   averaged over items with any available modality; ``cross_modal_rate`` is the share of
   items citing at least two modalities.
@@ -125,6 +128,9 @@ class EvaluationReport(Record):
     per_label: dict[str, LabelScores]
     ece: float | None = Field(default=None, description="ECE of the stated confidence (10 bins).")
     n_with_confidence: int = Field(default=0, description="Predictions that stated a confidence in [0, 1].")
+    sufficiency: float | None = Field(default=None, description="Mean sufficiency of the cited evidence.")
+    necessity: float | None = Field(default=None, description="Mean necessity of the cited evidence.")
+    n_with_faithfulness: int = Field(default=0, description="Predictions that carry both measures.")
 
     def table(self) -> str:
         """A readable plain-text table."""
@@ -143,6 +149,9 @@ class EvaluationReport(Record):
             "bleu",
             "evidence_coverage",
             "cross_modal_rate",
+            "sufficiency",
+            "necessity",
+            "n_with_faithfulness",
         ):
             v = getattr(self, key)
             lines.append(f"{key:<22}{'-' if v is None else (f'{v:.4f}' if isinstance(v, float) else v):>10}")
@@ -202,8 +211,17 @@ class Evaluator:
             c = predictions[i].get("confidence") if p is not None else None
             if isinstance(c, int | float) and not isinstance(c, bool) and 0.0 <= float(c) <= 1.0:
                 stated.append((float(c), g == p))
+        faithful = [
+            (float(item["sufficiency"]), float(item["necessity"]))
+            for i in ids
+            if (item := predictions.get(i)) is not None
+            and all(isinstance(item.get(k), int | float) and 0 <= item[k] <= 1 for k in ("sufficiency", "necessity"))
+        ]
         return EvaluationReport(
             n=n,
+            sufficiency=_mean([f for f, _ in faithful]),
+            necessity=_mean([x for _, x in faithful]),
+            n_with_faithfulness=len(faithful),
             ece=expected_calibration_error([c for c, _ in stated], [ok for _, ok in stated]) if stated else None,
             n_with_confidence=len(stated),
             missing=sum(p is None for p in pred),

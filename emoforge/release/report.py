@@ -89,7 +89,8 @@ class CorpusReporter:
             f"<style>{_CSS}</style></head><body><h1>Corpus report</h1><p>{html.escape(str(root))}</p>"
             f"<h2>Overview</h2>{overview}<h2>Label quality against human labels</h2>{self._vs_human(rows)}"
             f"<h2>Plots</h2><div class='grid'>{''.join(figures)}</div>"
-            f"<h2>Agreement statistics</h2>{self._agreement(manifest)}</body></html>"
+            f"<h2>Agreement statistics</h2>{self._agreement(manifest)}"
+            f"<h2>Is the cited evidence really why?</h2>{self._faithfulness(rows)}</body></html>"
         )
 
     def write(self, root: str, out: str | Path) -> Path:
@@ -199,6 +200,30 @@ class CorpusReporter:
         title = "Agreement per annotator (vs consensus)"
         ax.set_title(title, fontsize=9)
         return _figure(title, _png(fig))
+
+    @staticmethod
+    def _faithfulness(rows: list[SegmentRow]) -> str:
+        """Per annotator: mean sufficiency and necessity of its cited evidence (judge weight d > 0)."""
+        from emoforge.agents.judge.faithful import read_faithfulness
+
+        agent_of = {a.id: a.agent for r in rows for a in r.annotations}
+        scores: dict[str, list[tuple[float, float]]] = {}
+        for r in rows:
+            for v in r.verdicts:
+                measured = read_faithfulness(v)
+                if measured is not None:
+                    scores.setdefault(agent_of.get(v.annotation_id, "?"), []).append(measured)
+        if not scores:
+            return "<p>Not measured: set a judge weight <code>d</code> &gt; 0 (README: the cited evidence).</p>"
+        return _table(
+            [
+                (
+                    f"{agent} (sufficiency / necessity, n={len(xs)})",
+                    f"{sum(x for x, _ in xs) / len(xs):.2f} / {sum(y for _, y in xs) / len(xs):.2f}",
+                )
+                for agent, xs in sorted(scores.items())
+            ]
+        )
 
     @staticmethod
     def _vs_human(rows: list[SegmentRow]) -> str:

@@ -396,3 +396,41 @@ def test_the_flow_scores_faithfulness_when_its_weight_is_on(media_dir: Path, tmp
     assert len(verdicts) >= 2 and all(len(v.weights) == 4 for v in verdicts)
     faith = [n for v in verdicts for n in v.notes if n.startswith("S_faith:")]
     assert len(faith) == len(verdicts)  # every judged annotation was re-asked
+    # The HTML report shows each annotator's mean sufficiency and necessity, read back
+    # from the verdicts' notes.
+    from emoforge.agents.judge.faithful import read_faithfulness
+    from emoforge.configs.release import ReleaseConfig
+    from emoforge.release.report import CorpusReporter
+
+    measured = [read_faithfulness(v) for v in verdicts]
+    assert all(m is not None and 0 <= m[0] <= 1 and 0 <= m[1] <= 1 for m in measured)
+    html = CorpusReporter(ReleaseConfig()).render(str(tmp_path / "faith"))
+    assert "Is the cited evidence really why?" in html
+    assert "voice (sufficiency / necessity, n=" in html and "Not measured" not in html
+
+
+def test_dry_run_prices_the_judges_reasks_only_when_paid_reasks_are_on(media_dir: Path) -> None:
+    from emoforge.configs import load_config
+    from emoforge.flows.estimate import estimate_cost
+
+    jfk = [str((media_dir / "jfk.flac").resolve())]
+    paid = {
+        "agents": {
+            "jury": [
+                {
+                    "name": "llm",
+                    "backend": "openai_compatible",
+                    "model": "m",
+                    "base_url": "http://127.0.0.1:9/v1",
+                    "price": {"input_per_mtok": 1.0, "output_per_mtok": 2.0},
+                }
+            ]
+        }
+    }
+    faith = {"judge": {"weights": {"default": {"a": 0.3, "b": 0.2, "c": 0.2, "d": 0.3}}}}
+    plain = estimate_cost(jfk, load_config(None, paid))
+    off = estimate_cost(jfk, load_config(None, paid | faith))  # faithfulness_paid is off by default
+    on = estimate_cost(jfk, load_config(None, paid | {"judge": {**faith["judge"], "faithfulness_paid": True}}))
+    assert plain.calls == off.calls == plain.segments > 0 and off.faithfulness_calls == 0
+    assert on.faithfulness_calls == 2 * on.segments  # two re-asks per segment for the one paid agent
+    assert on.calls == 3 * on.segments and on.cost_usd == pytest.approx(3 * plain.cost_usd)

@@ -75,6 +75,21 @@ def test_ece_of_stated_confidence_hand_computed() -> None:
     assert Evaluator().evaluate(_by_id(PREDICTIONS), _by_id(ANSWERS)).ece is None
 
 
+def test_faithfulness_of_submitted_evidence_is_averaged() -> None:
+    # a1 and a3 carry both measures (computed by the submitter re-asking its own model); a2
+    # carries one out of range, which is left out, as is the missing a4.
+    scored = [
+        PREDICTIONS[0] | {"sufficiency": 1.0, "necessity": 0.5},
+        PREDICTIONS[1] | {"sufficiency": 2.0, "necessity": 0.5},
+        PREDICTIONS[2] | {"sufficiency": 0.5, "necessity": 0.0},
+    ]
+    r = Evaluator().evaluate(_by_id(scored), _by_id(ANSWERS))
+    assert r.n_with_faithfulness == 2
+    assert r.sufficiency == pytest.approx(0.75) and r.necessity == pytest.approx(0.25)
+    assert "sufficiency" in r.table()
+    assert Evaluator().evaluate(_by_id(PREDICTIONS), _by_id(ANSWERS)).sufficiency is None
+
+
 def test_set_f1_hand_computed() -> None:
     r = Evaluator().evaluate(_by_id(PREDICTIONS), _by_id(ANSWERS))
     # per item: 2*1/(2+1), 0, 2*1/(1+2), 0 (missing) -> 1/3; micro: 2*2 / (4 + 5)
