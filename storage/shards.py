@@ -333,13 +333,9 @@ class CorpusWriter:
 
     def _check(self, entry: dict[str, Any]) -> str | None:
         """Why a listed shard cannot be trusted (None: present and matching its sha256)."""
-        path = f"{self.base}/{entry['name']}"
-        if not self.fs.exists(path):
-            return "missing"
-        with self.fs.open(path, "rb") as fh:
-            data = fh.read()
-        if entry.get("sha256") and hashlib.sha256(data).hexdigest() != entry["sha256"]:
-            return "sha256 mismatch"
+        data, problem = _shard_bytes(self.fs, self.base, entry)
+        if data is None:
+            return problem
         try:
             pq.read_metadata(pa.BufferReader(data))
         except (pa.ArrowInvalid, OSError) as exc:
@@ -462,6 +458,19 @@ class CorpusWriter:
 # --------------------------------------------------------------------------- reading
 
 
+def _shard_bytes(fs: fsspec.AbstractFileSystem, base: str, entry: dict[str, Any]) -> tuple[bytes | None, str | None]:
+    """A listed shard's bytes, or why they cannot be trusted: "missing" or "sha256 mismatch".
+    Writers, readers and ``verify`` all check a shard through here."""
+    try:
+        with fs.open(f"{base}/{entry['name']}", "rb") as fh:
+            data = fh.read()
+    except FileNotFoundError:
+        return None, "missing"
+    if entry.get("sha256") and hashlib.sha256(data).hexdigest() != entry["sha256"]:
+        return None, "sha256 mismatch"
+    return data, None
+
+
 def shard_paths(root: str) -> list[str]:
     """Committed shards in commit order (manifest order, plus adopted strays)."""
     fs, base = _fs(root)
@@ -478,15 +487,9 @@ def _good_shards(root: str, columns: list[str] | None) -> Iterator[pa.Table]:
     """
     fs, base = _fs(root)
     for entry in read_manifest(root)["shards"]:
-        path = f"{base}/{entry['name']}"
-        try:
-            with fs.open(path, "rb") as fh:
-                data = fh.read()
-        except FileNotFoundError:
-            log.warning("shard %s is listed in the manifest but missing; its rows are skipped", entry["name"])
-            continue
-        if entry.get("sha256") and hashlib.sha256(data).hexdigest() != entry["sha256"]:
-            log.warning("shard %s does not match its sha256; its rows are skipped", entry["name"])
+        data, problem = _shard_bytes(fs, base, entry)
+        if data is None:
+            log.warning("shard %s is %s; its rows are skipped", entry["name"], problem)
             continue
         try:
             yield pq.read_table(pa.BufferReader(data), columns=columns)
@@ -562,15 +565,13 @@ def verify(root: str) -> list[str]:
             f"{MANIFEST}: {rebuilt['reason']}; rebuilt from {rebuilt['shards']} shards (the next annotate run saves it)"
         )
     for entry in manifest["shards"]:
-        path = f"{base}/{entry['name']}"
-        if not fs.exists(path):
+        data, problem = _shard_bytes(fs, base, entry)
+        if problem == "missing":
             problems.append(f"{entry['name']}: missing ({entry.get('rows')} rows; rerun annotate to redo them)")
             continue
-        with fs.open(path, "rb") as fh:
-            data = fh.read()
-        if hashlib.sha256(data).hexdigest() != entry["sha256"]:
+        if data is None:
             problems.append(
-                f"{entry['name']}: sha256 mismatch ({entry.get('rows')} rows skipped; "
+                f"{entry['name']}: {problem} ({entry.get('rows')} rows skipped; "
                 "rerun annotate to quarantine it and redo them)"
             )
             continue

@@ -93,9 +93,12 @@ def p_label(annotation: Annotation, label: str) -> float:
     return 0.0
 
 
+MaskedInput = tuple[Features, SegmentClip | None]
+
+
 def masked_inputs(
     annotation: Annotation, features: Features, clip: SegmentClip | None
-) -> tuple[tuple[Features, SegmentClip | None], tuple[Features, SegmentClip | None]]:
+) -> tuple[MaskedInput, MaskedInput]:
     """(only the cited evidence, the cited evidence removed) as masked Features and clips."""
     cited = {c.modality for c in annotation.evidence}
     named: dict[str, set[str]] = defaultdict(set)
@@ -137,9 +140,13 @@ class FaithfulnessProbe:
         """What the two re-asks would cost (``--dry-run``); zero when skipped or offline."""
         if not annotation.evidence or annotation.status != Status.ok:
             return Usage()
-        only, without = masked_inputs(annotation, features, clip)
-        usage = add_usage(annotator.estimate(segment, *only), annotator.estimate(segment, *without))
+        usage = self._reask_cost(annotator, segment, *masked_inputs(annotation, features, clip))
         return usage if self.include_paid or not is_paid(usage) else Usage()
+
+    @staticmethod
+    def _reask_cost(annotator: Annotator, segment: Segment, only: MaskedInput, without: MaskedInput) -> Usage:
+        """What the two masked re-asks cost: the annotator's own estimate of each."""
+        return add_usage(annotator.estimate(segment, *only), annotator.estimate(segment, *without))
 
     def upper_bound(
         self, annotator: Annotator, segment: Segment, features: Features, clip: SegmentClip | None = None
@@ -167,9 +174,7 @@ class FaithfulnessProbe:
         if not annotation.evidence:
             return row.model_copy(update={"sufficiency": 0.0, "necessity": 0.0, "error": "cites no evidence"})
         only, without = masked_inputs(annotation, features, clip)
-        if not self.include_paid and is_paid(
-            add_usage(annotator.estimate(segment, *only), annotator.estimate(segment, *without))
-        ):
+        if not self.include_paid and is_paid(self._reask_cost(annotator, segment, only, without)):
             return row.model_copy(update={"status": Status.skipped, "error": "paid agent: include_paid is off"})
         y = annotation.primary_label
         full = p_label(annotation, y)
