@@ -4,6 +4,7 @@ against what that annotator says anyway (its output prior)."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -13,6 +14,21 @@ from emoforge.agents.aggregation.majority import worker_accuracy
 
 if TYPE_CHECKING:
     import pandas as pd
+
+
+@dataclass(frozen=True)
+class EncodedVotes:
+    """One row per response: its task and label codes, confidence, and ``log r`` over the
+    vocabulary (before the worker exponents); ``base`` is each task's log reference prior."""
+
+    data: pd.DataFrame
+    conf: np.ndarray
+    log_r: np.ndarray
+    t: np.ndarray
+    y: np.ndarray
+    tasks: np.ndarray
+    vocabulary: list[str]
+    base: np.ndarray
 
 
 class PooledVote(Aggregator):
@@ -81,9 +97,8 @@ class PooledVote(Aggregator):
         self.priors = dict(priors or {})
         self.weights = dict(weights or {})
 
-    def log_ratios(self, df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, list[str], np.ndarray, np.ndarray]:
-        """Per response row: ``log r`` over the vocabulary. Returns (log_r, task codes,
-        vocabulary, task ids, label codes)."""
+    def encode(self, df: pd.DataFrame) -> EncodedVotes:
+        """The responses as likelihood ratios ``log r`` (class docstring), unweighted."""
         defaults = {"confidence": 1.0} if "confidence" not in df.columns else {}
         data = check_frame(df.assign(**defaults) if defaults else df, extra=("confidence",))
         conf = data["confidence"].to_numpy(dtype=float)
@@ -94,8 +109,8 @@ class PooledVote(Aggregator):
         col = {label: i for i, label in enumerate(vocabulary)}
         y = np.array([col[str(v)] for v in data["label"]], dtype=np.intp)
         rows = np.arange(len(data))
-        prior = np.exp(self._log_priors(data["worker"].astype(str).to_numpy(), vocabulary))
-        own = prior[rows, y]
+        log_prior = self._log_priors(data["worker"].astype(str).to_numpy(), vocabulary)
+        own = np.exp(log_prior[rows, y])
         # q(y) = max(c, pi(y)): a confidence at or below the base rate says nothing (it is
         # not read as evidence against the label). The rest follows the prior. A certain
         # vote (c = 1) is a point mass; a large finite gap keeps the arithmetic finite.
@@ -103,9 +118,12 @@ class PooledVote(Aggregator):
         log_rest = np.log(np.maximum(1.0 - q_y, 1e-300)) - np.log(np.maximum(1.0 - own, 1e-300))
         log_r = np.repeat(log_rest[:, None], len(vocabulary), axis=1)
         log_r[rows, y] = np.where(q_y >= 1.0, 700.0, np.log(q_y) - np.log(own))
-        self._log_prior_rows = np.log(prior)
-        beta = np.array([self.weights.get(str(w), 1.0) for w in data["worker"]], dtype=float)
-        return log_r * beta[:, None], t, vocabulary, tasks, y
+        base = np.zeros((len(tasks), len(vocabulary)))
+        if self.reference == "jury":
+            # The jury's own base rate: the geometric mean of its members' output priors.
+            np.add.at(base, t, log_prior)
+            base /= np.bincount(t, minlength=len(tasks))[:, None]
+        return EncodedVotes(data, conf, log_r, t, y, tasks, vocabulary, base)
 
     def _log_priors(self, workers: np.ndarray, vocabulary: list[str]) -> np.ndarray:
         out = np.full((len(workers), len(vocabulary)), -np.log(len(vocabulary)))  # uniform
@@ -123,16 +141,11 @@ class PooledVote(Aggregator):
     def fit(self, df: pd.DataFrame) -> PooledVote:
         import pandas as pd
 
-        log_r, t, vocabulary, tasks, y = self.log_ratios(df)
-        data = check_frame(df.assign(confidence=1.0) if "confidence" not in df.columns else df, extra=("confidence",))
-        conf = data["confidence"].to_numpy(dtype=float)
-        logits = np.zeros((len(tasks), len(vocabulary)))
-        np.add.at(logits, t, log_r)
-        if self.reference == "jury":
-            # The jury's own base rate: the geometric mean of its members' output priors.
-            prior_sum = np.zeros_like(logits)
-            np.add.at(prior_sum, t, self._log_prior_rows)
-            logits += prior_sum / np.bincount(t, minlength=len(tasks))[:, None]
+        votes = self.encode(df)
+        data, conf, t, y, tasks, vocabulary = votes.data, votes.conf, votes.t, votes.y, votes.tasks, votes.vocabulary
+        beta = np.array([self.weights.get(str(w), 1.0) for w in data["worker"]], dtype=float)
+        logits = votes.base.copy()
+        np.add.at(logits, t, votes.log_r * beta[:, None])
         given = np.zeros_like(logits, dtype=bool)
         given[t, y] = True
         support = np.zeros_like(logits)  # confidence behind each label: the tie-breaker
@@ -189,18 +202,14 @@ def fit_pool_weights(
     known = df[df["task"].isin(list(truth))]
     if known.empty:
         return {}
-    vote = PooledVote(labels, priors, reference=reference)
-    log_r, t, vocabulary, tasks, _ = vote.log_ratios(known)
-    workers, w = np.unique(known.loc[known["label"].notna(), "worker"].astype(str).to_numpy(), return_inverse=True)
-    base = np.zeros((len(tasks), len(vocabulary)))
-    if reference == "jury":
-        np.add.at(base, t, vote._log_prior_rows)
-        base /= np.bincount(t, minlength=len(tasks))[:, None]
+    votes = PooledVote(labels, priors, reference=reference).encode(known)
+    t, tasks, vocabulary, base = votes.t, votes.tasks, votes.vocabulary, votes.base
+    workers, w = np.unique(votes.data["worker"].astype(str).to_numpy(), return_inverse=True)
     col = {label: i for i, label in enumerate(vocabulary)}
     target = np.array([col.get(truth[task], -1) for task in tasks])
     keep = target >= 0
     # Certain votes carry a 700-nat gap; clip so one of them cannot dominate the gradient.
-    log_r = np.clip(log_r, -50.0, 50.0)
+    log_r = np.clip(votes.log_r, -50.0, 50.0)
 
     def loss(beta: np.ndarray) -> tuple[float, np.ndarray]:
         logits = base.copy()
