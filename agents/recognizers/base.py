@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from importlib import resources
 from pathlib import Path
 
@@ -52,6 +53,14 @@ FER2013_PRIOR = {
 
 
 def output_prior(backend: str, model: str | None) -> dict[str, float] | None:
+    """See ``_output_prior``; a fresh dict each call, read from disk once per process (the
+    aggregate stage asks for every recording)."""
+    prior = _output_prior(backend, model)
+    return dict(prior) if prior is not None else None
+
+
+@functools.lru_cache(maxsize=32)
+def _output_prior(backend: str, model: str | None) -> tuple[tuple[str, float], ...] | None:
     """The label distribution a recognizer was trained on (what it says on average), or None
     when unknown (the pooled vote then reads its votes against a uniform prior).
 
@@ -60,7 +69,7 @@ def output_prior(backend: str, model: str | None) -> dict[str, float] | None:
     own without it are read as uniform.
     """
     if backend == "face_model":
-        return dict(FER2013_PRIOR) if not model else None
+        return tuple(FER2013_PRIOR.items()) if not model else None
     default = SHIPPED_WEIGHTS.get(backend)
     if default is None:
         return None
@@ -70,7 +79,7 @@ def output_prior(backend: str, model: str | None) -> dict[str, float] | None:
     with np.load(path, allow_pickle=False) as z:
         if "output_prior" not in z.files:
             return None
-        return {str(c): float(p) for c, p in zip(z["classes"], z["output_prior"], strict=True)}
+        return tuple((str(c), float(p)) for c, p in zip(z["classes"], z["output_prior"], strict=True))
 
 
 def vote_priors(agents: AgentsConfig) -> dict[str, dict[str, float]]:
