@@ -44,7 +44,6 @@ def _media_seconds(paths: list[str]) -> float:
 
 def child_standalone(inputs: list[str]) -> dict[str, Any]:
     """Each stage alone over all inputs, models loaded first (load time reported apart)."""
-    from emoforge.agents.consensus import ConsensusBuilder
     from emoforge.agents.judge import Judge
     from emoforge.agents.jury import Jury
     from emoforge.agents.recognizers.base import vote_priors
@@ -52,6 +51,7 @@ def child_standalone(inputs: list[str]) -> dict[str, Any]:
     from emoforge.preprocess.extractor import FeatureExtractor
     from emoforge.preprocess.media import MediaDecoder, MediaProber
     from emoforge.preprocess.segmenter import Segmenter
+    from emoforge.quality.consensus import ConsensusBuilder
     from emoforge.storage.records import RunContext
 
     cfg = load_config()

@@ -47,7 +47,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from emoforge.agents.calibration import auroc, expected_calibration_error, macro_f1  # noqa: E402
+from emoforge.quality.calibration import auroc, expected_calibration_error, macro_f1  # noqa: E402
 
 LABELS = ["neutral", "happy", "sad", "angry", "fearful", "disgusted", "surprised"]
 OUT = REPO / "benchmarks" / "results" / "quality.json"
@@ -86,8 +86,8 @@ def crema_d(seeds: int = 5) -> dict[str, Any]:
     """Aggregators on simulated juries drawn from the real CREMA-D votes (module docstring)."""
     import pandas as pd
 
-    from emoforge.agents.aggregation import AGGREGATORS, PooledVote
-    from emoforge.agents.aggregation.pooled import fit_pool_weights
+    from emoforge.quality.aggregation import AGGREGATORS, PooledVote
+    from emoforge.quality.aggregation.pooled import fit_pool_weights
 
     votes = ["A", "D", "F", "H", "N", "S"]
     names = dict(zip(votes, ["angry", "disgusted", "fearful", "happy", "neutral", "sad"], strict=True))
@@ -262,11 +262,11 @@ def jury_consensus(
     judge, plus the judge's AUROC and the consensus-support check. With ``groups`` (e.g. the
     speaker), also ``pooled_fitted``: the default with per-agent exponents fitted on the
     other groups' labelled segments (``fit_pool_weights``), leave one group out."""
-    from emoforge.agents.consensus import ConsensusBuilder
     from emoforge.agents.judge import Judge
     from emoforge.agents.recognizers.base import output_prior
     from emoforge.configs.agents import TaxonomyConfig
     from emoforge.configs.quality import AggregationConfig, JudgeConfig
+    from emoforge.quality.consensus import ConsensusBuilder
     from emoforge.storage.records import Status
 
     judge = Judge(JudgeConfig(), ctx())
@@ -293,7 +293,7 @@ def jury_consensus(
     if groups is not None:
         import pandas as pd
 
-        from emoforge.agents.aggregation.pooled import fit_pool_weights
+        from emoforge.quality.aggregation.pooled import fit_pool_weights
 
         default = ConsensusBuilder(AggregationConfig(), ctx(), TaxonomyConfig(), priors)
         rows = [

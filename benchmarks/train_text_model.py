@@ -300,7 +300,7 @@ def main() -> None:
         temperature=np.array(temperature),
         # The label distribution it was trained on: what a calibrated model says on average
         # (its mean out-of-fold output on MELD dev is within 0.02 of it), and what the pooled
-        # vote divides out (agents/aggregation/pooled.py).
+        # vote divides out (emoforge/quality/aggregation/pooled.py).
         output_prior=np.array([float(np.mean(y == e)) for e in BASIC]),
         encoder_id=np.array(ENCODER_ID),
         encoder_package=np.array(ENCODER_PACKAGE),

@@ -293,7 +293,7 @@ def main() -> int:
         "spec": np.array(json.dumps(SPEC, sort_keys=True)),
         "meta": np.array(json.dumps(meta, sort_keys=True)),
         # The label distribution it was trained on: what a calibrated model says on average,
-        # and what the pooled vote divides out (agents/aggregation/pooled.py).
+        # and what the pooled vote divides out (emoforge/quality/aggregation/pooled.py).
         "output_prior": np.bincount(y, minlength=len(CLASSES)).astype(np.float64) / len(y),
     }
     if args.check:

@@ -2,7 +2,7 @@
 coordinates and the EMFACS action-unit prototypes of the basic emotions.
 
 Cue agents (``agents/cues``), the rules judge (``agents/judge/rules.py``), the label
-normaliser (``agents/labels.py``), the consensus (``agents/consensus.py``) and the config
+normaliser (``agents/labels.py``), the consensus (``emoforge/quality/consensus.py``) and the config
 defaults (``configs/agents.py``, ``configs/sampling.py``) all read these tables; none keeps
 its own copy. The module lives in ``configs/`` because that is the bottom layer: the
 taxonomy default is config data, and every other layer may import ``configs`` (see

@@ -118,7 +118,7 @@ class AggregationConfig(Section):
     method: Literal["pooled", "majority", "weighted", "soft"] = Field(
         "pooled",
         description="Per-segment aggregator: pooled = product of the agents' calibrated votes (each its "
-        "confidence on its label, the rest uniform; agents/aggregation/pooled.py); soft = judge-weighted "
+        "confidence on its label, the rest uniform; emoforge/quality/aggregation/pooled.py); soft = judge-weighted "
         "mixture of the same votes; weighted = judge-weighted vote count. Corpus-level aggregators run in "
         "`emoforge aggregate`.",
     )

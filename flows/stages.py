@@ -301,8 +301,8 @@ class Aggregate(Stage):
         self.config, self.ctx = config, ctx
 
     def fill(self, work: RecordingWork) -> None:
-        from emoforge.agents.consensus import ConsensusBuilder
         from emoforge.agents.recognizers.base import vote_priors
+        from emoforge.quality.consensus import ConsensusBuilder
 
         config = self.config
         builder = stage(

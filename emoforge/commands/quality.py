@@ -56,7 +56,7 @@ def agreement(
     as_json: JsonOpt = False,
 ) -> None:
     """Inter-annotator agreement (alpha, kappa, Spearman; per pair, annotator, modality; vs humans)."""
-    from emoforge.agents.agreement import corpus_agreement
+    from emoforge.quality.agreement import corpus_agreement
     from emoforge.storage.shards import update_manifest_stats
 
     cfg = _config(config)
@@ -118,10 +118,10 @@ def aggregate(
     import fsspec
     import pyarrow.parquet as pq
 
-    from emoforge.agents.aggregation.corpus import SIDECAR, CorpusAggregator
-    from emoforge.agents.aggregation.pool_fit import PoolRefitter
-    from emoforge.agents.calibration import calibration_report, references_from_rows
     from emoforge.agents.recognizers.base import vote_priors
+    from emoforge.quality.aggregation.corpus import SIDECAR, CorpusAggregator
+    from emoforge.quality.aggregation.pool_fit import PoolRefitter
+    from emoforge.quality.calibration import calibration_report, references_from_rows
     from emoforge.storage.shards import update_manifest_stats
 
     cfg = _config(config)

@@ -63,7 +63,7 @@ def review_import(
     config: ConfigOpt = None,
 ) -> None:
     """Attach human labels from a Label Studio export and recompute human agreement."""
-    from emoforge.agents.review.agreement import human_agreement
+    from emoforge.quality.human_agreement import human_agreement
     from emoforge.review.importer import ReviewImporter
     from emoforge.storage.shards import read_rows, update_manifest_stats
 

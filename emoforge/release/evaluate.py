@@ -204,7 +204,7 @@ class Evaluator:
             if available:
                 coverage.append(len(cited & available) / len(available))
                 multi.append(float(len(cited & available) >= 2))
-        from emoforge.agents.calibration import expected_calibration_error
+        from emoforge.quality.calibration import expected_calibration_error
 
         stated: list[tuple[float, bool]] = []
         for i, g, p in zip(ids, gold, pred, strict=True):

@@ -183,7 +183,7 @@ class CorpusReporter:
         import matplotlib.pyplot as plt
         import numpy as np
 
-        from emoforge.agents.agreement import corpus_agreement
+        from emoforge.quality.agreement import corpus_agreement
 
         stats = corpus_agreement(rows).per_annotator
         fig, ax = plt.subplots(figsize=(5, 3.2))
@@ -228,7 +228,7 @@ class CorpusReporter:
     @staticmethod
     def _vs_human(rows: list[SegmentRow]) -> str:
         """Per annotator and for the consensus: accuracy, macro-F1 and ECE on human-verified rows."""
-        from emoforge.agents.calibration import calibration_report
+        from emoforge.quality.calibration import calibration_report
 
         report = calibration_report(rows)
         if not report.n_labelled_segments:

@@ -10,12 +10,12 @@ import ast
 
 import pytest
 
-from emoforge.agents.consensus import valence_of
 from emoforge.agents.cues.base import BASIC, CIRCUMPLEX
 from emoforge.agents.judge.rules import label_words
 from emoforge.configs.agents import TaxonomyConfig
 from emoforge.configs.emotions import DEFAULT_LABELS, EMFACS_PROTOTYPES, SYNONYMS
 from emoforge.configs.sampling import InstructionConfig
+from emoforge.quality.consensus import valence_of
 from tests.quality.records import annotation
 from tests.spine.test_imports import REPO, package_modules
 

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import numpy as np
 
-from emoforge.agents.consensus import ConsensusBuilder
 from emoforge.agents.judge import Judge
 from emoforge.configs.quality import AggregationConfig, JudgeConfig
 from emoforge.configs.storage import StorageConfig
+from emoforge.quality.consensus import ConsensusBuilder
 from emoforge.storage.records import (
     Annotation,
     Cue,

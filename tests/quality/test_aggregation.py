@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from emoforge.agents.aggregation import AGGREGATORS, MACE, DawidSkene, MajorityVote, WeightedVote
+from emoforge.quality.aggregation import AGGREGATORS, MACE, DawidSkene, MajorityVote, WeightedVote
 
 # Ten tasks, four workers, labels a/b/c (one string per worker, task i = character i).
 ANSWERS = {"w1": "aabbccabca", "w2": "abbbccaacc", "w3": "aabcccbbca", "w4": "cabbacabba"}

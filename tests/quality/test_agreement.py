@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from scipy.stats import spearmanr
 from sklearn.metrics import cohen_kappa_score
 
-from emoforge.agents.agreement import (
+from emoforge.quality.agreement import (
     cohen_kappa,
     fleiss_kappa,
     icc,

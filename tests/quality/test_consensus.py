@@ -6,9 +6,9 @@ import math
 
 import pytest
 
-from emoforge.agents.consensus import ConsensusBuilder
 from emoforge.agents.judge import Judge
 from emoforge.configs.quality import AggregationConfig, JudgeConfig
+from emoforge.quality.consensus import ConsensusBuilder
 from emoforge.storage.records import Annotation, Consensus, ErrorKind, Failure, Status, Verdict
 
 from .records import CTX, SEGMENT, annotation, failed, smiling_features

@@ -10,9 +10,9 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from emoforge.agents.consensus import ConsensusBuilder
 from emoforge.configs.agents import TaxonomyConfig
 from emoforge.configs.quality import AggregationConfig
+from emoforge.quality.consensus import ConsensusBuilder
 from emoforge.storage.records import Annotation, Verdict
 from tests.quality.records import CTX, SEGMENT, annotation
 from tests.quality.test_consensus import verdict

@@ -9,8 +9,8 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
-from emoforge.agents.calibration import auroc, calibration_report
 from emoforge.cli import app
+from emoforge.quality.calibration import auroc, calibration_report
 from emoforge.storage.records import SegmentRow
 from emoforge.storage.shards import read_manifest, read_rows
 

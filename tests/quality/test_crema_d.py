@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from emoforge.agents.agreement import (
+from emoforge.quality.agreement import (
     fleiss_kappa,
     krippendorff_alpha_counts,
     majority_accuracy,

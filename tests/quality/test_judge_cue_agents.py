@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from emoforge.agents.consensus import ConsensusBuilder
 from emoforge.agents.cues.face import FaceCueAnnotator
 from emoforge.agents.cues.voice import VoiceCueAnnotator
 from emoforge.agents.judge import Judge
 from emoforge.configs.agents import AgentConfig, TaxonomyConfig
 from emoforge.configs.quality import AggregationConfig, JudgeConfig
+from emoforge.quality.consensus import ConsensusBuilder
 from emoforge.storage.records import Annotation, Features, Status
 
 from .records import CTX, SEGMENT, smiling_features

@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from emoforge.agents.aggregation.pooled import PooledVote, fit_pool_weights
-from emoforge.agents.calibration import expected_calibration_error
 from emoforge.agents.recognizers.base import output_prior, vote_priors
 from emoforge.configs import load_config
+from emoforge.quality.aggregation.pooled import PooledVote, fit_pool_weights
+from emoforge.quality.calibration import expected_calibration_error
 
 LABELS = ["a", "b", "c", "d"]
 

@@ -1,7 +1,7 @@
 def test_soft_vote_weak_disagreeing_annotators_give_low_confidence() -> None:
     import pandas as pd
 
-    from emoforge.agents.aggregation import SoftVote
+    from emoforge.quality.aggregation import SoftVote
 
     rows = []
     # Two hesitant annotators that disagree; one confident annotator on another task.
@@ -21,7 +21,7 @@ def test_soft_vote_weak_disagreeing_annotators_give_low_confidence() -> None:
 def test_soft_vote_equals_majority_for_one_hot_unit_weights() -> None:
     import pandas as pd
 
-    from emoforge.agents.aggregation import MajorityVote, SoftVote
+    from emoforge.quality.aggregation import MajorityVote, SoftVote
 
     votes = pd.DataFrame({"task": ["t"] * 3, "worker": ["a", "b", "c"], "label": ["x", "x", "y"]})
     soft = SoftVote().fit(votes.assign(prob=1.0, weight=1.0)).predict_proba()
@@ -30,7 +30,7 @@ def test_soft_vote_equals_majority_for_one_hot_unit_weights() -> None:
 
 
 def test_vote_distribution_spreads_doubt_evenly_not_onto_runner_ups() -> None:
-    from emoforge.agents.consensus import vote_distribution
+    from emoforge.quality.consensus import vote_distribution
     from tests.quality.records import annotation
 
     a = annotation("x", ["sad"]).model_copy(
@@ -45,8 +45,8 @@ def test_vote_distribution_spreads_doubt_evenly_not_onto_runner_ups() -> None:
 
 
 def test_consensus_of_two_weak_disagreeing_agents_goes_to_review() -> None:
-    from emoforge.agents.consensus import ConsensusBuilder
     from emoforge.configs.quality import AggregationConfig
+    from emoforge.quality.consensus import ConsensusBuilder
     from emoforge.storage.records import Verdict
     from tests.quality.records import CTX, SEGMENT, annotation
 

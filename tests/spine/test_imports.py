@@ -1,11 +1,12 @@
 """The package's import graph has no cycles, and no import points up the layers.
 
 Layers, bottom to top: ``configs`` (plain settings, imported by everything), ``storage``
-(records, schema, shards, inputs), ``preprocess``, ``agents``, ``flows``, and ``emoforge``
-itself (``cli``, ``commands``, ``release``, ``review``). A module may import its own layer or
-a lower one. Cycles count only module-level imports: an import under ``if TYPE_CHECKING:``
-never runs, and an import inside a function runs after every module is loaded, which is how
-heavy or optional libraries are reached. Upward imports count wherever they sit.
+(records, schema, shards, inputs), ``preprocess``, ``emoforge.quality`` (consensus,
+aggregation, agreement, calibration: votes in, labels out, no annotator code), ``agents``,
+``flows``, and ``emoforge`` itself (``cli``, ``commands``, ``release``, ``review``). A module
+may import its own layer or a lower one. Cycles count only module-level imports: an import
+under ``if TYPE_CHECKING:`` never runs, and an import inside a function runs after every
+module is loaded, which is how heavy or optional libraries are reached. Upward imports count wherever they sit.
 
 The graph is read from the source with ``ast``, so the test needs no optional dependency
 and does not execute the package.
@@ -31,13 +32,14 @@ LAYERS = {
     "emoforge.configs": 0,  # (the bare "emoforge" package, its __init__, is layer 0 too: below)
     "emoforge.storage": 1,
     "emoforge.preprocess": 2,
-    "emoforge.agents": 3,
-    "emoforge.flows": 4,
+    "emoforge.quality": 3,
+    "emoforge.agents": 4,
+    "emoforge.flows": 5,
     # The top: emoforge/__init__.py, cli.py, commands/, samples.py, and release/ and review/
     # (release and Label Studio review read the corpus and the agreement statistics).
-    "emoforge": 5,
-    "emoforge.release": 5,
-    "emoforge.review": 5,
+    "emoforge": 6,
+    "emoforge.release": 6,
+    "emoforge.review": 6,
 }
 
 # Upward imports that exist: (importer, imported). Unlike cycles, these count imports inside
@@ -202,8 +204,8 @@ ALLOWED_DEFERRED_CYCLES: list[list[str]] = []
 
 def test_no_new_cycle_even_through_deferred_imports() -> None:
     # agents/agreement <-> agents/review/agreement (lazy) and agents/base <-> agents/clips
-    # (TYPE_CHECKING) were such cycles; their shared parts now live in agreement_stats.py
-    # and base.py.
+    # (TYPE_CHECKING) were such cycles; their shared parts now live in quality/stats.py
+    # and agents/base.py.
     cycles = find_cycles(import_graph(lazy=True, typing=True))
     assert [c for c in cycles if c not in ALLOWED_DEFERRED_CYCLES] == []
 

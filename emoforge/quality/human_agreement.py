@@ -2,7 +2,7 @@
 
 For every row with a human verification (the newest one counts), the human label is paired
 with the consensus label and with each agent's primary label; Cohen's kappa and nominal
-Krippendorff's alpha are computed over those pairs (``emoforge.agents.agreement``). Intensity
+Krippendorff's alpha are computed over those pairs (``emoforge.quality.agreement``). Intensity
 and valence pairs (human vs consensus) get Spearman's rho and ICC(2,1) (two-way random,
 absolute agreement). The survey's near-expert thresholds (kappa > 0.8, ICC > 0.9, from
 ``release.review``) are reported as pass/fail; a statistic that cannot be computed (too
@@ -16,8 +16,8 @@ from collections import defaultdict
 import numpy as np
 from pydantic import Field
 
-from emoforge.agents.agreement_stats import cohen_kappa, finite, icc, krippendorff_alpha, spearman
 from emoforge.configs.release import ReviewConfig
+from emoforge.quality.stats import cohen_kappa, finite, icc, krippendorff_alpha, spearman
 from emoforge.storage.records import HumanLabel, Record, SegmentRow, Status
 
 

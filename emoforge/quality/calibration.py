@@ -21,7 +21,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 from pydantic import Field
 
-from emoforge.agents.agreement_stats import finite
+from emoforge.quality.stats import finite
 from emoforge.storage.records import Record, SegmentRow, Status
 
 
@@ -111,8 +111,8 @@ def calibration_report(
     judge: str | None = None,
 ) -> CalibrationReport:
     """See the module docstring. ``judge`` picks one judge's verdicts when rows carry several."""
-    from emoforge.agents.aggregation import AGGREGATORS
-    from emoforge.agents.aggregation.base import votes_frame
+    from emoforge.quality.aggregation import AGGREGATORS
+    from emoforge.quality.aggregation.base import votes_frame
 
     all_rows = [r for r in rows if r.segment is not None]
     refs = dict(references) if references is not None else references_from_rows(all_rows)

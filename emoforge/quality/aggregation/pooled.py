@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from emoforge.agents.aggregation.base import Aggregator, check_frame
-from emoforge.agents.aggregation.majority import worker_accuracy
+from emoforge.quality.aggregation.base import Aggregator, check_frame
+from emoforge.quality.aggregation.majority import worker_accuracy
 
 if TYPE_CHECKING:
     import pandas as pd

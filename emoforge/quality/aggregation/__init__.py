@@ -6,13 +6,13 @@ judge-weighted vote). ``MajorityVote`` and ``WeightedVote`` also run per segment
 ``emoforge aggregate``.
 """
 
-from emoforge.agents.aggregation.base import Aggregator
-from emoforge.agents.aggregation.dawid_skene import DawidSkene
-from emoforge.agents.aggregation.mace import MACE
-from emoforge.agents.aggregation.majority import MajorityVote
-from emoforge.agents.aggregation.pooled import PooledVote
-from emoforge.agents.aggregation.soft import SoftVote
-from emoforge.agents.aggregation.weighted import WeightedVote
+from emoforge.quality.aggregation.base import Aggregator
+from emoforge.quality.aggregation.dawid_skene import DawidSkene
+from emoforge.quality.aggregation.mace import MACE
+from emoforge.quality.aggregation.majority import MajorityVote
+from emoforge.quality.aggregation.pooled import PooledVote
+from emoforge.quality.aggregation.soft import SoftVote
+from emoforge.quality.aggregation.weighted import WeightedVote
 
 AGGREGATORS: dict[str, type[Aggregator]] = {
     "majority": MajorityVote,

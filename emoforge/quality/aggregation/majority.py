@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from emoforge.agents.aggregation.base import (
+from emoforge.quality.aggregation.base import (
     Aggregator,
     check_frame,
     encode,

@@ -6,8 +6,15 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from emoforge.agents.aggregation.base import Aggregator, check_frame, encode, most_probable, normalize_rows, proba_frame
-from emoforge.agents.aggregation.majority import worker_accuracy
+from emoforge.quality.aggregation.base import (
+    Aggregator,
+    check_frame,
+    encode,
+    most_probable,
+    normalize_rows,
+    proba_frame,
+)
+from emoforge.quality.aggregation.majority import worker_accuracy
 
 if TYPE_CHECKING:
     import pandas as pd

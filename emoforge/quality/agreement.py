@@ -1,4 +1,4 @@
-"""Corpus agreement: ``corpus_agreement`` applies the statistics of ``agreement_stats`` to
+"""Corpus agreement: ``corpus_agreement`` applies the statistics of ``stats`` to
 shard rows (per annotator pair, per modality, pipeline vs human) and returns an
 ``AgreementReport``. The statistics are re-exported here, where their callers import them.
 """
@@ -11,7 +11,9 @@ from typing import Any
 import numpy as np
 from pydantic import Field
 
-from emoforge.agents.agreement_stats import (
+from emoforge.configs.release import ReviewConfig
+from emoforge.quality.human_agreement import human_agreement
+from emoforge.quality.stats import (
     ICCForm,
     Level,
     Weights,
@@ -26,8 +28,6 @@ from emoforge.agents.agreement_stats import (
     spearman,
     value_counts,
 )
-from emoforge.agents.review.agreement import human_agreement
-from emoforge.configs.release import ReviewConfig
 from emoforge.storage.records import Record, SegmentRow, Status
 
 __all__ = [
@@ -105,7 +105,7 @@ def corpus_agreement(rows: Iterable[SegmentRow], human_review: Any = None) -> Ag
 
     Args:
         human_review: ``release.review`` config (pass/fail thresholds) for the pipeline-vs-human
-            block, computed by ``agents.review.agreement`` when any row has a human label.
+            block, computed by ``quality.human_agreement`` when any row has a human label.
     """
     votes: list[dict[str, str]] = []
     scales: dict[str, list[dict[str, float]]] = {"valence": [], "arousal": [], "intensity": []}

@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 from pydantic import Field
 
-from emoforge.agents.aggregation.corpus import AggregatedLabel
-from emoforge.agents.aggregation.pooled import PooledVote, fit_pool_weights
-from emoforge.agents.calibration import expected_calibration_error
-from emoforge.agents.consensus import ConsensusBuilder
 from emoforge.configs.quality import AggregationConfig
+from emoforge.quality.aggregation.corpus import AggregatedLabel
+from emoforge.quality.aggregation.pooled import PooledVote, fit_pool_weights
+from emoforge.quality.calibration import expected_calibration_error
+from emoforge.quality.consensus import ConsensusBuilder
 from emoforge.storage.records import Record, RunContext, SegmentRow, Status
 
 if TYPE_CHECKING:

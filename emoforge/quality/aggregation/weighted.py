@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from emoforge.agents.aggregation.base import check_frame
-from emoforge.agents.aggregation.soft import SoftVote
+from emoforge.quality.aggregation.base import check_frame
+from emoforge.quality.aggregation.soft import SoftVote
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -75,8 +75,8 @@ class CorpusAggregator:
     def run(self, rows: Iterable[SegmentRow]) -> CorpusAggregation:
         import numpy as np
 
-        from emoforge.agents.aggregation import AGGREGATORS, DawidSkene
-        from emoforge.agents.aggregation.base import votes_frame
+        from emoforge.quality.aggregation import AGGREGATORS, DawidSkene
+        from emoforge.quality.aggregation.base import votes_frame
 
         all_rows = [r for r in rows if r.segment is not None]
         consensus = {r.segment.id: r.consensus.primary_label for r in all_rows if r.segment and r.consensus}

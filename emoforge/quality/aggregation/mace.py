@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from numpy.typing import NDArray
 
-from emoforge.agents.aggregation.base import (
+from emoforge.quality.aggregation.base import (
     Aggregator,
     Encoded,
     check_frame,

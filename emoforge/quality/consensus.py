@@ -1,7 +1,7 @@
 """Per-segment consensus: one label with how much to trust it, and whether a human should look.
 
 ``ConsensusBuilder.build`` aggregates the valid annotations of one segment with a majority
-or judge-weighted vote (``agents/aggregation``), adds the multi-label set, intensity and
+or judge-weighted vote (``emoforge/quality/aggregation``), adds the multi-label set, intensity and
 valence/arousal means, confidence, entropy and agreement, and flags the segment for review
 with typed reasons: ``too_few_valid``, ``low_confidence``, ``annotator_conflict``,
 ``low_judge_score``, ``judge_failed`` and ``modality_conflict`` (e.g. a smiling face with a
@@ -151,7 +151,7 @@ class ConsensusBuilder:
             return {}
         import pandas as pd
 
-        from emoforge.agents.aggregation import Aggregator, MajorityVote, PooledVote, SoftVote, WeightedVote
+        from emoforge.quality.aggregation import Aggregator, MajorityVote, PooledVote, SoftVote, WeightedVote
 
         df = pd.DataFrame(
             {

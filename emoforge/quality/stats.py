@@ -1,8 +1,8 @@
 """Agreement statistics: Krippendorff's alpha, Cohen's and Fleiss' kappa, Spearman, ICC.
 
 Plain functions over numpy arrays, each checkable against a published example; they depend
-on nothing in the package, so the corpus report (``agents/agreement.py``) and the human
-review agreement (``agents/review/agreement.py``) both build on them without importing each
+on nothing in the package, so the corpus report (``emoforge/quality/agreement.py``) and the human
+review agreement (``emoforge/quality/human_agreement.py``) both build on them without importing each
 other (they used to form an import cycle).
 
 Krippendorff's alpha works on a *value-count* matrix ``n[u, c]`` (how many coders gave value

@@ -1,1 +1,0 @@
-"""Human review: agreement of human verifications with the consensus and with each agent."""

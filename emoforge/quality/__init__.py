@@ -1,0 +1,11 @@
+"""Label quality, apart from the annotators (crowd-kit's ``aggregation/`` beside ``metrics/``).
+
+- ``consensus``: one segment's votes -> its label, confidence and review flags (phase 5).
+- ``aggregation/``: corpus-level aggregators in crowd-kit's shape (``fit`` / ``predict`` /
+  ``predict_proba``), and the pooled vote's weight fitting.
+- ``stats``: Krippendorff's alpha, Cohen's kappa, Spearman, ICC; ``agreement`` applies them
+  to a corpus's annotations, ``human_agreement`` to machine vs human labels.
+- ``calibration``: expected calibration error and reliability bins against human labels.
+
+Imports ``configs`` and ``storage`` only: aggregation needs votes, not the agents that cast them.
+"""
