@@ -94,10 +94,13 @@ def child_standalone(inputs: list[str]) -> dict[str, Any]:
             segs = step("segment", lambda m=media: segmenter.segment(m))
             feats = step("features", lambda m=media, s=segs: extractor.extract(m, s))
             anns = step("annotate", lambda s=segs, f=feats: [jury.annotate(a, b) for a, b in zip(s, f, strict=True)])
-            verdicts = step("judge", lambda s=segs, f=feats, a=anns: [
-                judge.score(*x) for x in zip(s, f, a, strict=True)])
-            step("aggregate", lambda s=segs, f=feats, a=anns, v=verdicts: [
-                builder.build(*x) for x in zip(s, f, a, v, strict=True)])
+            verdicts = step(
+                "judge", lambda s=segs, f=feats, a=anns: [judge.score(*x) for x in zip(s, f, a, strict=True)]
+            )
+            step(
+                "aggregate",
+                lambda s=segs, f=feats, a=anns, v=verdicts: [builder.build(*x) for x in zip(s, f, a, v, strict=True)],
+            )
             if timed:
                 media_s += rec.duration_s or 0.0
                 segments_total += len(segs)
@@ -126,7 +129,8 @@ def child_pipeline(inputs: list[str], workers: int, runner: str, work: str, warm
     from emoforge.storage.shards import read_table
 
     overrides: dict[str, Any] = {
-        "run": {"workers": workers, "task_runner": runner}, "agents": {"cache": {"path": f"{work}/cache"}},
+        "run": {"workers": workers, "task_runner": runner},
+        "agents": {"cache": {"path": f"{work}/cache"}},
     }
     cluster = None
     if runner == "dask":
@@ -153,9 +157,13 @@ def child_pipeline(inputs: list[str], workers: int, runner: str, work: str, warm
             for a in anns["annotations"] or []
         )
         out[name] = {
-            "wall_s": round(wall, 2), "rtf": round(media_s / wall, 2), "rows_written": summary.rows_written,
-            "recordings_skipped": summary.recordings_skipped, "status": summary.status,
-            "failures": summary.failures, "provider_calls": calls,
+            "wall_s": round(wall, 2),
+            "rtf": round(media_s / wall, 2),
+            "rows_written": summary.rows_written,
+            "recordings_skipped": summary.recordings_skipped,
+            "status": summary.status,
+            "failures": summary.failures,
+            "provider_calls": calls,
         }
         return summary
 
@@ -251,8 +259,22 @@ def long_corpus(inputs: list[str], minutes: float, dest: Path) -> list[str]:
         src = inputs[i % len(inputs)]
         target = dest / f"loop{i:04d}{Path(src).suffix}"
         subprocess.run(
-            ["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", "-i", src, "-map", "0", "-c", "copy",
-             "-metadata", f"comment=emoforge-bench-copy-{i}", str(target)],
+            [
+                "ffmpeg",
+                "-hide_banner",
+                "-loglevel",
+                "error",
+                "-y",
+                "-i",
+                src,
+                "-map",
+                "0",
+                "-c",
+                "copy",
+                "-metadata",
+                f"comment=emoforge-bench-copy-{i}",
+                str(target),
+            ],
             check=True,
         )
         out.append(str(target))
@@ -263,8 +285,9 @@ def long_corpus(inputs: list[str], minutes: float, dest: Path) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--fixtures", type=Path, default=Path(os.environ.get("EMOFORGE_FIXTURES",
-                                                                              REPO.parent / "shared" / "fixtures")))
+    parser.add_argument(
+        "--fixtures", type=Path, default=Path(os.environ.get("EMOFORGE_FIXTURES", REPO.parent / "shared" / "fixtures"))
+    )
     parser.add_argument("--long-minutes", type=float, default=10.0, help="0 skips the long corpus.")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
@@ -272,8 +295,11 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="emoforge-bench-"))
     inputs = fixture_inputs(args.fixtures)
     report: dict[str, Any] = {
-        "machine": {"cpus": os.cpu_count(), "loadavg_start": [round(x, 2) for x in os.getloadavg()],
-                    "note": "2-core machine; the load average before/after each measurement says how quiet it was"},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "loadavg_start": [round(x, 2) for x in os.getloadavg()],
+            "note": "2-core machine; the load average before/after each measurement says how quiet it was",
+        },
         "config": "offline default (configs/default.yaml)",
         "targets": TARGETS,
         "fixtures": {"inputs": [Path(p).name for p in inputs]},
@@ -281,10 +307,12 @@ def main() -> None:
     try:
         fx = report["fixtures"]
         fx["standalone"] = measure("standalone", {"inputs": inputs})
-        fx["pipeline_1_worker"] = measure("pipeline", {"inputs": inputs, "workers": 1, "runner": "thread",
-                                                       "work": str(work / "fx1")})
-        fx["pipeline_2_threads"] = measure("pipeline", {"inputs": inputs, "workers": 2, "runner": "thread",
-                                                        "work": str(work / "fx2")})
+        fx["pipeline_1_worker"] = measure(
+            "pipeline", {"inputs": inputs, "workers": 1, "runner": "thread", "work": str(work / "fx1")}
+        )
+        fx["pipeline_2_threads"] = measure(
+            "pipeline", {"inputs": inputs, "workers": 2, "runner": "thread", "work": str(work / "fx2")}
+        )
         for n in (1, 2):
             fx[f"pipeline_{n}_dask"] = measure(
                 "pipeline", {"inputs": inputs, "workers": n, "runner": "dask", "work": str(work / f"fxd{n}")}

@@ -47,10 +47,28 @@ def make_long_video(media_dir: Path, out: Path, minutes: float) -> Path:
     chains: list[str] = []
     for i, clip in enumerate(MER_CLIPS):
         inputs += ["-i", str(media_dir / clip)]
-        chains.append(f"[{i}:v]scale=672:378,fps=25,setsar=1[v{i}];[{i}:a]aresample=16000,aformat=channel_layouts=mono[a{i}]")
+        chains.append(
+            f"[{i}:v]scale=672:378,fps=25,setsar=1[v{i}];[{i}:a]aresample=16000,aformat=channel_layouts=mono[a{i}]"
+        )
     graph = ";".join(chains) + ";[v0][a0][v1][a1][v2][a2]concat=n=3:v=1:a=1[v][a]"
-    _ffmpeg(*inputs, "-filter_complex", graph, "-map", "[v]", "-map", "[a]", "-c:v", "libx264",
-            "-preset", "veryfast", "-pix_fmt", "yuv420p", "-c:a", "aac", str(block))
+    _ffmpeg(
+        *inputs,
+        "-filter_complex",
+        graph,
+        "-map",
+        "[v]",
+        "-map",
+        "[a]",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "veryfast",
+        "-pix_fmt",
+        "yuv420p",
+        "-c:a",
+        "aac",
+        str(block),
+    )
     _ffmpeg("-stream_loop", "-1", "-i", str(block), "-t", str(minutes * 60), "-c", "copy", str(out))
     return out
 
@@ -141,8 +159,12 @@ def main() -> int:
     result: dict[str, Any] = {
         "benchmark": "sampling",
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "host": {"python": sys.version.split()[0], "machine": platform.machine(), "cpus": os.cpu_count(),
-                 "loadavg_before": os.getloadavg()},
+        "host": {
+            "python": sys.version.split()[0],
+            "machine": platform.machine(),
+            "cpus": os.cpu_count(),
+            "loadavg_before": os.getloadavg(),
+        },
         "unit": "seconds of media per wall second (higher is faster)",
     }
     result["model_load"] = warm_up(media_dir)

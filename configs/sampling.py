@@ -15,9 +15,7 @@ class MediaConfig(Section):
     frame_jpeg_quality: int = Field(
         90, ge=10, le=100, description="JPEG quality of the shared frame store (memory vs fidelity)."
     )
-    apply_rotation: bool = Field(
-        True, description="Rotate sampled frames upright using the stream's display matrix."
-    )
+    apply_rotation: bool = Field(True, description="Rotate sampled frames upright using the stream's display matrix.")
     scan_side: int = Field(
         256,
         ge=0,
@@ -27,8 +25,7 @@ class MediaConfig(Section):
     max_file_bytes: int | None = Field(
         50 << 30,
         gt=0,
-        description="Larger input files fail as unsupported_media before they are hashed or decoded; "
-        "null = no cap.",
+        description="Larger input files fail as unsupported_media before they are hashed or decoded; null = no cap.",
     )
     max_duration_s: float | None = Field(
         4 * 3600.0,
@@ -83,9 +80,7 @@ class VadConfig(Section):
         description="silero: sequence = batched ONNX (same probabilities, fastest, no torch); "
         "onnx = the streaming ONNX model; jit = TorchScript.",
     )
-    offset: float | None = Field(
-        None, ge=0, le=1, description="pyannote: hysteresis off-threshold; null = threshold."
-    )
+    offset: float | None = Field(None, ge=0, le=1, description="pyannote: hysteresis off-threshold; null = threshold.")
     overlap_threshold: float = Field(
         0.5, ge=0, le=1, description="pyannote: second-speaker activation that counts as overlap."
     )

@@ -124,8 +124,12 @@ def annotate(
         raise typer.Exit(3) from exc
 
     def notice() -> None:
-        console.print(f"interrupted: stopping; finished recordings are committed. Rerun the same command to "
-                      f"resume {out}", markup=False, highlight=False, soft_wrap=True)
+        console.print(
+            f"interrupted: stopping; finished recordings are committed. Rerun the same command to resume {out}",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
 
     try:
         with prompt_interrupt(notice=notice):
@@ -153,8 +157,13 @@ def _run_annotate(flow: Any, params: dict[str, Any]) -> Any:
     from emoforge.flows.annotate import add_progress_hook, remove_progress_hook
 
     with Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        TextColumn("{task.fields[last]}"), console=console, transient=False,
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[last]}"),
+        console=console,
+        transient=False,
     ) as progress:
         bar = progress.add_task("annotating", total=None, last="")
 
@@ -195,18 +204,28 @@ def inspect(
         console.print(f"error: {corpus}: no such folder", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(2)
     if not (corpus / MANIFEST).exists() and not any(corpus.glob(f"{SHARD_PREFIX}*{SHARD_SUFFIX}")):
-        console.print(f"error: {corpus}: not an emoforge corpus (no {MANIFEST}, no shards)", markup=False,
-                      highlight=False, soft_wrap=True)
+        console.print(
+            f"error: {corpus}: not an emoforge corpus (no {MANIFEST}, no shards)",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
         raise typer.Exit(2)
     info = summarize(str(corpus))
     if as_json:
         typer.echo(json.dumps(info, indent=2, default=str))
         return
     out = Console()
-    out.print(f"[bold]{corpus}[/bold]  schema v{info['schema_version']}  "
-              f"{info['shards']} shards, {info['rows']} rows, {info['runs']} runs")
-    for title, key in (("status", "status"), ("labels", "labels"), ("failures", "failures"),
-                       ("annotations", "annotations")):
+    out.print(
+        f"[bold]{corpus}[/bold]  schema v{info['schema_version']}  "
+        f"{info['shards']} shards, {info['rows']} rows, {info['runs']} runs"
+    )
+    for title, key in (
+        ("status", "status"),
+        ("labels", "labels"),
+        ("failures", "failures"),
+        ("annotations", "annotations"),
+    ):
         if info[key]:
             table = Table(title=title)
             table.add_column(title)
@@ -230,8 +249,15 @@ def demo(
 
     media = make_sample_media(out / "media")
     typer.echo(f"sample media: {', '.join(p.name for p in media)}")
-    annotate(inputs=[str(out / "media")], out=out / "corpus", config=None, retry="transient", workers=None,
-             dry_run=False, wait=False)
+    annotate(
+        inputs=[str(out / "media")],
+        out=out / "corpus",
+        config=None,
+        retry="transient",
+        workers=None,
+        dry_run=False,
+        wait=False,
+    )
     inspect(out / "corpus", as_json=False)
 
 

@@ -38,17 +38,42 @@ def make_sample_media(folder: Path) -> list[Path]:
         out = folder / f"speech_{name}.wav"
         if not out.exists():
             _run(espeak, "-v", "en-us", "-p", str(pitch), "-s", str(rate), "-w", str(raw), text)
-            _run(ffmpeg, "-hide_banner", "-loglevel", "error", "-y", "-i", str(raw), "-ar", "16000", "-ac", "1",
-                 str(out))
+            _run(
+                ffmpeg, "-hide_banner", "-loglevel", "error", "-y", "-i", str(raw), "-ar", "16000", "-ac", "1", str(out)
+            )
             raw.unlink(missing_ok=True)
         wavs.append(out)
     video = folder / "talk_bars.mp4"
     if not video.exists():
-        _run(ffmpeg, "-hide_banner", "-loglevel", "error", "-y",
-             "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25:duration=4",
-             "-f", "lavfi", "-i", "smptebars=size=320x240:rate=25:duration=4",
-             "-i", str(wavs[0]),
-             "-filter_complex", "[0:v][1:v]concat=n=2:v=1:a=0[v]",
-             "-map", "[v]", "-map", "2:a", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest",
-             str(video))
+        _run(
+            ffmpeg,
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=320x240:rate=25:duration=4",
+            "-f",
+            "lavfi",
+            "-i",
+            "smptebars=size=320x240:rate=25:duration=4",
+            "-i",
+            str(wavs[0]),
+            "-filter_complex",
+            "[0:v][1:v]concat=n=2:v=1:a=0[v]",
+            "-map",
+            "[v]",
+            "-map",
+            "2:a",
+            "-c:v",
+            "libx264",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+            "-shortest",
+            str(video),
+        )
     return [*wavs, video]

@@ -130,9 +130,7 @@ def _decode(value: Any, tp: Any) -> Any:
         return {kv["key"]: _decode(kv["value"], vt) for kv in value}
     if isinstance(tp, type) and issubclass(tp, BaseModel):
         return {
-            name: _decode(value.get(name), info.annotation)
-            for name, info in tp.model_fields.items()
-            if name in value
+            name: _decode(value.get(name), info.annotation) for name, info in tp.model_fields.items() if name in value
         }
     return value
 

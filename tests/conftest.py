@@ -29,8 +29,7 @@ os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="emoforge-prefect-
 REPO = Path(__file__).resolve().parents[1]
 MER_CLIPS = ("sample_00000694.mp4", "sample_00003358.mp4", "sample_00004735.mp4")
 JFK_TRANSCRIPT = (
-    "And so my fellow Americans, ask not what your country can do for you, "
-    "ask what you can do for your country."
+    "And so my fellow Americans, ask not what your country can do for you, ask what you can do for your country."
 )
 
 
@@ -100,8 +99,17 @@ def speech_wav(generated_dir: Path) -> Path:
 def silent_video(generated_dir: Path) -> Path:
     """3 s of colour bars with no audio stream."""
     out = generated_dir / "bars_noaudio.mp4"
-    run_ffmpeg("-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25:duration=3",
-               "-c:v", "libx264", "-pix_fmt", "yuv420p", str(out))
+    run_ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=320x240:rate=25:duration=3",
+        "-c:v",
+        "libx264",
+        "-pix_fmt",
+        "yuv420p",
+        str(out),
+    )
     return out
 
 

@@ -12,7 +12,12 @@ if TYPE_CHECKING:
 
 
 def _spec(
-    name: str, inputs: list[str], out: str, config: Path | None, cron: str | None, interval: float | None,
+    name: str,
+    inputs: list[str],
+    out: str,
+    config: Path | None,
+    cron: str | None,
+    interval: float | None,
     retry: str,
 ) -> DeploymentSpec:
     from emoforge.flows.schedule import DeploymentSpec
@@ -21,8 +26,13 @@ def _spec(
         raise typer.BadParameter("--retry must be transient, all or none")
     try:
         return DeploymentSpec(
-            name=name, inputs=inputs, out=out, config_path=str(config) if config else None,
-            cron=cron, interval_s=interval, retry=retry,
+            name=name,
+            inputs=inputs,
+            out=out,
+            config_path=str(config) if config else None,
+            cron=cron,
+            interval_s=interval,
+            retry=retry,
         )
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
@@ -38,7 +48,12 @@ Retry = Annotated[str, typer.Option(help="Redo committed failures: transient, al
 
 
 def schedule(
-    name: Name, inputs: Inputs, out: Out, config: Config = None, cron: Cron = None, interval: Interval = None,
+    name: Name,
+    inputs: Inputs,
+    out: Out,
+    config: Config = None,
+    cron: Cron = None,
+    interval: Interval = None,
     retry: Retry = "transient",
     pool: Annotated[str, typer.Option(help="Process work pool (created if missing).")] = "emoforge",
 ) -> None:
@@ -52,7 +67,12 @@ def schedule(
 
 
 def serve(
-    name: Name, inputs: Inputs, out: Out, config: Config = None, cron: Cron = None, interval: Interval = None,
+    name: Name,
+    inputs: Inputs,
+    out: Out,
+    config: Config = None,
+    cron: Cron = None,
+    interval: Interval = None,
     retry: Retry = "transient",
     limit: Annotated[int | None, typer.Option(help="Most flow runs at once in this process.")] = None,
 ) -> None:

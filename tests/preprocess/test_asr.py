@@ -249,9 +249,7 @@ def test_language_detection_encodes_the_speech_not_a_padded_window(
 
     frames: list[int] = []
     real_encode = fw.WhisperModel.encode
-    monkeypatch.setattr(
-        fw.WhisperModel, "encode", lambda self, f: frames.append(f.shape[-1]) or real_encode(self, f)
-    )
+    monkeypatch.setattr(fw.WhisperModel, "encode", lambda self, f: frames.append(f.shape[-1]) or real_encode(self, f))
     assert jfk.audio is not None
     assert transcriber._detect(jfk.audio)[0] == "en"  # 11 s of speech: 11 s of frames, not 30
     assert transcriber._detect(jfk.audio[: 4 * 16000])[0] == "en"  # short: padded to the 10 s floor only

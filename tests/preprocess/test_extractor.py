@@ -111,8 +111,10 @@ def test_every_instant_belongs_to_exactly_one_word_window(starts: list[float], l
     for s in sorted(starts):
         if not spans or s >= spans[-1][1]:
             spans.append((s, s + length))
-    segs = [Segment(id=f"r-{i:05d}", recording_id="r", index=i, start_s=a, end_s=b, kind="speech")
-            for i, (a, b) in enumerate(spans)]
+    segs = [
+        Segment(id=f"r-{i:05d}", recording_id="r", index=i, start_s=a, end_s=b, kind="speech")
+        for i, (a, b) in enumerate(spans)
+    ]
     windows = word_windows(segs)
     owners = [sid for sid, (lo, hi) in windows.items() if lo <= t < hi]
     assert len(owners) == 1

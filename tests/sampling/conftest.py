@@ -24,11 +24,29 @@ def concat_mer(media_dir: Path, out: Path, size: str = "320:180") -> Path:
     chains: list[str] = []
     for i, clip in enumerate(MER_CLIPS):
         inputs += ["-i", str(media_dir / clip)]
-        chains.append(f"[{i}:v]scale={size},fps={FPS},setsar=1[v{i}];[{i}:a]aresample=16000,aformat=channel_layouts=mono[a{i}]")
+        chains.append(
+            f"[{i}:v]scale={size},fps={FPS},setsar=1[v{i}];[{i}:a]aresample=16000,aformat=channel_layouts=mono[a{i}]"
+        )
     joined = "".join(f"[v{i}][a{i}]" for i in range(len(MER_CLIPS)))
     graph = ";".join(chains) + f";{joined}concat=n={len(MER_CLIPS)}:v=1:a=1[v][a]"
-    run_ffmpeg(*inputs, "-filter_complex", graph, "-map", "[v]", "-map", "[a]",
-               "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-c:a", "aac", str(out))
+    run_ffmpeg(
+        *inputs,
+        "-filter_complex",
+        graph,
+        "-map",
+        "[v]",
+        "-map",
+        "[a]",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-pix_fmt",
+        "yuv420p",
+        "-c:a",
+        "aac",
+        str(out),
+    )
     return out
 
 

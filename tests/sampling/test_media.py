@@ -57,9 +57,20 @@ def test_decode_real_clip_once(media_dir: Path) -> None:
 
 
 def _tone_and_bars(out: Path, vcodec: list[str], acodec: list[str], seconds: float = 2.0) -> Path:
-    run_ffmpeg("-f", "lavfi", "-i", f"testsrc2=size=160x120:rate=25:duration={seconds}",
-               "-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=48000:duration={seconds}",
-               *vcodec, *acodec, "-shortest", str(out))
+    run_ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        f"testsrc2=size=160x120:rate=25:duration={seconds}",
+        "-f",
+        "lavfi",
+        "-i",
+        f"sine=frequency=440:sample_rate=48000:duration={seconds}",
+        *vcodec,
+        *acodec,
+        "-shortest",
+        str(out),
+    )
     return out
 
 
@@ -97,9 +108,25 @@ def test_mp3_with_cover_art_is_audio_only(generated_dir: Path) -> None:
     cover = generated_dir / "cover.png"
     run_ffmpeg("-f", "lavfi", "-i", "color=c=red:size=64x64", "-frames:v", "1", str(cover))
     out = generated_dir / "song.mp3"
-    run_ffmpeg("-f", "lavfi", "-i", "sine=frequency=300:duration=1.5", "-i", str(cover),
-               "-map", "0:a", "-map", "1:v", "-c:a", "libmp3lame", "-c:v", "png",
-               "-disposition:v", "attached_pic", str(out))
+    run_ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=300:duration=1.5",
+        "-i",
+        str(cover),
+        "-map",
+        "0:a",
+        "-map",
+        "1:v",
+        "-c:a",
+        "libmp3lame",
+        "-c:v",
+        "png",
+        "-disposition:v",
+        "attached_pic",
+        str(out),
+    )
     rec = probe(out)
     assert rec.status == Status.ok and rec.has_audio and not rec.has_video
     assert [s.kind for s in rec.streams] == ["audio"]
@@ -178,16 +205,38 @@ def test_truncated_video_is_partial_media(media_dir: Path, tmp_path: Path) -> No
 def test_rotation_is_probed_and_frames_are_upright(generated_dir: Path, rotate: int) -> None:
     src = generated_dir / "landscape.mp4"
     if not src.exists():
-        run_ffmpeg("-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25:duration=1",
-                   "-c:v", "libx264", "-pix_fmt", "yuv420p", str(src))
+        run_ffmpeg(
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=320x180:rate=25:duration=1",
+            "-c:v",
+            "libx264",
+            "-pix_fmt",
+            "yuv420p",
+            str(src),
+        )
     rotated = generated_dir / f"rot{rotate}.mp4"
     run_ffmpeg("-i", str(src), "-c", "copy", "-metadata:s:v:0", f"rotate={rotate}", str(rotated))
     rec = probe(rotated)
     (video,) = rec.streams
     # the reference is ffprobe's display-matrix rotation (counter-clockwise degrees)
     reported = subprocess.run(
-        ["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries", "stream_side_data=rotation",
-         "-of", "csv=p=0", str(rotated)], capture_output=True, text=True, check=True,
+        [
+            "ffprobe",
+            "-v",
+            "error",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "stream_side_data=rotation",
+            "-of",
+            "csv=p=0",
+            str(rotated),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.split()
     assert video.rotation == int(float(reported[0])) % 360 != 0
     assert (video.width, video.height) == (320, 180)

@@ -47,8 +47,9 @@ policies = st.builds(
 @given(timeline=timelines(), policy=policies, has_audio=st.booleans(), has_video=st.booleans())
 @example(  # found by CI: rounding chunk edges to ms made a chunk 0.1 ms longer than max_len_s
     timeline=(66.4375, [Span(start_s=0.0, end_s=29.46875), Span(start_s=29.46875, end_s=66.4375)], []),
-    policy=SegmentPolicy(merge_gap_s=0.0, max_len_s=2.174862781946443, min_len_s=0.0, pad_s=0.0,
-                         cross_shots=False, visual_mode="off"),
+    policy=SegmentPolicy(
+        merge_gap_s=0.0, max_len_s=2.174862781946443, min_len_s=0.0, pad_s=0.0, cross_shots=False, visual_mode="off"
+    ),
     has_audio=False,
     has_video=True,
 )
@@ -109,7 +110,10 @@ def test_visual_modes_and_short_files() -> None:
     speech = [Span(start_s=1, end_s=3)]
     gaps = plan_segments(speech, shots, 40, SegmentPolicy(visual_mode="gaps", max_len_s=15, pad_s=0))
     assert [(p.kind, p.shot_index, p.start_s, p.end_s) for p in gaps] == [
-        ("speech", 0, 1, 3), ("visual", 1, 4, 16), ("visual", 1, 16, 28), ("visual", 1, 28, 40)
+        ("speech", 0, 1, 3),
+        ("visual", 1, 4, 16),
+        ("visual", 1, 16, 28),
+        ("visual", 1, 28, 40),
     ]
     off = plan_segments(speech, shots, 40, SegmentPolicy(visual_mode="off", pad_s=0))
     assert [p.kind for p in off] == ["speech"]
@@ -173,8 +177,24 @@ def test_segmenter_audio_without_speech(generated_dir: Path) -> None:
 
 def test_segmenter_very_short_clip(generated_dir: Path) -> None:
     clip = generated_dir / "flash.mp4"
-    run_ffmpeg("-f", "lavfi", "-i", "testsrc2=size=160x120:rate=25:duration=0.4",
-               "-f", "lavfi", "-i", "anullsrc=r=16000:cl=mono", "-t", "0.4",
-               "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", str(clip))
+    run_ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=160x120:rate=25:duration=0.4",
+        "-f",
+        "lavfi",
+        "-i",
+        "anullsrc=r=16000:cl=mono",
+        "-t",
+        "0.4",
+        "-c:v",
+        "libx264",
+        "-pix_fmt",
+        "yuv420p",
+        "-c:a",
+        "aac",
+        str(clip),
+    )
     (segment,) = Segmenter(SamplingConfig()).segment(load(clip))
     assert segment.kind == "full" and segment.start_s == 0.0 and segment.end_s == pytest.approx(0.4, abs=0.05)

@@ -83,7 +83,10 @@ def prefect_api(prefect_home: Path) -> Iterator[str]:
     prefect = str(Path(sys.executable).with_name("prefect"))
     proc = subprocess.Popen(
         [prefect, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     deadline = time.monotonic() + SERVER_START_S
     while not _healthy(url):

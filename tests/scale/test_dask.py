@@ -28,9 +28,7 @@ from tests.scale.conftest import raw_row_ids, row_digest
 @pytest.fixture(scope="module")
 def cluster(prefect_api: str) -> Iterator[tuple[Any, Any]]:
     with (
-        distributed.LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
-        ) as local,
+        distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as local,
         distributed.Client(local) as client,
     ):
         yield local, client
@@ -49,7 +47,10 @@ def test_dask_task_runner_from_config() -> None:
     local = dask_task_runner(load_config(None, {"run": {"task_runner": "dask", "workers": 3}}).run)
     env = local.cluster_kwargs.pop("env")
     assert local.cluster_kwargs == {
-        "n_workers": 3, "threads_per_worker": 1, "processes": True, "dashboard_address": None
+        "n_workers": 3,
+        "threads_per_worker": 1,
+        "processes": True,
+        "dashboard_address": None,
     }
     assert env["OMP_NUM_THREADS"] == str(max(1, len(os.sched_getaffinity(0)) // 3))
     remote = dask_task_runner(load_config(None, {"run": {"dask_address": "tcp://10.0.0.1:8786"}}).run)

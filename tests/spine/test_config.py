@@ -85,11 +85,16 @@ def test_resolved_config_round_trips() -> None:
 
 def test_secrets_are_named_not_stored() -> None:
     """An agent config holds the *name* of the env var; the key itself never enters the config."""
-    cfg = load_config(overrides={"agents": {"jury": [
-        {"name": "gpt", "backend": "openai", "model": "gpt-4o-mini", "api_key_env": "OPENAI_API_KEY"}]}})
+    cfg = load_config(
+        overrides={
+            "agents": {
+                "jury": [{"name": "gpt", "backend": "openai", "model": "gpt-4o-mini", "api_key_env": "OPENAI_API_KEY"}]
+            }
+        }
+    )
     dumped = cfg.model_dump_json()
     assert "OPENAI_API_KEY" in dumped
-    assert "api_key\":" not in dumped
+    assert 'api_key":' not in dumped
 
 
 def test_llm_judge_resolves_a_jury_agent() -> None:

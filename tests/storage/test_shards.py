@@ -21,12 +21,24 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def make_row(i: int, run: str = "run-a", status: Status = Status.ok, kind: ErrorKind | None = None) -> SegmentRow:
-    seg = Segment(id=f"rec-{i // 10}-{i % 10:05d}", recording_id=f"rec-{i // 10}", index=i % 10,
-                  start_s=i, end_s=i + 1.5, kind="speech")
+    seg = Segment(
+        id=f"rec-{i // 10}-{i % 10:05d}",
+        recording_id=f"rec-{i // 10}",
+        index=i % 10,
+        start_s=i,
+        end_s=i + 1.5,
+        kind="speech",
+    )
     failure = Failure(stage="annotate", kind=kind, message="x") if kind else None
-    return SegmentRow(row_id=seg.id, run_id=run, status=status, failure=failure,
-                      recording=RecordingRef(id=seg.recording_id, uri="m.wav", sha256="00", segment_count=10),
-                      segment=seg, config_hash="h")
+    return SegmentRow(
+        row_id=seg.id,
+        run_id=run,
+        status=status,
+        failure=failure,
+        recording=RecordingRef(id=seg.recording_id, uri="m.wav", sha256="00", segment_count=10),
+        segment=seg,
+        config_hash="h",
+    )
 
 
 def cfg(**kw: object) -> StorageConfig:
@@ -51,17 +63,25 @@ def test_incremental_writes_roll_by_row_count(tmp_path: Path) -> None:
     w.close()
     assert [s["rows"] for s in read_manifest(str(tmp_path))["shards"]] == [4, 4, 1]
     assert sorted(p.name for p in tmp_path.glob("shard-*.parquet")) == [
-        "shard-00000.parquet", "shard-00001.parquet", "shard-00002.parquet"]
+        "shard-00000.parquet",
+        "shard-00001.parquet",
+        "shard-00002.parquet",
+    ]
 
 
 def test_last_write_wins_and_transient_failures_are_redone(tmp_path: Path) -> None:
     w = CorpusWriter(str(tmp_path), cfg(), "run-a")
-    w.write([make_row(0, status=Status.failed, kind=ErrorKind.timeout), make_row(1, status=Status.failed,
-             kind=ErrorKind.corrupt_media), make_row(2)])
+    w.write(
+        [
+            make_row(0, status=Status.failed, kind=ErrorKind.timeout),
+            make_row(1, status=Status.failed, kind=ErrorKind.corrupt_media),
+            make_row(2),
+        ]
+    )
     w.close()
     state = done_rows(str(tmp_path))
     assert not state.rows[make_row(0).row_id].final  # timeout: resume retries it
-    assert state.rows[make_row(1).row_id].final      # corrupt media: deterministic
+    assert state.rows[make_row(1).row_id].final  # corrupt media: deterministic
     assert state.segment_counts == {"rec-0": 10}
     w = CorpusWriter(str(tmp_path), cfg(), "run-b")
     w.write([make_row(0, run="run-b")])
