@@ -13,6 +13,7 @@ fi
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 PREFECT_SERVER_ANALYTICS_ENABLED=false
 export EMOFORGE_FIXTURES=${EMOFORGE_FIXTURES:-../shared/fixtures}
 .venv/bin/ruff check .
+.venv/bin/ruff format --check .
 bash scripts/typecheck.sh
 set +e
 .venv/bin/python -m pytest -q -p no:cacheprovider --timeout=1200 "$@"
