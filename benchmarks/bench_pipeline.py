@@ -50,7 +50,7 @@ def child_standalone(inputs: list[str]) -> dict[str, Any]:
     from emoforge.configs import config_hash, load_config
     from emoforge.preprocess.extractor import FeatureExtractor
     from emoforge.preprocess.media import MediaDecoder, MediaProber
-    from emoforge.preprocess.segmenter import Segmenter
+    from emoforge.preprocess.sampling.segmenter import Segmenter
     from emoforge.quality.consensus import ConsensusBuilder
     from emoforge.storage.records import RunContext
 

@@ -84,12 +84,12 @@ def _timed(fn: Callable[[], Any], repeat: int = 1) -> tuple[float, Any]:
 
 def bench_file(path: Path, repeat: int) -> dict[str, Any]:
     from emoforge.configs.sampling import KeyframeConfig, SamplingConfig, ShotConfig, VadConfig
-    from emoforge.preprocess.keyframes import KeyframeSelector
     from emoforge.preprocess.media import MediaDecoder, MediaProber
-    from emoforge.preprocess.segmenter import Segmenter
-    from emoforge.preprocess.shots import ShotDetector
-    from emoforge.preprocess.vad_pyannote import PyannoteSegmentation
-    from emoforge.preprocess.vad_silero import SileroVad
+    from emoforge.preprocess.sampling.keyframes import KeyframeSelector
+    from emoforge.preprocess.sampling.segmenter import Segmenter
+    from emoforge.preprocess.sampling.shots import ShotDetector
+    from emoforge.preprocess.sampling.vad_pyannote import PyannoteSegmentation
+    from emoforge.preprocess.sampling.vad_silero import SileroVad
 
     cfg = SamplingConfig()
     t_probe, rec = _timed(lambda: MediaProber(cfg.media).probe(path), repeat)
@@ -131,8 +131,8 @@ def warm_up(media_dir: Path) -> dict[str, float]:
     import numpy as np
 
     from emoforge.configs.sampling import VadConfig
-    from emoforge.preprocess.vad_pyannote import PyannoteSegmentation
-    from emoforge.preprocess.vad_silero import SileroVad
+    from emoforge.preprocess.sampling.vad_pyannote import PyannoteSegmentation
+    from emoforge.preprocess.sampling.vad_silero import SileroVad
 
     noise = np.random.default_rng(0).normal(0, 0.01, 16000).astype(np.float32)
     t_scenedetect, _ = _timed(lambda: importlib.import_module("scenedetect"))

@@ -6,7 +6,7 @@ normaliser (``agents/labels.py``), the consensus (``emoforge/quality/consensus.p
 defaults (``configs/agents.py``, ``configs/sampling.py``) all read these tables; none keeps
 its own copy. The module lives in ``configs/`` because that is the bottom layer: the
 taxonomy default is config data, and every other layer may import ``configs`` (see
-``tests/spine/test_imports.py``), whereas ``configs`` importing ``agents`` would point up.
+``tests/project/test_imports.py``), whereas ``configs`` importing ``agents`` would point up.
 It is plain data and imports nothing from the package.
 """
 

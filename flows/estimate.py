@@ -37,7 +37,7 @@ def estimate_cost(
     inputs: Sequence[str | Path], config: PipelineConfig, input_root: str | Path | None = None
 ) -> CostEstimate:
     from emoforge.agents.jury import Jury
-    from emoforge.preprocess.segmenter import Segmenter
+    from emoforge.preprocess.sampling.segmenter import Segmenter
 
     ctx = RunContext(run_id="dry-run", config_hash=config_hash(config), emoforge_version=emoforge.__version__)
     prober, decoder = MediaProber(config.sampling.media), MediaDecoder(config.sampling.media)

@@ -165,7 +165,7 @@ class Sampling(Stage):
         return work.recording is not None and work.failure is None
 
     def fill(self, work: RecordingWork) -> None:
-        from emoforge.preprocess.segmenter import Segmenter
+        from emoforge.preprocess.sampling.segmenter import Segmenter
 
         rec = work.recording
         if rec is None:

@@ -20,7 +20,7 @@ def _whisperx_vad(device: str) -> Any:
     from whisperx.vads.pyannote import Pyannote, VoiceActivitySegmentation
     from whisperx.vads.vad import Vad
 
-    from emoforge.preprocess.vad_pyannote import load_segmentation_model, resolve_checkpoint
+    from emoforge.preprocess.sampling.vad_pyannote import load_segmentation_model, resolve_checkpoint
 
     model = load_segmentation_model(resolve_checkpoint("package:whisperx"))
     pipeline = VoiceActivitySegmentation(segmentation=model, device=torch.device(device))

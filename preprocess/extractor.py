@@ -74,7 +74,7 @@ class FeatureExtractor:
     """Runs every stage-2 sub-stage; models load lazily on first use and once per instance."""
 
     def __init__(self, config: PreprocessConfig, keyframes: KeyframeConfig, ctx: RunContext) -> None:
-        from emoforge.preprocess.keyframes import KeyframeSelector
+        from emoforge.preprocess.sampling.keyframes import KeyframeSelector
 
         self.config = config
         self.ctx = ctx

@@ -77,7 +77,7 @@ class SpeakerAnalyzer:
         if self.config.overlap and audio.size:
             try:
                 if self._segmentation is None:
-                    from emoforge.preprocess.vad_pyannote import PyannoteSegmentation
+                    from emoforge.preprocess.sampling.vad_pyannote import PyannoteSegmentation
 
                     self._segmentation = PyannoteSegmentation(self.vad)
                 overlap_model = self._segmentation.model_id

@@ -16,8 +16,8 @@ from emoforge.configs.agents import TaxonomyConfig
 from emoforge.configs.emotions import DEFAULT_LABELS, EMFACS_PROTOTYPES, SYNONYMS
 from emoforge.configs.sampling import InstructionConfig
 from emoforge.quality.consensus import valence_of
+from tests.project.test_imports import REPO, package_modules
 from tests.quality.records import annotation
-from tests.spine.test_imports import REPO, package_modules
 
 LABELS = set(DEFAULT_LABELS)
 

@@ -20,14 +20,14 @@ import pytest
 
 from emoforge.configs.preprocess import AsrConfig, DiarizationConfig
 from emoforge.configs.sampling import VadConfig
-from emoforge.preprocess.speakers import SpeakerAnalyzer
-from emoforge.preprocess.vad_pyannote import (
+from emoforge.preprocess.sampling.vad_pyannote import (
     BUNDLED_SHA256,
     UntrustedCheckpoint,
     is_bundled,
     load_segmentation_model,
     resolve_checkpoint,
 )
+from emoforge.preprocess.speakers import SpeakerAnalyzer
 from emoforge.storage.records import ErrorKind
 
 FORCE = "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"

@@ -22,7 +22,7 @@ from emoforge.configs import load_config
 from emoforge.flows.annotate import RunSummary, annotate_corpus
 from emoforge.flows.runners import dask_task_runner, task_runner
 from emoforge.flows.tasks import stage_builds
-from tests.scale.conftest import raw_row_ids, row_digest
+from tests.integration.orchestration.conftest import raw_row_ids, row_digest
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,7 @@ from emoforge.flows.annotate import annotate_corpus
 from emoforge.flows.runners import task_runner
 from emoforge.storage.shards import read_rows
 from tests.agents.test_llm_fakes import GOOD, completion
-from tests.scale.conftest import copy_clips
+from tests.integration.orchestration.conftest import copy_clips
 
 
 class HoldingProvider:

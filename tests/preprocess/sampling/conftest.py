@@ -8,8 +8,8 @@ import pytest
 
 from emoforge.configs.sampling import MediaConfig, VadConfig
 from emoforge.preprocess.media import Media, MediaDecoder, MediaProber
-from emoforge.preprocess.vad_pyannote import PyannoteSegmentation
-from emoforge.preprocess.vad_silero import SileroVad
+from emoforge.preprocess.sampling.vad_pyannote import PyannoteSegmentation
+from emoforge.preprocess.sampling.vad_silero import SileroVad
 from tests.conftest import MER_CLIPS, run_ffmpeg
 
 FPS = 25

@@ -11,8 +11,7 @@ from emoforge.configs.agents import AgentConfig, TaxonomyConfig
 from emoforge.configs.quality import AggregationConfig, JudgeConfig
 from emoforge.quality.consensus import ConsensusBuilder
 from emoforge.storage.records import Annotation, Features, Status
-
-from .records import CTX, SEGMENT, smiling_features
+from tests.quality.records import CTX, SEGMENT, smiling_features
 
 
 @pytest.fixture(scope="module")

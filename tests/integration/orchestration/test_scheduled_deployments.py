@@ -18,7 +18,7 @@ from emoforge.configs import load_config
 from emoforge.configs.run import RunConfig
 from emoforge.flows.runners import ensure_provider_limits, provider_limit_names
 from emoforge.flows.schedule import DeploymentSpec, register
-from tests.scale.conftest import copy_clips, raw_row_ids, row_digest, stop_process
+from tests.integration.orchestration.conftest import copy_clips, raw_row_ids, row_digest, stop_process
 
 
 def _deployment(name: str, wait_s: float = 0.0) -> object:

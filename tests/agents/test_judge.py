@@ -15,8 +15,7 @@ from emoforge.agents.judge.llm import case_data
 from emoforge.configs.agents import AgentConfig
 from emoforge.configs.quality import JudgeConfig, JudgeWeights
 from emoforge.storage.records import Cue, ErrorKind, Status
-
-from .records import CTX, GOOD_CUES, GOOD_STEPS, SEGMENT, annotation, failed, smiling_features
+from tests.quality.records import CTX, GOOD_CUES, GOOD_STEPS, SEGMENT, annotation, failed, smiling_features
 
 
 @pytest.fixture()

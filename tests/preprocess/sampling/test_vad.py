@@ -9,10 +9,10 @@ import pytest
 
 from emoforge.configs.sampling import VadConfig
 from emoforge.preprocess.media import Media
-from emoforge.preprocess.vad_pyannote import PyannoteSegmentation, resolve_checkpoint
-from emoforge.preprocess.vad_silero import SileroVad, to_rate
+from emoforge.preprocess.sampling.vad_pyannote import PyannoteSegmentation, resolve_checkpoint
+from emoforge.preprocess.sampling.vad_silero import SileroVad, to_rate
 from emoforge.storage.records import Span
-from tests.sampling.conftest import load
+from tests.preprocess.sampling.conftest import load
 
 
 def _reference(fixtures_dir: Path):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from emoforge.configs.sampling import DEFAULT_TAXONOMY
-from emoforge.preprocess.instruction import instruction_versions, render_instruction
+from emoforge.preprocess.sampling.instruction import instruction_versions, render_instruction
 
 
 def test_render_v1() -> None:

@@ -11,10 +11,10 @@ from hypothesis import strategies as st
 
 from emoforge.configs.sampling import SamplingConfig, SegmentPolicy, VadConfig
 from emoforge.preprocess.media import Media
-from emoforge.preprocess.segmenter import Segmenter, plan_segments
+from emoforge.preprocess.sampling.segmenter import Segmenter, plan_segments
 from emoforge.storage.records import Span, segment_id_for
 from tests.conftest import run_ffmpeg
-from tests.sampling.conftest import MER_CUTS_S, load
+from tests.preprocess.sampling.conftest import MER_CUTS_S, load
 
 EPS = 1e-9
 

@@ -28,9 +28,9 @@ from typing import Literal, NamedTuple, Protocol
 import numpy as np
 
 from emoforge.configs.sampling import SamplingConfig, SegmentPolicy
-from emoforge.preprocess.instruction import render_instruction
 from emoforge.preprocess.media import Media
-from emoforge.preprocess.shots import ShotDetector
+from emoforge.preprocess.sampling.instruction import render_instruction
+from emoforge.preprocess.sampling.shots import ShotDetector
 from emoforge.storage.records import Segment, Span, segment_id_for
 
 Kind = Literal["speech", "visual", "full"]
@@ -209,11 +209,11 @@ class Segmenter:
         """The configured VAD stage (built once; its model loads on first use)."""
         if self._vad is None and self.config.vad.backend != "none":
             if self.config.vad.backend == "pyannote":
-                from emoforge.preprocess.vad_pyannote import PyannoteSegmentation
+                from emoforge.preprocess.sampling.vad_pyannote import PyannoteSegmentation
 
                 self._vad = PyannoteSegmentation(self.config.vad)
             else:
-                from emoforge.preprocess.vad_silero import SileroVad
+                from emoforge.preprocess.sampling.vad_silero import SileroVad
 
                 self._vad = SileroVad(self.config.vad)
         return self._vad

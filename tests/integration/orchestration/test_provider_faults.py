@@ -24,7 +24,7 @@ from emoforge.flows.annotate import annotate_corpus
 from emoforge.storage.records import TRANSIENT_ERRORS, ErrorKind, SegmentRow, Status
 from emoforge.storage.shards import read_rows
 from tests.agents.provider_server import ScriptedProvider
-from tests.scale.conftest import copy_clips, raw_row_ids, row_digest
+from tests.integration.orchestration.conftest import copy_clips, raw_row_ids, row_digest
 
 AGENT_MODELS = {"llm-429": "m-429", "llm-500": "m-500", "llm-slow": "m-slow", "llm-ok": "m-ok"}
 JUDGE_MODEL = "m-judge"

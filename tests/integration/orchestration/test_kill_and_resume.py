@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from emoforge.storage.shards import read_manifest, verify
-from tests.scale.conftest import raw_row_ids, row_digest, stop_process
+from tests.integration.orchestration.conftest import raw_row_ids, row_digest, stop_process
 
 KILL_ROUNDS = int(os.environ.get("EMOFORGE_KILL_ROUNDS", "2"))
 KILL_SEEDS = (7, 11, *range(100, 100 + KILL_ROUNDS))[:KILL_ROUNDS]

@@ -13,8 +13,7 @@ from emoforge.cli import app
 from emoforge.quality.calibration import auroc, calibration_report
 from emoforge.storage.records import SegmentRow
 from emoforge.storage.shards import read_manifest, read_rows
-
-from .corpus import simulated_rows, write_corpus
+from tests.quality.corpus import simulated_rows, write_corpus
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ from emoforge.preprocess.media import MediaDecoder, MediaProber
 from emoforge.storage.records import file_sha256, recording_id_for
 from emoforge.storage.shards import read_manifest
 from tests.conftest import espeak
-from tests.scale.conftest import copy_clips, raw_row_ids, row_digest
+from tests.integration.orchestration.conftest import copy_clips, raw_row_ids, row_digest
 
 
 @pytest.fixture

@@ -12,9 +12,9 @@ from hypothesis import strategies as st
 
 from emoforge.configs.sampling import MediaConfig, ShotConfig
 from emoforge.preprocess.media import Media
-from emoforge.preprocess.shots import ShotDetector, spans_from_cuts
+from emoforge.preprocess.sampling.shots import ShotDetector, spans_from_cuts
 from tests.conftest import MER_CLIPS
-from tests.sampling.conftest import FPS, MER_CUTS_S, MER_FRAMES, load
+from tests.preprocess.sampling.conftest import FPS, MER_CUTS_S, MER_FRAMES, load
 
 FRAME = 1.0 / FPS
 

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from emoforge.storage.shards import read_manifest, verify
-from tests.scale.conftest import copy_clips, raw_row_ids, row_digest, stop_process
+from tests.integration.orchestration.conftest import copy_clips, raw_row_ids, row_digest, stop_process
 
 
 def _annotate(inputs: Path, out: Path, config: Path, *extra: str) -> subprocess.Popen[bytes]:

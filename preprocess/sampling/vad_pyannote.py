@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from emoforge.configs.sampling import VadConfig
-from emoforge.preprocess.vad_silero import to_rate
+from emoforge.preprocess.sampling.vad_silero import to_rate
 from emoforge.storage.records import Span, file_sha256
 
 log = logging.getLogger(__name__)

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 from emoforge.configs.sampling import KeyframeConfig, SamplingConfig
-from emoforge.preprocess.keyframes import KeyframeSelector, peak_time
 from emoforge.preprocess.media import FrameStore, Media
-from emoforge.preprocess.segmenter import Segmenter
+from emoforge.preprocess.sampling.keyframes import KeyframeSelector, peak_time
+from emoforge.preprocess.sampling.segmenter import Segmenter
 from emoforge.storage.records import AUFrame, Segment
-from tests.sampling.conftest import MER_CUTS_S
+from tests.preprocess.sampling.conftest import MER_CUTS_S
 
 
 def _segment(start: float, end: float, index: int = 0) -> Segment:
