@@ -103,7 +103,10 @@ class JudgeConfig(Section):
         return self.weights[self.task].d > 0
 
 
-class ReviewConfig(Section):
+class ReviewFlagsConfig(Section):
+    """When the consensus flags a segment for human review (`aggregation.review`). The human
+    review workflow itself (Label Studio, agreement thresholds) is `release.review`."""
+
     min_confidence: float = Field(0.5, ge=0, le=1, description="Flag when P(primary label) is below this.")
     min_agreement: float = Field(0.5, ge=0, le=1, description="Flag below this vote share.")
     min_judge_score: float = Field(0.4, ge=0, le=1, description="Flag below this mean S_final.")
@@ -152,7 +155,7 @@ class AggregationConfig(Section):
     min_weight: float = Field(
         0.0, ge=0, le=1, description="Floor on a vote's judge weight (0: worthless votes count nothing)."
     )
-    review: ReviewConfig = ReviewConfig()
+    review: ReviewFlagsConfig = ReviewFlagsConfig()
 
     @field_validator("judge_discount", mode="before")
     @classmethod
