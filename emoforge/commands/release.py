@@ -146,14 +146,63 @@ def evaluate(
     answers: Annotated[Path, typer.Option("--answers", help="Answer file of a release (OUT-answers/test.jsonl).")],
     json_out: Annotated[Path | None, typer.Option("--json-out", help="Also write the metrics as JSON.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    corpus: Annotated[
+        Path | None,
+        typer.Option("--corpus", help="Corpus holding the predicted rows: measure faithfulness by re-asking --agent."),
+    ] = None,
+    agent: Annotated[
+        str | None, typer.Option("--agent", help="Jury agent (corpus config or --config) that made the predictions.")
+    ] = None,
+    config: Annotated[
+        Path | None, typer.Option("--config", "-c", help="Config whose jury holds --agent (default: the corpus's).")
+    ] = None,
+    include_paid: Annotated[
+        bool, typer.Option("--include-paid", help="Also re-ask a paid LLM agent (two calls per prediction).")
+    ] = False,
 ) -> None:
-    """Accuracy, F1, set F1, ROUGE-L/BLEU of rationales and evidence coverage."""
+    """Accuracy, F1, set F1, ROUGE-L/BLEU of rationales, evidence coverage and faithfulness."""
     from emoforge.release.evaluate import Evaluator, load_items
 
-    report = Evaluator().evaluate(load_items(predictions), load_items(answers))
+    items = load_items(predictions)
+    report = Evaluator().evaluate(items, load_items(answers))
+    if (corpus is None) != (agent is None):
+        typer.echo("--corpus and --agent go together: the agent is re-asked on the corpus's rows", err=True)
+        raise typer.Exit(2)
+    if corpus is not None and agent is not None:
+        report = report.with_measured(_measure_faithfulness(corpus, agent, config, include_paid, items))
     if json_out:
         json_out.write_text(report.model_dump_json(indent=2))
     typer.echo(report.model_dump_json(indent=2) if as_json else report.table())
+
+
+def _measure_faithfulness(
+    corpus: Path, agent: str, config: Path | None, include_paid: bool, items: dict[str, dict[str, Any]]
+) -> Any:
+    from emoforge.configs import ConfigError, PipelineConfig
+    from emoforge.flows.incremental import response_cache_dir
+    from emoforge.release.faithfulness import FaithfulnessEvaluator
+    from emoforge.storage.shards import read_manifest, read_rows
+
+    if config is not None:
+        cfg = _release_config(config)
+    else:
+        runs = read_manifest(str(corpus)).get("runs") or []
+        stored = next((r.get("config") for r in reversed(runs) if r.get("config")), None)
+        if not stored:
+            typer.echo(f"{corpus}: no run config in the manifest; pass --config", err=True)
+            raise typer.Exit(2)
+        try:
+            cfg = PipelineConfig.model_validate(stored)
+        except (ValueError, ConfigError) as exc:
+            typer.echo(f"{corpus}: the stored run config does not load ({exc}); pass --config", err=True)
+            raise typer.Exit(2) from exc
+    try:
+        cache = Path(response_cache_dir(str(corpus), cfg.agents.cache.path))
+        measured, _ = FaithfulnessEvaluator(cfg, agent, include_paid, cache).run(read_rows(str(corpus)), items)
+    except ValueError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from exc
+    return measured
 
 
 def report(

@@ -16,9 +16,11 @@ Metrics (gold = answers, one item per answer row; a missing prediction counts as
 - ECE (expected calibration error, 10 equal-width bins) of the predictions' ``confidence``
   against being right, over the items whose prediction states one; a missing prediction
   is left out of it (it is already wrong in the accuracy);
-- faithfulness of the evidence: the mean ``sufficiency`` and ``necessity`` that predictions
-  carry (``agents/faithfulness``: a submitter computes them by re-asking its own model with
-  ``FaithfulnessProbe``, since only the model can be re-asked), over the items that have both;
+- faithfulness of the evidence: the mean ``sufficiency`` and ``necessity`` over the items
+  that have both. Either the predictions carry them (a submitter re-asked its own model with
+  ``FaithfulnessProbe``), or, with ``--corpus`` and ``--agent``, they are measured: the named
+  agent of the corpus's config is re-asked on the corpus's features (``faithfulness.py``);
+  measured values replace submitted ones;
 - evidence coverage: per item |cited modalities & available modalities| / |available|,
   averaged over items with any available modality; ``cross_modal_rate`` is the share of
   items citing at least two modalities.
@@ -31,10 +33,11 @@ import math
 import re
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field
 
+from emoforge.release.faithfulness import MeasuredFaithfulness
 from emoforge.storage.records import Record
 
 _TOKEN = re.compile(r"\w+", re.UNICODE)
@@ -131,6 +134,23 @@ class EvaluationReport(Record):
     sufficiency: float | None = Field(default=None, description="Mean sufficiency of the cited evidence.")
     necessity: float | None = Field(default=None, description="Mean necessity of the cited evidence.")
     n_with_faithfulness: int = Field(default=0, description="Predictions that carry both measures.")
+    faithfulness_source: Literal["submitted", "measured"] | None = Field(
+        default=None,
+        description="submitted: averaged from the predictions; measured: the named agent re-asked on the corpus.",
+    )
+    measured: MeasuredFaithfulness | None = Field(default=None, description="The re-asks' counts, when measured.")
+
+    def with_measured(self, measured: MeasuredFaithfulness) -> EvaluationReport:
+        """The measures re-asked on the corpus replace any the predictions carried."""
+        return self.model_copy(
+            update={
+                "sufficiency": measured.sufficiency,
+                "necessity": measured.necessity,
+                "n_with_faithfulness": measured.n_scored,
+                "faithfulness_source": "measured",
+                "measured": measured,
+            }
+        )
 
     def table(self) -> str:
         """A readable plain-text table."""
@@ -152,6 +172,7 @@ class EvaluationReport(Record):
             "sufficiency",
             "necessity",
             "n_with_faithfulness",
+            "faithfulness_source",
         ):
             v = getattr(self, key)
             lines.append(f"{key:<22}{'-' if v is None else (f'{v:.4f}' if isinstance(v, float) else v):>10}")
@@ -219,6 +240,7 @@ class Evaluator:
         ]
         return EvaluationReport(
             n=n,
+            faithfulness_source="submitted" if faithful else None,
             sufficiency=_mean([f for f, _ in faithful]),
             necessity=_mean([x for _, x in faithful]),
             n_with_faithfulness=len(faithful),
