@@ -18,6 +18,7 @@ import math
 import threading
 from collections import OrderedDict, defaultdict
 
+from emoforge.agents.base import Prompt
 from emoforge.configs.agents import Price
 from emoforge.storage.records import Usage
 
@@ -26,6 +27,24 @@ IMAGE_TOKENS = 85  # OpenAI 'low' detail image; a fixed estimate for other provi
 GEMINI_AUDIO_TOKENS_PER_S = 32.0
 GEMINI_VIDEO_TOKENS_PER_FRAME = 258  # Gemini samples video at 1 fps
 OPENAI_AUDIO_TOKENS_PER_S = 10.0  # also used for OpenAI-compatible servers (vLLM omni models)
+
+
+# Price of a batch request relative to the same request in real time, per backend with a batch API.
+# OpenAI: "Batch API ... 50% discount" on input and output (https://openai.com/api/pricing/,
+# https://platform.openai.com/docs/guides/batch). Gemini: batch mode "at 50% of the standard cost"
+# (https://ai.google.dev/gemini-api/docs/batch-mode, https://ai.google.dev/gemini-api/docs/pricing).
+BATCH_PRICE_FACTOR: dict[str, float] = {"openai": 0.5, "gemini": 0.5}
+
+
+def batch_price(price: Price, backend: str) -> Price:
+    """The agent's ``price`` as billed through its provider's batch API."""
+    factor = BATCH_PRICE_FACTOR[backend]
+    audio = None if price.audio_input_per_mtok is None else price.audio_input_per_mtok * factor
+    return Price(
+        input_per_mtok=price.input_per_mtok * factor,
+        output_per_mtok=price.output_per_mtok * factor,
+        audio_input_per_mtok=audio,
+    )
 
 
 def estimate_tokens(text: str, n_images: int = 0) -> int:
@@ -44,6 +63,35 @@ def media_tokens(backend: str, audio_s: float = 0.0, video_s: float = 0.0) -> tu
         return audio + math.ceil(video_s) * GEMINI_VIDEO_TOKENS_PER_FRAME, audio
     audio = math.ceil(audio_s * OPENAI_AUDIO_TOKENS_PER_S)
     return audio, audio
+
+
+def tokens_by_part(prompt: Prompt, backend: str, billed_input: int, billed_output: int) -> dict[str, int]:
+    """A call's billed tokens by part: input ``text``, ``image``, ``audio``, ``video``, and ``output``.
+
+    Providers bill one input total (OpenAI and Gemini report audio apart at most), so the
+    input is split in the proportions the prompt's parts have at this module's rates and
+    scaled to ``billed_input``; the parts sum to it exactly (the remainder goes to text).
+    """
+    text = prompt.system + prompt.user + str(prompt.schema) + "".join(a + b for a, b in prompt.messages_after)
+    audio_s = prompt.audio.duration_s if prompt.audio is not None else 0.0
+    video_s = prompt.video.duration_s if prompt.video is not None else 0.0
+    _, audio = media_tokens(backend, audio_s)
+    # The video's frames, and its soundtrack where it has one, are both counted as video.
+    video, _ = media_tokens(backend, video_s if prompt.video is not None and prompt.video.has_audio else 0.0, video_s)
+    parts = {
+        "text": estimate_tokens(text),
+        "image": len(prompt.images) * IMAGE_TOKENS,
+        "audio": audio,
+        "video": video if prompt.video is not None else 0,
+    }
+    total = sum(parts.values())
+    out = dict.fromkeys(parts, 0)
+    if billed_input > 0 and total > 0:
+        for name in ("image", "audio", "video"):
+            out[name] = int(billed_input * parts[name] / total)
+        out["text"] = billed_input - out["image"] - out["audio"] - out["video"]
+    out["output"] = billed_output
+    return out
 
 
 def cost_usd(price: Price, input_tokens: int, output_tokens: int, audio_input_tokens: int = 0) -> float:
@@ -84,6 +132,11 @@ class CostLedger:
     @property
     def spent_usd(self) -> float:
         return self._spent
+
+    def left_usd(self) -> float | None:
+        """Budget not yet spent or reserved (None: no cap)."""
+        with self._lock:
+            return None if self.budget_usd is None else max(0.0, self.budget_usd - self._spent - self._reserved)
 
     def reserve(self, estimate_usd: float) -> None:
         """Hold ``estimate_usd`` of the budget or raise BudgetExceeded."""

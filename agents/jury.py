@@ -13,13 +13,15 @@ normaliser are shared.
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from emoforge.agents.base import Annotator, ChatBackend
 from emoforge.agents.cache import ResponseCache
 from emoforge.agents.clips import SegmentClip, clip_needs
-from emoforge.agents.costs import CostLedger, add_usage
+from emoforge.agents.costs import CostLedger, add_usage, tokens_by_part
 from emoforge.agents.labels import LabelNormalizer, SentenceEmbedder
 from emoforge.configs.agents import MODEL_BACKENDS, AgentConfig, AgentsConfig, TaxonomyConfig
 from emoforge.storage.records import (
@@ -33,6 +35,10 @@ from emoforge.storage.records import (
     Usage,
 )
 from emoforge.storage.secrets import scrub, scrubbed_logger
+
+if TYPE_CHECKING:
+    from emoforge.agents.batch import BatchRunner
+    from emoforge.agents.llm import BatchAsk
 
 # Provider error text can quote the key it was sent: scrubbed before any handler sees it.
 log = scrubbed_logger(__name__)
@@ -128,6 +134,9 @@ class Jury:
         self._pool = ThreadPoolExecutor(
             max_workers=min(config.max_workers, max(1, len(self.agents))), thread_name_prefix="jury"
         )
+        self._runners: dict[tuple[str, str], BatchRunner] = {}
+        self._batch_root: str | None = None  # use_batches
+        self._batch_run = ""
 
     def use_ledger(self, ledger: CostLedger) -> None:
         """Spend from ``ledger`` (the run's, shared with the LLM judge) from now on."""
@@ -157,9 +166,115 @@ class Jury:
         self.ledger.record(agent.name, segment.id, annotation.usage)
         return annotation
 
-    def annotate(self, segment: Segment, features: Features, clip: SegmentClip | None = None) -> list[Annotation]:
-        futures = [self._pool.submit(self._run_one, a, segment, features, clip) for a in self.agents]
+    def annotate(
+        self,
+        segment: Segment,
+        features: Features,
+        clip: SegmentClip | None = None,
+        agents: Sequence[Annotator] | None = None,
+    ) -> list[Annotation]:
+        """One Annotation per agent (every enabled agent, or ``agents``), concurrently."""
+        chosen = self.agents if agents is None else agents
+        futures = [self._pool.submit(self._run_one, a, segment, features, clip) for a in chosen]
         return [f.result() for f in futures]
+
+    def ask(self, agent: Annotator, items: Sequence[tuple[Segment, Features, SegmentClip | None]]) -> list[Annotation]:
+        """One agent on many segments, concurrently (within its provider's limit): one round
+        of the adaptive jury, the unit a provider batch could take."""
+        futures = [self._pool.submit(self._run_one, agent, s, f, c) for s, f, c in items]
+        return [f.result() for f in futures]
+
+    def tokens_by_part(
+        self, annotation: Annotation, segment: Segment, features: Features, clip: SegmentClip | None = None
+    ) -> dict[str, int]:
+        """The annotation's billed tokens by part (text, image, audio, video, output): see
+        ``costs.tokens_by_part``; an offline or cached answer bills none."""
+        from emoforge.agents.llm import LLMAnnotator
+
+        usage = annotation.usage
+        agent = next((a for a in self.agents if a.name == annotation.agent), None)
+        if not isinstance(agent, LLMAnnotator) or usage.input_tokens + usage.output_tokens <= 0:
+            return {}
+        return tokens_by_part(
+            agent.prompt_for(segment, features, clip), agent.backend, usage.input_tokens, usage.output_tokens
+        )
+
+    # ------------------------------------------------------------------ batch mode (agents/batch.py)
+
+    @property
+    def batch_agents(self) -> list[str]:
+        """Names of the agents in ``mode: batch``."""
+        return [a.name for a in self.agents if getattr(getattr(a, "config", None), "mode", None) == "batch"]
+
+    def use_batches(self, root: str, run_id: str) -> None:
+        """Record this corpus's provider batches in ``<root>/batches.json`` (storage/batches.py),
+        for run ``run_id`` (a leased jury outlives runs: its own context's run id is stale)."""
+        self._batch_root, self._batch_run = str(root), run_id
+
+    def annotate_deferred(
+        self,
+        segment: Segment,
+        features: Features,
+        clip: SegmentClip | None = None,
+        agents: Sequence[Annotator] | None = None,
+    ) -> tuple[list[Annotation], list[BatchAsk]]:
+        """``annotate``, except that a batch-mode agent without a cached answer returns its
+        request (a ``BatchAsk``) instead of calling: ``settle`` sends or collects it."""
+        from emoforge.agents.llm import LLMAnnotator
+
+        chosen = self.agents if agents is None else agents
+        batch = set(self.batch_agents)
+        done = self.annotate(segment, features, clip, agents=[a for a in chosen if a.name not in batch])
+        asks: list[BatchAsk] = []
+        for agent in chosen:
+            if agent.name not in batch or not isinstance(agent, LLMAnnotator):
+                continue
+            out = agent.deferred(segment, features, clip)
+            if isinstance(out, Annotation):
+                self.ledger.record(agent.name, segment.id, out.usage)
+                done.append(out)
+            else:
+                asks.append(out)
+        return done, asks
+
+    def settle(self, asks: Sequence[BatchAsk]) -> dict[str, Annotation]:
+        """Annotation id -> annotation for each ask answered (or failed) now, one batch per
+        agent for the new ones; asks missing from the result are pending in a provider batch."""
+        from emoforge.agents.batch import BatchRunner
+        from emoforge.agents.llm import LLMAnnotator
+        from emoforge.storage.batches import BatchBook
+
+        root = self._batch_root
+        if asks and root is None:
+            raise ValueError("batch-mode agents need the corpus folder: call Jury.use_batches(out) first")
+        answers: dict[str, Annotation] = {}
+        for agent in self.agents:
+            mine = [a for a in asks if a.agent == agent.name]
+            if not mine or not isinstance(agent, LLMAnnotator):
+                continue
+            runner = self._runners.get((agent.name, str(root)))
+            if runner is None:
+                runner = BatchRunner(agent, BatchBook(str(root)), self._batch_run, self.ledger)
+                self._runners[(agent.name, str(root))] = runner
+            runner.ledger, runner.run_id = self.ledger, self._batch_run
+            for annotation_id, annotation in runner.settle(mine).items():
+                self.ledger.record(agent.name, annotation.segment_id, annotation.usage)
+                answers[annotation_id] = annotation
+        return answers
+
+    def settle_rows(self, rows: Sequence[tuple[list[Annotation], list[BatchAsk]]]) -> list[list[Annotation] | None]:
+        """Per row of ``annotate_deferred`` results: its annotations in agent order, or None
+        while one of its asks is pending (the row must not be committed yet)."""
+        answers = self.settle([a for _, asks in rows for a in asks])
+        order = {a.name: i for i, a in enumerate(self.agents)}
+        out: list[list[Annotation] | None] = []
+        for done, asks in rows:
+            if any(a.annotation_id not in answers for a in asks):
+                out.append(None)
+                continue
+            merged = [*done, *(answers[a.annotation_id] for a in asks)]
+            out.append(sorted(merged, key=lambda a: order.get(a.agent, len(order))))
+        return out
 
     def estimate(self, segment: Segment, features: Features, clip: SegmentClip | None = None) -> Usage:
         """Dry-run usage; without a clip, agents count their audio/video at the segment's length."""

@@ -6,7 +6,9 @@ the provider's concurrency limit with retry/backoff on 429/5xx/timeouts -> valid
 against the taxonomy's output model, re-asking with the validation error at most
 ``max_reasks`` times -> normalise labels and rationale -> Annotation. Final model answers
 (valid, refused, or still invalid after the re-asks) are cached, so a rerun of the same
-segments makes zero provider calls.
+segments makes zero provider calls. An agent in ``mode: batch`` is asked through ``deferred``
+instead: the same prompt and cache lookup, but a cache miss comes back as a ``BatchAsk`` for
+agents/batch.py to send in a provider batch (no re-asks there: ``batch_entry``).
 
 Agents with the ``audio`` / ``video`` modality also get the segment's clip (``SegmentClip``):
 the WAV as an audio part, the MP4 as a video part (which parts: ``clips.clip_parts``). A
@@ -21,6 +23,7 @@ from __future__ import annotations
 import re
 import threading
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from emoforge.agents.backends.retry import RetryOutcome, RetryPolicy, budgeted_call
@@ -59,6 +62,25 @@ log = scrubbed_logger(__name__)
 # Feature keys a model may cite in a cue ('AU12 lip corner pull', 'f0_mean_hz 210'): kept
 # in Cue.feature so the judge can check the citation against the measured features.
 _FEATURE = re.compile(r"\b(AU\d{1,2}|f0_[a-z_]+|intensity_[a-z_]+|speech_rate_wps|hnr_db|jitter_local|shimmer_local)\b")
+
+
+@dataclass(frozen=True)
+class BatchAsk:
+    """A request a batch-mode agent needs answered (``LLMAnnotator.deferred``; agents/batch.py).
+
+    ``custom_id`` ('{annotation_id}:{cache_key[:16]}') is the provider-side request id: the
+    same segment, agent and prompt always give the same id, so a request already in a batch
+    is found again instead of being sent twice.
+    """
+
+    segment: Segment
+    agent: str
+    annotation_id: str
+    custom_id: str
+    cache_key: str
+    prompt: Prompt
+    seen: list[str]
+    estimate_usd: float  # at the realtime price
 
 
 class LLMAnnotator:
@@ -182,7 +204,10 @@ class LLMAnnotator:
         tokens_in, tokens_out, cost = self._estimate_call(prompt, audio_s, video_s)
         return Usage(input_tokens=tokens_in, output_tokens=tokens_out, cost_usd=cost, calls=1, attempts=1)
 
-    def annotate(self, segment: Segment, features: Features, clip: SegmentClip | None = None) -> Annotation:
+    def _prepared(
+        self, segment: Segment, features: Features, clip: SegmentClip | None
+    ) -> Annotation | tuple[Prompt, list[str], str]:
+        """The annotation when no call is needed (missing media, a cache hit), else (prompt, seen, cache key)."""
         parts = clip_parts(list(self.config.modalities), self.backend, clip)
         prompt = self._prompt(segment, features, parts)
         seen = self._seen(features, prompt, parts)
@@ -199,8 +224,14 @@ class LLMAnnotator:
         key = self._key(prompt)
         entry = self.cache.get(key) if self.cache is not None else None
         if entry is not None:
-            usage = Usage(cached=True)
-            return self._from_entry(segment, entry, usage, seen)
+            return self._from_entry(segment, entry, Usage(cached=True), seen)
+        return prompt, seen, key
+
+    def annotate(self, segment: Segment, features: Features, clip: SegmentClip | None = None) -> Annotation:
+        prepared = self._prepared(segment, features, clip)
+        if isinstance(prepared, Annotation):
+            return prepared
+        prompt, seen, key = prepared
         usage = Usage()
         answer = self._ask(prompt, usage)
         if isinstance(answer, AnnotatorError):
@@ -208,6 +239,43 @@ class LLMAnnotator:
         if self.cache is not None:
             self.cache.put(key, answer)
         return self._from_entry(segment, answer, usage, seen)
+
+    def prompt_for(self, segment: Segment, features: Features, clip: SegmentClip | None = None) -> Prompt:
+        """The first prompt ``annotate`` sends for this segment (the cost ledger splits its tokens by part)."""
+        return self._prompt(segment, features, clip_parts(list(self.config.modalities), self.backend, clip))
+
+    def deferred(self, segment: Segment, features: Features, clip: SegmentClip | None = None) -> Annotation | BatchAsk:
+        """``annotate`` for a batch: the annotation when no call is needed, else the request to batch."""
+        prepared = self._prepared(segment, features, clip)
+        if isinstance(prepared, Annotation):
+            return prepared
+        prompt, seen, key = prepared
+        annotation_id = f"{segment.id}-{self.name}"
+        _, _, estimate = self._estimate_call(prompt)
+        return BatchAsk(segment, self.name, annotation_id, f"{annotation_id}:{key[:16]}", key, prompt, seen, estimate)
+
+    def batch_entry(self, reply: ModelReply) -> dict[str, Any]:
+        """The cacheable final answer of one batch line: a batch has no re-ask round (that
+        would be another batch, another day), so an invalid answer is final at once."""
+        if reply.refusal:
+            return {"text": reply.text, "refusal": reply.refusal, "error": None}
+        try:
+            parse_output(reply.text, self.output_model)
+        except OutputError as exc:
+            return {"text": reply.text, "refusal": None, "error": f"batch answer (no re-ask in batch mode): {exc}"}
+        return {"text": reply.text, "refusal": None, "error": None}
+
+    def from_batch(self, ask: BatchAsk, entry: dict[str, Any], usage: Usage) -> Annotation:
+        """The annotation of a collected batch answer (``entry`` as ``batch_entry`` made it)."""
+        return self._from_entry(ask.segment, entry, usage, ask.seen)
+
+    def batch_failed(self, ask: BatchAsk, failure: Failure) -> Annotation:
+        """A failed annotation for a batch line that did not answer (expired, cancelled, an error line)."""
+        return self._failed(ask.segment, failure.kind, failure.message, Usage(), modalities_seen=ask.seen)
+
+    @property
+    def chat(self) -> ChatBackend:
+        return self._chat
 
     def close(self) -> None:
         self._chat.close()

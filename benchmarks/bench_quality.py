@@ -38,6 +38,7 @@ import platform
 import sys
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -82,33 +83,48 @@ def majority_baseline(truth: Sequence[str]) -> dict[str, Any]:
 # --------------------------------------------------------------------------- CREMA-D
 
 
-def crema_d(seeds: int = 5) -> dict[str, Any]:
-    """Aggregators on simulated juries drawn from the real CREMA-D votes (module docstring)."""
-    import pandas as pd
+@dataclass(frozen=True)
+class CremaVotes:
+    """CREMA-D's real rater votes per clip and rating mode (voice / face / av), split by actor:
+    even actors calibrate, odd actors are scored (shared by bench_quality, bench_review and
+    bench_jury, so the three benchmarks draw their juries from the same numbers)."""
 
-    from emoforge.quality.aggregation import AGGREGATORS, PooledVote
-    from emoforge.quality.aggregation.pooled import fit_pool_weights
+    votes: list[str]  # the vote columns, A D F H N S
+    names: dict[str, str]  # vote column -> taxonomy label
+    counts: dict[str, Any]  # mode -> DataFrame of vote counts indexed by clip (fileName)
+    calib: list[str]  # clips of the even actors
+    test: list[str]  # clips of the odd actors
+    precision: dict[str, dict[str, float]]  # mode -> label -> P(intended | the mode's raters said it), on calib
+    accuracy: dict[str, float]  # mode -> share of the mode's votes that name the intended emotion, on calib
+
+    @property
+    def taxonomy(self) -> list[str]:
+        return sorted(self.names.values())
+
+    def truth(self, clip: str) -> str:
+        return self.names[str(self.counts["av"].loc[clip, "truth"])]
+
+
+def crema_votes() -> CremaVotes:
+    import pandas as pd
 
     votes = ["A", "D", "F", "H", "N", "S"]
     names = dict(zip(votes, ["angry", "disgusted", "fearful", "happy", "neutral", "sad"], strict=True))
-    taxonomy = sorted(names.values())
     intended = {"ANG": "A", "DIS": "D", "FEA": "F", "HAP": "H", "NEU": "N", "SAD": "S"}
     table = pd.read_csv(fixtures() / "labels" / "crema_d_tabulated_votes.csv", dtype={0: str})
     table = table.rename(columns={table.columns[0]: "row_id"})
     table["truth"] = table["fileName"].str.split("_").str[2].map(intended)
-    table["actor"] = table["fileName"].str.split("_").str[0].astype(int)
     modes = {"1": "voice", "2": "face", "3": "av"}
     counts = {
         mode: table[table["row_id"].str.startswith(prefix)].set_index("fileName") for prefix, mode in modes.items()
     }
     clips = sorted(set.intersection(*(set(c.index) for c in counts.values())))
-    actor = {c: int(c.split("_")[0]) for c in clips}
-    calib = [c for c in clips if actor[c] % 2 == 0]  # confidences learnt on even actors
-    test = [c for c in clips if actor[c] % 2 == 1]  # scored on odd actors
-    truth = {c: names[str(counts["av"].loc[c, "truth"])] for c in clips}
+    calib = [c for c in clips if int(c.split("_")[0]) % 2 == 0]  # confidences learnt on even actors
+    test = [c for c in clips if int(c.split("_")[0]) % 2 == 1]  # scored on odd actors
     # Calibrated confidence of a simulated annotator: P(intended | its mode's raters said it),
     # from the real vote counts of the calibration actors.
     precision: dict[str, dict[str, float]] = {}
+    accuracy: dict[str, float] = {}
     for mode, frame in counts.items():
         sub = frame.loc[calib]
         precision[mode] = {}
@@ -116,6 +132,22 @@ def crema_d(seeds: int = 5) -> dict[str, Any]:
             said = float(sub[v].sum())
             right = float(sub.loc[sub["truth"] == v, v].sum())
             precision[mode][names[v]] = right / said if said else 0.0
+        hits = sum(float(sub.loc[sub["truth"] == v, v].sum()) for v in votes)
+        accuracy[mode] = hits / float(sub[votes].to_numpy().sum())
+    return CremaVotes(votes, names, counts, calib, test, precision, accuracy)
+
+
+def crema_d(seeds: int = 5) -> dict[str, Any]:
+    """Aggregators on simulated juries drawn from the real CREMA-D votes (module docstring)."""
+    import pandas as pd
+
+    from emoforge.quality.aggregation import AGGREGATORS, PooledVote
+    from emoforge.quality.aggregation.pooled import fit_pool_weights
+
+    crema = crema_votes()
+    votes, names, counts, calib, test = crema.votes, crema.names, crema.counts, crema.calib, crema.test
+    taxonomy, precision = crema.taxonomy, crema.precision
+    truth = {c: crema.truth(c) for c in calib + test}
     per_seed: list[dict[str, Any]] = []
     for seed in range(seeds):
         rng = np.random.default_rng(seed)

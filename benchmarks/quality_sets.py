@@ -123,6 +123,23 @@ def wav_bytes(audio: np.ndarray, sr: int) -> bytes:
 
 
 def ravdess() -> dict[str, Any]:
+    jury = ravdess_juries()
+    truth, rows, anns = jury["truth"], jury["rows"], jury["annotations"]
+    return {
+        "n": len(rows),
+        "protocol": "voice_model out of fold by actor (it never heard the test actor); calm counted as "
+        "neutral; transcript = the clip's fixed sentence; jury = voice_model + text_model (no video)",
+        "majority_baseline": majority_baseline(truth),
+        "agents": {k: score(truth, *answers(v)) for k, v in anns.items()},
+        "consensus": jury_consensus(
+            jury["segments"], jury["features"], jury["juries"], truth, groups=[int(r["actor"]) for r in rows]
+        ),
+    }
+
+
+def ravdess_juries() -> dict[str, Any]:
+    """RAVDESS actors 1-12 through the real agents: segments, features, every agent's
+    annotations, the jury (voice_model out of fold + text_model) per clip, and the truth."""
     import json
 
     import soundfile as sf
@@ -187,12 +204,12 @@ def ravdess() -> dict[str, Any]:
                 anns["voice_model"][i] = agent.annotate(segs[i], feats[i], clips[i])
     juries = [[anns["voice_model"][i], anns["text_model"][i]] for i in range(len(rows))]
     return {
-        "n": len(rows),
-        "protocol": "voice_model out of fold by actor (it never heard the test actor); calm counted as "
-        "neutral; transcript = the clip's fixed sentence; jury = voice_model + text_model (no video)",
-        "majority_baseline": majority_baseline(truth),
-        "agents": {k: score(truth, *answers(v)) for k, v in anns.items()},
-        "consensus": jury_consensus(segs, feats, juries, truth, groups=[int(r["actor"]) for r in rows]),
+        "rows": rows,
+        "truth": truth,
+        "segments": segs,
+        "features": feats,
+        "annotations": anns,
+        "juries": juries,
     }
 
 

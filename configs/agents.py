@@ -40,6 +40,10 @@ CLIP_MODALITIES: dict[str, frozenset[str]] = {
 }
 
 
+# Backends with a provider batch API wired (agents/batch.py): OpenAI's Batch API, Gemini's batch mode.
+BATCH_BACKENDS = ("openai", "gemini")
+
+
 def _default_modalities() -> list[AgentModality]:
     return ["face", "voice", "text"]
 
@@ -105,6 +109,11 @@ class AgentConfig(Section):
         300.0, gt=0, description="gemini: wait this long for an uploaded clip to become ACTIVE."
     )
     upload_poll_s: float = Field(2.0, gt=0, description="gemini: interval between File API state checks.")
+    mode: Literal["realtime", "batch"] = Field(
+        "realtime",
+        description="openai, gemini: realtime calls, or the provider's batch API (about half the price; "
+        "results within 24 h, collected by a later `emoforge annotate` into the same --out; agents/batch.py).",
+    )
     device: str = Field("cpu", description="Torch device for the transformers backend (cpu, cuda, auto).")
     price: Price = Price()
     enabled: bool = True
@@ -116,6 +125,14 @@ class AgentConfig(Section):
             raise ValueError(f"agent {self.name!r}: backend {self.backend!r} needs 'model'")
         if self.backend == "openai_compatible" and not self.base_url:
             raise ValueError(f"agent {self.name!r}: backend 'openai_compatible' needs 'base_url'")
+        return self
+
+    @model_validator(mode="after")
+    def _batch_supported(self) -> "AgentConfig":
+        if self.mode == "batch" and self.backend not in BATCH_BACKENDS:
+            raise ValueError(
+                f"agent {self.name!r}: mode 'batch' needs backend {' or '.join(BATCH_BACKENDS)}, not {self.backend!r}"
+            )
         return self
 
     @model_validator(mode="after")
@@ -157,6 +174,44 @@ class ClipConfig(Section):
     audio_bitrate_kbps: int = Field(64, ge=16, description="AAC bitrate of the MP4's soundtrack.")
 
 
+class AdaptiveConfig(Section):
+    """The adaptive jury (``agents.policy: adaptive``; agents/adaptive.py): when to stop buying votes."""
+
+    min_confidence: float = Field(
+        0.8, ge=0, le=1, description="Stop only when the pooled probability of the top label is at least this."
+    )
+    max_gain: float = Field(
+        0.05,
+        ge=0,
+        le=1,
+        description="... and asking every agent left would raise the expected accuracy of the label by at most this "
+        "(the value of the remaining votes, each at its agent's accuracy, under the pooled posterior): the most "
+        "accuracy an early stop may give up, in expectation. Measured (benchmarks/results/jury.json): 0.05 cost "
+        "no accuracy on the simulated juries and 0.15 points on CREMA-D's votes.",
+    )
+    segment_cap_usd: float | None = Field(
+        None, ge=0, description="Most a segment's paid agents may cost (estimated before each call); null = no cap."
+    )
+    accuracy: dict[str, float] = Field(
+        default_factory=dict,
+        description="Agent name -> calibrated accuracy of its votes (how often its label is right), which bounds "
+        "the likelihood ratio one vote can add; agents not listed get default_accuracy.",
+    )
+    default_accuracy: float = Field(0.8, gt=0, lt=1, description="Accuracy assumed for agents not in `accuracy`.")
+    require_unflagged: bool = Field(
+        True,
+        description="Stop early only when the consensus so far raises no review flag (judge score, modality "
+        "conflict, agreement): the judge's objections buy more votes.",
+    )
+
+    @model_validator(mode="after")
+    def _accuracies_in_range(self) -> "AdaptiveConfig":
+        bad = {k: v for k, v in self.accuracy.items() if not 0 < v < 1}
+        if bad:
+            raise ValueError(f"agents.adaptive.accuracy must be strictly between 0 and 1: {bad}")
+        return self
+
+
 class AgentsConfig(Section):
     jury: list[AgentConfig] = Field(
         default_factory=lambda: [
@@ -170,6 +225,12 @@ class AgentsConfig(Section):
     cache: CacheConfig = CacheConfig()
     clips: ClipConfig = ClipConfig()
     budget_usd: float | None = Field(None, ge=0, description="Stop new paid calls past this.")
+    policy: Literal["full", "adaptive"] = Field(
+        "full",
+        description="full: every agent labels every segment; adaptive: agents asked cheapest first, stopping "
+        "when the consensus is decisive, past `budget_usd` or the segment cap (then to human review).",
+    )
+    adaptive: AdaptiveConfig = AdaptiveConfig()
     max_workers: int = Field(4, ge=1, description="Agents run concurrently per segment (threads).")
 
     @model_validator(mode="after")
@@ -178,4 +239,12 @@ class AgentsConfig(Section):
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"agents.jury: duplicate agent names {dupes}")
+        return self
+
+    @model_validator(mode="after")
+    def _batch_needs_cache(self) -> "AgentsConfig":
+        batch = [a.name for a in self.jury if a.mode == "batch" and a.enabled]
+        if batch and not self.cache.enabled:
+            # Collected batch answers are handed to the rows through the response cache.
+            raise ValueError(f"agents.cache.enabled must be true for agents in mode 'batch': {batch}")
         return self

@@ -35,6 +35,19 @@ class ReviewConfig(Section):
         description="Prefix put before each media path in Label Studio tasks, e.g. "
         "'/data/local-files/?d=' when Label Studio serves local files.",
     )
+    media_root: str = Field(
+        "",
+        description="Label Studio's LOCAL_FILES_DOCUMENT_ROOT: media under it are named by their path relative "
+        "to it (what '/data/local-files/?d=' expects); empty: absolute paths.",
+    )
+    reading_overhead_s: float = Field(
+        30.0,
+        ge=0,
+        description="Review time per clip besides playing it (reading the jury, choosing labels), in seconds: "
+        "the review queue's minutes per clip = (plays_per_clip * clip duration + this) / 60. An assumption, "
+        "not a measurement: set it from your reviewers' pace.",
+    )
+    plays_per_clip: float = Field(2.0, ge=0, description="How many times a reviewer plays a clip, on average.")
     kappa_pass: float = Field(0.8, description="Cohen's kappa above this counts as near-expert agreement.")
     icc_pass: float = Field(0.9, description="ICC above this counts as near-expert agreement.")
 

@@ -185,10 +185,42 @@ def _print_summary(summary: dict[str, Any]) -> None:
     table = Table(show_header=False)
     for key in ("recordings", "rows_written", "rows_skipped", "needs_review"):
         table.add_row(key, str(summary[key]))
+    if summary.get("rows_pending"):  # batch-mode votes at the provider: rerun to collect them
+        table.add_row("rows_pending", str(summary["rows_pending"]))
     for group in ("status", "failures", "annotations"):
         for k, v in sorted(summary[group].items()):
             table.add_row(f"{group}.{k}", str(v))
     console.print(table)
+    if summary.get("ledger"):
+        _print_ledger(summary["ledger"])
+
+
+def _print_ledger(ledger: dict[str, Any], out: Console | None = None) -> None:
+    """The cost ledger (storage/ledger.py): per agent, per token part, per labelled segment."""
+    out = out or console
+    per = ledger["per_labelled_segment"]
+    asked = ledger["calls"] + ledger["calls_saved"]
+    saved = f"{ledger['calls_saved']} saved ({ledger['calls_saved'] / asked:.0%})" if asked else "0 saved"
+    out.print(
+        f"jury: {ledger['segments']} segments ({', '.join(f'{k} {v}' for k, v in sorted(ledger['stops'].items()))}); "
+        f"calls {ledger['calls']} made, {saved}; cost {ledger['cost_usd']:.4f} USD "
+        f"(~{ledger['saved_usd']:.4f} saved); per labelled segment: {per['cost_usd']} USD, {per['calls']} calls",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
+    if ledger["by_agent"]:
+        table = Table(title="cost ledger")
+        for col in ("agent", "asked", "skipped", "calls", "cached", "in tokens", "out tokens", "USD"):
+            table.add_column(col, justify="left" if col == "agent" else "right")
+        for name, a in sorted(ledger["by_agent"].items()):
+            table.add_row(
+                name, *(str(a[k]) for k in ("asked", "skipped", "calls", "cached", "input_tokens", "output_tokens")),
+                f"{a['cost_usd']:.4f}",
+            )  # fmt: skip
+        out.print(table)
+    if ledger["by_part"]:
+        out.print("tokens by part: " + ", ".join(f"{k} {v}" for k, v in sorted(ledger["by_part"].items())))
 
 
 @app.command()
@@ -222,8 +254,9 @@ def inspect(
     )
     for title, key in (
         ("status", "status"),
-        ("labels", "labels"),
+        ("labels (a human's where verified)", "labels"),
         ("failures", "failures"),
+        ("failed annotations and judgements", "failure_kinds"),
         ("annotations", "annotations"),
     ):
         if info[key]:
@@ -233,9 +266,28 @@ def inspect(
             for k, v in sorted(info[key].items(), key=lambda kv: -kv[1]):
                 table.add_row(str(k), str(v))
             out.print(table)
-    out.print(f"review queue: {info['needs_review']} segments; mean confidence: {info['mean_confidence']}")
+    out.print(
+        f"review queue: {info['needs_review']} segments waiting ({info['verified']} verified by a human); "
+        f"mean confidence: {info['mean_confidence']}"
+    )
+    if info["jury"]["segments"]:
+        _print_ledger(info["jury"], out)
+    if info.get("batches"):
+        _print_batches(info["batches"], out)
     if info["problems"]:
         out.print(f"[red]integrity problems: {info['problems']}[/red]")
+
+
+def _print_batches(batches: list[dict[str, Any]], out: Console) -> None:
+    """Provider batches not yet collected (storage/batches.py); state as last polled."""
+    table = Table(title="pending batches (collected by the next `emoforge annotate` into this corpus)")
+    for col in ("agent", "provider", "id", "requests", "age", "state"):
+        table.add_column(col, justify="right" if col in ("requests", "age") else "left")
+    for b in batches:
+        age = int(b["age_s"])
+        shown = f"{age // 3600}h{age % 3600 // 60:02d}m" if age >= 3600 else f"{age // 60}m{age % 60:02d}s"
+        table.add_row(b["agent"], b["provider"], b["id"], str(b["requests"]), shown, b["state"])
+    out.print(table)
 
 
 @app.command()

@@ -20,6 +20,7 @@ from emoforge.flows.incremental import HashIndex, plan_inputs, response_cache_di
 from emoforge.flows.runners import ensure_provider_limits
 from emoforge.flows.work import RecordingWork, RetryPolicy, needs_redo, resume_state
 from emoforge.storage.inputs import discover_inputs, refused_recording
+from emoforge.storage.ledger import RunLedger
 from emoforge.storage.records import Failure, MediaInput, RunContext, SegmentRow
 from emoforge.storage.shards import CorpusWriter
 
@@ -52,10 +53,16 @@ class RunSummary(BaseModel):
     )
     rows_written: int = 0
     rows_skipped: int = Field(0, description="Segments already committed by an earlier run.")
+    rows_pending: int = Field(
+        0, description="Segments held back uncommitted: a batch-mode vote is at the provider (collected by a rerun)."
+    )
     status: dict[str, int] = Field(default_factory=dict)
     failures: dict[str, int] = Field(default_factory=dict, description="'stage:kind' -> rows.")
     annotations: dict[str, int] = Field(default_factory=dict, description="'agent:status' -> count.")
     needs_review: int = 0
+    ledger: RunLedger = Field(
+        default_factory=RunLedger, description="Where the calls went: per agent, per token part, per labelled segment."
+    )
     shards: list[str] = Field(default_factory=list)
 
 
@@ -76,6 +83,7 @@ def _tally(summary: RunSummary, rows: list[SegmentRow]) -> None:
             anns[f"{a.agent}:{a.status.value}"] += 1
         if row.consensus is not None and row.consensus.needs_review:
             summary.needs_review += 1
+        summary.ledger.add(row)
     summary.status, summary.failures, summary.annotations = dict(status), dict(failures), dict(anns)
 
 
@@ -135,7 +143,7 @@ def annotate_corpus(
     # Each recording's stages in order (stages.PHASES), with the arguments each takes after (work, config).
     steps: list[tuple[Any, tuple[Any, ...]]] = [
         (stages["probe"], ()), (stages["sampling"], (ctx, state, retry)),
-        (stages["preprocess"], (ctx,)), (stages["annotate"], (ctx, cache_dir)),
+        (stages["preprocess"], (ctx,)), (stages["annotate"], (ctx, cache_dir, out)),
         (stages["judge"], (ctx, cache_dir)), (stages["aggregate"], (ctx,)),
     ]  # fmt: skip
     # `workers` recordings in flight, each with one task at a time: a stage is submitted only
@@ -179,6 +187,7 @@ def annotate_corpus(
             _tally(summary, rows)
             summary.rows_written += len(rows)
             summary.rows_skipped += work.skipped_segments
+            summary.rows_pending += work.pending_segments
             _emit("recording", uri=item.uri, rows=len(rows), skipped=work.skipped_segments)
             admit()
         if index is not None:

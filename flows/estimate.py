@@ -10,14 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 import emoforge
 from emoforge.configs import PipelineConfig, config_hash
 from emoforge.preprocess.media import MediaDecoder, MediaError, MediaProber
 from emoforge.storage.inputs import discover_inputs
-from emoforge.storage.records import Features, RunContext, Status
+from emoforge.storage.records import Features, RunContext, Segment, Status
 
 
 class CostEstimate(BaseModel):
@@ -31,6 +32,13 @@ class CostEstimate(BaseModel):
     cost_usd: float = 0.0
     faithfulness_calls: int = 0  # the judge's re-asks (weight d > 0, paid agents on): included above
     faithfulness_cost_usd: float = 0.0
+    # Side by side: cost_usd is each agent in its configured mode; these are every paid agent in
+    # real time, and every agent with a batch API (openai, gemini) in batch mode (costs.BATCH_PRICE_FACTOR).
+    realtime_cost_usd: float = 0.0
+    batch_cost_usd: float = 0.0
+    by_agent: dict[str, dict[str, float | str]] = Field(
+        default_factory=dict, description="agent -> mode, realtime_cost_usd, batch_cost_usd (the jury's calls only)."
+    )
 
 
 def estimate_cost(
@@ -72,6 +80,7 @@ def estimate_cost(
             est.input_tokens += usage.input_tokens
             est.output_tokens += usage.output_tokens
             est.cost_usd += usage.cost_usd
+            _by_mode(est, jury, seg)
             extras = (
                 [probe.upper_bound(agent, seg, Features(segment_id=seg.id)) for agent in jury.agents]
                 if probe is not None
@@ -85,6 +94,29 @@ def estimate_cost(
                 est.output_tokens += extra.output_tokens
                 est.cost_usd += extra.cost_usd
     jury.close()
+    est.realtime_cost_usd = round(est.realtime_cost_usd + est.faithfulness_cost_usd, 6)  # re-asks are realtime
+    est.batch_cost_usd = round(est.batch_cost_usd + est.faithfulness_cost_usd, 6)
+    for row in est.by_agent.values():
+        row["realtime_cost_usd"] = round(float(row["realtime_cost_usd"]), 6)
+        row["batch_cost_usd"] = round(float(row["batch_cost_usd"]), 6)
     est.faithfulness_cost_usd = round(est.faithfulness_cost_usd, 6)
     est.cost_usd = round(est.cost_usd, 6)
     return est
+
+
+def _by_mode(est: CostEstimate, jury: Any, seg: Segment) -> None:
+    """Add one segment's jury cost in real time and in batch mode, per agent; ``cost_usd``
+    (counted at the realtime price by ``Jury.estimate``) moves to each agent's configured mode."""
+    from emoforge.agents.costs import BATCH_PRICE_FACTOR
+
+    for agent in jury.agents:
+        realtime = agent.estimate(seg, Features(segment_id=seg.id)).cost_usd
+        batch = realtime * BATCH_PRICE_FACTOR.get(agent.backend, 1.0)
+        mode = getattr(getattr(agent, "config", None), "mode", "realtime")
+        row = est.by_agent.setdefault(agent.name, {"mode": mode, "realtime_cost_usd": 0.0, "batch_cost_usd": 0.0})
+        row["realtime_cost_usd"] = float(row["realtime_cost_usd"]) + realtime
+        row["batch_cost_usd"] = float(row["batch_cost_usd"]) + batch
+        est.realtime_cost_usd += realtime
+        est.batch_cost_usd += batch
+        if mode == "batch":
+            est.cost_usd += batch - realtime

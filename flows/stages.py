@@ -217,14 +217,16 @@ class Preprocess(Stage):
 
 
 class Annotate(Stage):
-    """Every agent of the jury labels every row (with its clip, for agents that take one)."""
+    """The jury labels every row (with its clip, for agents that take one): every agent, or
+    with ``agents.policy: adaptive`` the cheapest ones until the label is decided."""
 
     name = "annotate"
 
-    def __init__(self, config: PipelineConfig, ctx: RunContext, cache_dir: str) -> None:
-        self.config, self.ctx, self.cache_dir = config, ctx, cache_dir
+    def __init__(self, config: PipelineConfig, ctx: RunContext, cache_dir: str, out: str | None = None) -> None:
+        self.config, self.ctx, self.cache_dir, self.out = config, ctx, cache_dir, out
 
     def fill(self, work: RecordingWork) -> None:
+        from emoforge.agents.adaptive import full_decision
         from emoforge.agents.jury import Jury
 
         config = self.config
@@ -234,13 +236,69 @@ class Annotate(Stage):
         cutter = stage(ClipCutter, config.agents.clips, config.sampling.media) if needs.any and media else None
         # Provider slots are global (Prefect server side): runs in parallel share them.
         with provider_slots(config.agents, config.run):
-            annotations = []
-            for r in work.rows:
-                seg = _segment(r)
-                clip = cutter.cut(media, seg, needs) if cutter and media else None
-                annotations.append(jury.annotate(seg, _features(r), clip))
-        for row, anns in zip(work.rows, annotations, strict=True):
-            row.annotations = anns
+            results: list[Any]
+            if jury.batch_agents and config.agents.policy != "adaptive":
+                results = self._batched(jury, work, cutter)
+            elif config.agents.policy == "adaptive":
+                if jury.batch_agents:  # the adaptive rounds call agents one by one (agents/adaptive.py)
+                    log.warning("agents %s: policy adaptive asks them in real time, not batch", jury.batch_agents)
+                results = self._adaptive(jury, work, cutter)
+            else:
+                results = []
+                for r in work.rows:
+                    seg = _segment(r)
+                    clip = cutter.cut(media, seg, needs) if cutter and media else None
+                    anns = jury.annotate(seg, _features(r), clip)
+                    results.append((anns, full_decision(jury, seg, _features(r), clip, anns)))
+        kept = []
+        for row, result in zip(work.rows, results, strict=True):
+            if result is None:  # a vote is pending in a provider batch: the row waits for it
+                continue
+            row.annotations, row.jury = result
+            kept.append(row)
+        work.pending_segments += len(work.rows) - len(kept)
+        work.rows = kept
+
+    def _batched(self, jury: Any, work: RecordingWork, cutter: ClipCutter | None) -> list[Any]:
+        """Batch-mode agents (agents/batch.py): their cache misses go out as one batch per agent
+        for the recording's rows, or are collected from a batch an earlier run sent. A row
+        whose vote is still pending is None: it stays uncommitted (never a row with a missing
+        vote) and a later run into the same corpus collects it, sending nothing again."""
+        from emoforge.agents.adaptive import full_decision
+
+        if self.out is None:
+            raise ValueError(f"agents {jury.batch_agents} in mode 'batch' need the corpus folder (Annotate's out)")
+        jury.use_batches(self.out, self.ctx.run_id)
+        media, needs = work.media, jury.clip_needs
+        deferred = []
+        for r in work.rows:
+            clip = cutter.cut(media, _segment(r), needs) if cutter and media else None
+            deferred.append((*jury.annotate_deferred(_segment(r), _features(r), clip), clip))
+        settled = jury.settle_rows([(done, asks) for done, asks, _ in deferred])
+        return [
+            None if anns is None else (anns, full_decision(jury, _segment(r), _features(r), clip, anns))
+            for r, anns, (_, _, clip) in zip(work.rows, settled, deferred, strict=True)
+        ]
+
+    def _adaptive(self, jury: Any, work: RecordingWork, cutter: ClipCutter | None) -> list[Any]:
+        """Rounds of the adaptive jury: after each, the judge and the consensus decide."""
+        from emoforge.agents.adaptive import AdaptiveJury
+        from emoforge.agents.judge import Judge as JudgeTool
+        from emoforge.agents.policy import AdaptivePolicy
+        from emoforge.agents.recognizers.base import vote_priors
+        from emoforge.quality.consensus import ConsensusBuilder
+
+        config = self.config
+        # Rounds are judged offline: an LLM judge sees the other votes, so it would be paid
+        # again every round; it scores the final jury once, in the judge phase.
+        judge = stage(JudgeTool, config.judge.model_copy(update={"backend": "rules"}), self.ctx)
+        taxonomy = config.agents.taxonomy
+        builder = stage(ConsensusBuilder, config.aggregation, self.ctx, taxonomy, vote_priors(config.agents))
+        policy = AdaptivePolicy(config.agents.adaptive, len(taxonomy.labels), config.aggregation.pool_weights)
+        media = work.media
+        clip_of = (lambda seg: cutter.cut(media, seg, jury.clip_needs)) if cutter and media else None
+        runner = AdaptiveJury(jury, policy, judge.score, builder.build)
+        return runner.run([(_segment(r), _features(r)) for r in work.rows], clip_of)
 
     def done_with_media(self) -> bool:
         # One clip at a time was cut from it; only the judge's faithfulness re-asks need it again.
@@ -310,7 +368,17 @@ class Aggregate(Stage):
         )
         consensus = [builder.build(_segment(r), _features(r), r.annotations, r.verdicts) for r in work.rows]
         for row, c in zip(work.rows, consensus, strict=True):
-            row.consensus = c
+            row.consensus = c if row.jury is None or row.jury.route != "review" else _to_review(c, row)
+
+
+def _to_review(consensus: Any, row: SegmentRow) -> Any:
+    """The adaptive jury stopped on the budget or the cap short of a decisive label: a human decides."""
+    jury = row.jury
+    if jury is None:
+        return consensus
+    asked = ", ".join(jury.asked) or "nobody"
+    reason = f"jury_{jury.stop}: stopped undecided after {asked}"
+    return consensus.model_copy(update={"needs_review": True, "review_reasons": [*consensus.review_reasons, reason]})
 
 
 def response_cache(config: PipelineConfig, cache_dir: str | None) -> ResponseCache | None:

@@ -87,8 +87,10 @@ def preprocess(work: RecordingWork, config: PipelineConfig, ctx: RunContext) -> 
 
 @task(name=Annotate.name, **TASK_OPTS)
 @released
-def annotate(work: RecordingWork, config: PipelineConfig, ctx: RunContext, cache_dir: str) -> RecordingWork:
-    return run_stage(Annotate(config, ctx, cache_dir), work)
+def annotate(
+    work: RecordingWork, config: PipelineConfig, ctx: RunContext, cache_dir: str, out: str | None = None
+) -> RecordingWork:
+    return run_stage(Annotate(config, ctx, cache_dir, out), work)
 
 
 @task(name=Judge.name, **TASK_OPTS)

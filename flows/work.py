@@ -54,6 +54,7 @@ class RecordingWork:
     rows: list[SegmentRow] = field(default_factory=list)
     failure: Failure | None = None
     skipped_segments: int = 0
+    pending_segments: int = 0  # held back uncommitted: a batch-mode vote is still at the provider
     seconds: dict[str, float] = field(default_factory=dict)  # wall time per stage, for logs
 
     @property

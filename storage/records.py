@@ -480,6 +480,29 @@ class Verdict(Record):
     provenance: Provenance = Field(description="Judge model and config hash.")
 
 
+class LabelQuality(Record):
+    """How likely a segment's consensus label is right, estimated from its whole jury.
+
+    CROWDLAB (Goh, Tkachenko, Mueller 2022, arXiv:2210.06812; cleanlab's
+    ``get_label_quality_multiannotator``), reimplemented in ``emoforge/quality/label_quality.py``:
+    the jury's consensus distribution and every vote, each vote weighted by its annotator's
+    estimated reliability (and the judge's S_final), give a posterior over the labels; the score
+    is that posterior's probability of the consensus label. Review the lowest scores first.
+    """
+
+    score: float = Field(
+        ge=0, le=1, description="Estimated probability that the consensus primary label is right (low: review first)."
+    )
+    method: str = Field(description="Method and version that computed the score, e.g. 'crowdlab-v1'.")
+    scope: Literal["segment", "corpus"] = Field(
+        description="segment: annotator reliabilities at their prior (phase 5, aggregate); corpus: reliabilities "
+        "fitted across the corpus by `emoforge aggregate`."
+    )
+    fitted_rows: int | None = Field(
+        default=None, description="Rows the annotator reliabilities were fitted on (corpus scope)."
+    )
+
+
 class Consensus(Record):
     """The aggregated label of a segment, with how much to trust it."""
 
@@ -499,6 +522,49 @@ class Consensus(Record):
     needs_review: bool = Field(description="Flagged for human review.")
     review_reasons: list[str] = Field(default_factory=list, description="Why it was flagged.")
     provenance: Provenance = Field(description="Aggregator and config hash.")
+    # Added within schema v1 (nullable): shards written before it load with None, and older
+    # emoforge versions ignore the extra struct field when they read newer shards.
+    label_quality: LabelQuality | None = Field(
+        default=None,
+        description="Label-quality score of the consensus (CROWDLAB); the review queue is ordered by it. "
+        "Null in shards written before it existed.",
+    )
+
+
+class JuryDecision(Record):
+    """What the jury of one segment did and spent (phase 3, annotate; ``agents/adaptive.py``).
+
+    The full jury asks every agent; the adaptive one asks them cheapest first, round by round,
+    and stops when the pooled consensus is decisive (the votes still to buy are worth less
+    than ``agents.adaptive.max_gain`` of accuracy), when every agent has answered, or when
+    the corpus budget or the segment's cap is spent.
+    """
+
+    policy: Literal["full", "adaptive"] = Field(description="agents.policy of the run that asked the jury.")
+    stop: Literal["full_jury", "decisive", "exhausted", "budget", "segment_cap"] = Field(
+        description="Why the jury stopped: full_jury (policy full: everyone asked), decisive (confident, and the "
+        "votes left could add at most agents.adaptive.max_gain of expected accuracy), exhausted (every agent "
+        "asked), budget (corpus budget spent), segment_cap (the segment's cap reached)."
+    )
+    route: Literal["label", "review"] = Field(
+        description="label: the consensus labels the segment; review: sent to human review (stopped by the "
+        "budget or the cap while the consensus was not decisive)."
+    )
+    rounds: int = Field(ge=0, description="Rounds asked (the free offline agents are one round, each paid agent one).")
+    asked: list[str] = Field(default_factory=list, description="Agents asked, in the order asked.")
+    skipped: list[str] = Field(default_factory=list, description="Enabled agents the policy did not ask.")
+    confidence: float | None = Field(
+        default=None, ge=0, le=1, description="Pooled probability of the top label when the jury stopped."
+    )
+    calls: int = Field(default=0, ge=0, description="Provider calls made for this segment (0 when cached).")
+    calls_saved: int = Field(default=0, ge=0, description="Paid calls not made: one per skipped paid agent.")
+    cost_usd: float = Field(default=0.0, ge=0, description="What the segment's annotators cost.")
+    saved_usd: float = Field(default=0.0, ge=0, description="Estimated cost of the skipped paid agents.")
+    tokens: dict[str, int] = Field(
+        default_factory=dict,
+        description="Billed tokens by part: input text, image, audio and video (split by the prompt's parts "
+        "at the rates of agents/costs.py, scaled to the billed input), and output.",
+    )
 
 
 class HumanLabel(Record):
@@ -543,6 +609,10 @@ class SegmentRow(Record):
     annotations: list[Annotation] = Field(default_factory=list, description="One per agent.")
     verdicts: list[Verdict] = Field(default_factory=list, description="One per annotation judged.")
     consensus: Consensus | None = Field(default=None, description="Aggregated label.")
+    # Added within schema v1 (nullable): shards written before it load with None.
+    jury: JuryDecision | None = Field(
+        default=None, description="What the jury did and spent (agents.policy); null in shards written before it."
+    )
     human: list[HumanLabel] = Field(default_factory=list, description="Human verifications.")
     config_hash: str = Field(description="Resolved-config hash of the run that wrote the row.")
     written_at: datetime = Field(default_factory=utcnow, description="UTC write time.")

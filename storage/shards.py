@@ -6,6 +6,7 @@ Layout of a corpus directory (local path or any fsspec URL)::
     shard-00000.parquet ...    SegmentRow rows with the explicit schema of storage/schema.py
 
     quarantine/                shards that failed their checksum or could not be read
+    batches.json               provider batches of batch-mode agents (storage/batches.py)
     .emoforge.lock             held by the one writer (storage/lock.py)
 
 Crash safety: a shard is written to a temporary name and renamed into place only when
@@ -492,7 +493,13 @@ def _good_shards(root: str, columns: list[str] | None) -> Iterator[pa.Table]:
             log.warning("shard %s is %s; its rows are skipped", entry["name"], problem)
             continue
         try:
-            yield pq.read_table(pa.BufferReader(data), columns=columns)
+            wanted = columns
+            if columns is not None:
+                # A column added after the shard was written (a nullable field) reads as nulls
+                # (read_table fills it) instead of making the whole shard unreadable.
+                present = set(pq.read_schema(pa.BufferReader(data)).names)
+                wanted = [c for c in columns if c in present]
+            yield pq.read_table(pa.BufferReader(data), columns=wanted)
         except (pa.ArrowInvalid, OSError) as exc:
             log.warning("shard %s is unreadable (%s); its rows are skipped", entry["name"], exc)
 
@@ -507,6 +514,10 @@ def read_table(root: str, columns: list[str] | None = None) -> pa.Table:
         schema = ROW_SCHEMA if wanted is None else pa.schema([ROW_SCHEMA.field(c) for c in wanted])
         return schema.empty_table()
     table = pa.concat_tables(tables, promote_options="default")
+    for name in wanted or []:
+        if name not in table.column_names:  # no shard has it yet: nulls of its declared type
+            field = ROW_SCHEMA.field(name)
+            table = table.append_column(field, pa.nulls(table.num_rows, field.type))
     # Last write wins: keep, for each row_id, the row from the highest shard order.
     ids = table.column("row_id").to_pylist()
     order = table.column("_shard_order").to_pylist()

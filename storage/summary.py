@@ -5,33 +5,46 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+from emoforge.storage.batches import pending_batches
+from emoforge.storage.ledger import RunLedger
 from emoforge.storage.records import phase_of
 from emoforge.storage.shards import read_manifest, read_table, verify
 
 
 def summarize(root: str) -> dict[str, Any]:
     manifest = read_manifest(root)
-    table = read_table(root, columns=["status", "failure", "consensus", "annotations"])
+    table = read_table(root, columns=["status", "failure", "consensus", "annotations", "jury", "verdicts", "human"])
+    ledger = RunLedger()
     status = Counter(table.column("status").to_pylist())
     failures: Counter[str] = Counter()
     labels: Counter[str] = Counter()
     annotations: Counter[str] = Counter()
-    review = 0
+    kinds: Counter[str] = Counter()
+    review = verified = 0
     confidences = []
-    for failure, consensus, anns in zip(
+    for failure, consensus, anns, jury, verdicts, humans in zip(
         table.column("failure").to_pylist(),
         table.column("consensus").to_pylist(),
         table.column("annotations").to_pylist(),
+        table.column("jury").to_pylist(),
+        table.column("verdicts").to_pylist(),
+        table.column("human").to_pylist(),
         strict=True,
     ):
+        ledger.add_columns(jury, anns or [], consensus)
         if failure:
             failures[f"{phase_of(failure['stage'])}:{failure['kind']}"] += 1
+        # As the report and the release count them: a human label replaces the consensus and
+        # takes the row out of the review queue.
+        human = max((h for h in humans or [] if h["label"]), key=lambda h: h["reviewed_at"], default=None)
+        verified += bool(humans)
         if consensus:
-            labels[consensus["primary_label"] or "(none)"] += 1
-            review += bool(consensus["needs_review"])
+            labels[(human or {}).get("label") or consensus["primary_label"] or "(none)"] += 1
+            review += bool(consensus["needs_review"]) and not humans
             confidences.append(consensus["confidence"])
         for a in anns or []:
             annotations[f"{a['agent']}:{a['status']}"] += 1
+        kinds.update(failure_kinds(anns or [], verdicts or []))
     return {
         "root": root,
         "schema_version": manifest["schema_version"],
@@ -43,7 +56,26 @@ def summarize(root: str) -> dict[str, Any]:
         "failures": dict(failures),
         "annotations": dict(annotations),
         "needs_review": review,
+        "verified": verified,
+        "failure_kinds": dict(kinds),
         "mean_confidence": round(sum(confidences) / len(confidences), 3) if confidences else None,
+        "jury": ledger.model_dump(mode="json"),
         "stats": manifest.get("stats", {}),
+        "batches": pending_batches(root),
         "problems": verify(root),
     }
+
+
+def failure_kinds(annotations: list[dict[str, Any]], verdicts: list[dict[str, Any]]) -> Counter[str]:
+    """Failed annotations and judgements of one row by kind (``agent voice: refusal``). A
+    verdict on an annotation that had already failed only echoes that failure: not counted."""
+    out: Counter[str] = Counter()
+    failed = set()
+    for a in annotations:
+        if a.get("failure"):
+            failed.add(a["id"])
+            out[f"agent {a['agent']}: {a['failure']['kind']}"] += 1
+    for v in verdicts:
+        if v.get("failure") and v["annotation_id"] not in failed:
+            out[f"judge {v['judge']}: {v['failure']['kind']}"] += 1
+    return out

@@ -49,6 +49,26 @@ REFUSAL_FINISH = frozenset(
 )
 
 
+def http_errors(base: bool = False) -> tuple[tuple[type[Exception], ...], tuple[type[Exception], ...]]:
+    """(timeout, transport) exception classes of the HTTP clients google-genai may send
+    through: since 3.x it prefers ``httpx2``, a fork whose classes are not ``httpx``'s, so
+    catching only ``httpx.TransportError`` let a dropped connection through as an unknown
+    error instead of a retryable ``provider_error``. With ``base``, the transport entry is
+    each client's root ``HTTPError`` (any failure of the request itself)."""
+    import httpx
+
+    clients: list[Any] = [httpx]
+    try:
+        import httpx2  # type: ignore[import-not-found, unused-ignore]
+    except ImportError:
+        pass
+    else:
+        clients.append(httpx2)
+    timeouts = tuple(c.TimeoutException for c in clients)
+    transport = tuple(c.HTTPError if base else c.TransportError for c in clients)
+    return timeouts, transport
+
+
 class GeminiBackend:
     name = "gemini"
 
@@ -126,8 +146,9 @@ class GeminiBackend:
         return {"model": self.config.model, "contents": contents, "config": config}
 
     def complete(self, prompt: Prompt, max_output_tokens: int, temperature: float) -> ModelReply:
-        import httpx
         from google.genai import errors
+
+        timeouts, transport = http_errors()
 
         uploaded: dict[str, Any] = {}
         try:
@@ -140,9 +161,9 @@ class GeminiBackend:
             resp = self.client().models.generate_content(**request)
         except errors.APIError as exc:
             raise map_gemini_error(exc) from exc
-        except httpx.TimeoutException as exc:
+        except timeouts as exc:
             raise AnnotatorError(ErrorKind.timeout, "request timed out") from exc
-        except httpx.TransportError as exc:
+        except transport as exc:
             raise AnnotatorError(ErrorKind.provider_error, f"connection error: {type(exc).__name__}") from exc
         finally:
             self._delete(uploaded)
@@ -174,13 +195,13 @@ class GeminiBackend:
 
     def _delete(self, uploaded: dict[str, Any]) -> None:
         """Best effort: a file left behind expires on Google's side after 48 hours anyway."""
-        import httpx
         from google.genai import errors
 
+        failures: tuple[type[Exception], ...] = (errors.APIError, AnnotatorError, *http_errors(base=True)[1])
         for file in uploaded.values():
             try:
                 self.client().files.delete(name=file.name)
-            except (errors.APIError, httpx.HTTPError, AnnotatorError) as exc:
+            except failures as exc:
                 log.warning("could not delete uploaded file %s: %s", file.name, exc)
 
     def close(self) -> None:

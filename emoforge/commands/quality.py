@@ -57,13 +57,17 @@ def agreement(
 ) -> None:
     """Inter-annotator agreement (alpha, kappa, Spearman; per pair, annotator, modality; vs humans)."""
     from emoforge.quality.agreement import corpus_agreement
+    from emoforge.quality.review_priority import priority_deciles
     from emoforge.storage.shards import update_manifest_stats
 
     cfg = _config(config)
     with writer_lock(corpus, "agreement"):
-        report = corpus_agreement(_rows(corpus), human_review=cfg.release.review)
+        rows = _rows(corpus)
+        report = corpus_agreement(rows, human_review=cfg.release.review)
         data = report.model_dump(mode="json")
         update_manifest_stats(str(corpus), "agreement", data)
+        deciles = priority_deciles(rows, cfg.release.review)
+        update_manifest_stats(str(corpus), "review_priority", deciles.model_dump(mode="json"))
     if as_json:
         typer.echo(json.dumps(data, indent=2))
         return
@@ -88,7 +92,10 @@ def agreement(
     if report.human:
         vs = report.human["vs_consensus"]
         typer.echo(f"  pipeline vs human: n={vs['n']} kappa={_fmt(vs['kappa'])} accuracy={_fmt(vs['accuracy'])}")
-    typer.echo(f"stored under stats.agreement in {corpus / 'manifest.json'}")
+    if deciles.reviewed:
+        for line in deciles.table():
+            typer.echo(line)
+    typer.echo(f"stored under stats.agreement (and stats.review_priority) in {corpus / 'manifest.json'}")
 
 
 def _references(path: Path | None) -> dict[str, str] | None:
@@ -122,6 +129,7 @@ def aggregate(
     from emoforge.quality.aggregation.corpus import SIDECAR, CorpusAggregator
     from emoforge.quality.aggregation.pool_fit import PoolRefitter
     from emoforge.quality.calibration import calibration_report, references_from_rows
+    from emoforge.quality.label_quality import corpus_label_quality, write_corpus_scores
     from emoforge.storage.shards import update_manifest_stats
 
     cfg = _config(config)
@@ -140,11 +148,22 @@ def aggregate(
         stats["sidecar"] = SIDECAR
         update_manifest_stats(str(corpus), "aggregation", stats)
         update_manifest_stats(str(corpus), "pool_fit", pool_fit.model_dump(mode="json"))
+        quality = corpus_label_quality(rows, cfg.aggregation, cfg.agents.taxonomy.labels)
+        rescored = write_corpus_scores(str(corpus), rows, quality, cfg.storage)
+        label_quality = quality.model_dump(mode="json", exclude={"scores"}) | {
+            "rows_scored": len(quality.scores),
+            "rows_rewritten": rescored,
+        }
+        update_manifest_stats(str(corpus), "label_quality", label_quality)
         calibration = calibration_report(rows, refs, cfg.aggregation.corpus_methods, judge)
         if calibration.n_labelled_segments:
             update_manifest_stats(str(corpus), "calibration", calibration.model_dump(mode="json"))
     if as_json:
-        payload = {"aggregation": stats, "calibration": calibration.model_dump(mode="json")}
+        payload = {
+            "aggregation": stats,
+            "calibration": calibration.model_dump(mode="json"),
+            "label_quality": label_quality,
+        }
         typer.echo(json.dumps(payload | {"pool_fit": pool_fit.model_dump(mode="json")}, indent=2))
         return
     for method, s in result.stats.items():
@@ -153,6 +172,14 @@ def aggregate(
             f"vs majority={_fmt(s.agree_with_majority)} confidence={_fmt(s.mean_confidence)}"
         )
     typer.echo(f"{len(result.labels)} labels -> {corpus / SIDECAR}")
+    if quality.scores:
+        weights = ", ".join(f"{k}={v:.2f}" for k, v in quality.annotator_weights.items())
+        typer.echo(
+            f"label quality ({quality.scores[next(iter(quality.scores))].method}) refitted on the corpus: "
+            f"{len(quality.scores)} rows scored, {rescored} rewritten; annotator weights {weights}"
+        )
+    else:
+        typer.echo(f"label quality not refitted on the corpus ({quality.skipped}); rows keep their phase-5 scores")
     if calibration.n_labelled_segments:
         typer.echo(
             f"calibration on {calibration.n_labelled_segments} labelled segments: "

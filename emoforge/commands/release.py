@@ -5,7 +5,6 @@ Commands parse arguments, call the storage/agents classes, and print; no logic l
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -33,26 +32,61 @@ def review_export(
     out: Annotated[Path, typer.Argument(help="Task file to write (JSON).")],
     to: Annotated[str, typer.Option("--to", help="Target tool (labelstudio).")] = "labelstudio",
     audit_fraction: Annotated[float | None, typer.Option(help="Share of unflagged rows to audit.")] = None,
+    budget_minutes: Annotated[
+        float | None,
+        typer.Option(
+            "--budget-minutes",
+            min=0,
+            help="Export the best N minutes of clips (expected label changes per minute, flagged or not; "
+            "no audit sample) instead of every flagged row.",
+        ),
+    ] = None,
+    media_dir: Annotated[
+        Path | None,
+        typer.Option("--media-dir", help="Where to cut each segment's clip and key frames (default: OUT-media/)."),
+    ] = None,
+    media_url_prefix: Annotated[
+        str | None, typer.Option(help="URL prefix of media in tasks, e.g. /data/local-files/?d= (docs/release.md).")
+    ] = None,
+    media_root: Annotated[
+        Path | None, typer.Option(help="Label Studio's LOCAL_FILES_DOCUMENT_ROOT: media paths become relative to it.")
+    ] = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Write the review queue (plus an audit sample) as Label Studio tasks and labelling config."""
+    """Write the review queue (plus an audit sample) as Label Studio tasks and labelling config,
+    most expected label changes per minute of review first; each task plays its own segment.
+    Rows a human already verified are not sent again."""
     from emoforge.review.exporter import LabelStudioExporter
     from emoforge.review.importer import corpus_taxonomy
     from emoforge.storage.shards import read_manifest, read_rows
 
     if to != "labelstudio":
         raise typer.BadParameter("only --to labelstudio is supported", param_hint="--to")
-    overrides = {"review": {"audit_fraction": audit_fraction}} if audit_fraction is not None else None
-    cfg = _release_config(config, overrides).release
-    export = LabelStudioExporter(cfg.review).export(
-        list(read_rows(str(corpus))), corpus_taxonomy(read_manifest(str(corpus)))
-    )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(export.tasks, indent=1, ensure_ascii=False), encoding="utf-8")
-    xml = out.with_suffix(".xml")
-    xml.write_text(export.labeling_config, encoding="utf-8")
-    typer.echo(f"{len(export.tasks)} tasks ({export.queued} flagged, {export.audit} audit) -> {out}")
-    typer.echo(f"labelling config -> {xml}")
+    review: dict[str, Any] = {"audit_fraction": audit_fraction, "media_url_prefix": media_url_prefix}
+    review["media_root"] = str(media_root.resolve()) if media_root else None
+    overrides = {k: v for k, v in review.items() if v is not None}
+    cfg = _release_config(config, {"review": overrides} if overrides else None).release
+    try:
+        export = LabelStudioExporter(cfg.review).export(
+            list(read_rows(str(corpus))),
+            corpus_taxonomy(read_manifest(str(corpus))),
+            budget_minutes=budget_minutes,
+            media_dir=media_dir or out.parent / f"{out.stem}-media",
+        )
+    except ValueError as exc:  # a media folder outside media_root: Label Studio could not serve it
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    picked = "flagged" if budget_minutes is None else f"best of {budget_minutes:g} min"
+    typer.echo(f"{len(export.tasks)} tasks ({export.queued} {picked}, {export.audit} audit) -> {out}")
+    if export.verified:
+        typer.echo(f"{export.verified} rows already verified by a human: not sent again")
+    typer.echo(f"queue: most expected label changes per minute first, ~{export.minutes:.1f} min of review")
+    for project, path in export.write(out):
+        typer.echo(
+            f"{project.kind}: {len(project.tasks)} tasks -> {path}, labelling config -> {path.with_suffix('.xml')}"
+        )
+    for warning in export.warnings:
+        typer.echo(f"warning: {warning}", err=True)
 
 
 @review_app.command("import")
@@ -64,14 +98,18 @@ def review_import(
 ) -> None:
     """Attach human labels from a Label Studio export and recompute human agreement."""
     from emoforge.quality.human_agreement import human_agreement
+    from emoforge.quality.review_priority import priority_deciles
     from emoforge.review.importer import ReviewImporter
     from emoforge.storage.shards import read_rows, update_manifest_stats
 
     cfg = _release_config(config)
     with writer_lock(corpus, "review import"):
         report = ReviewImporter(cfg.release.review, cfg.storage).run(str(corpus), export_file)
-        agreement = human_agreement(list(read_rows(str(corpus))), cfg.release.review)
+        rows = list(read_rows(str(corpus)))
+        agreement = human_agreement(rows, cfg.release.review)
         update_manifest_stats(str(corpus), "human_agreement", agreement.model_dump(mode="json"))
+        deciles = priority_deciles(rows, cfg.release.review)
+        update_manifest_stats(str(corpus), "review_priority", deciles.model_dump(mode="json"))
     typer.echo(
         f"{report.imported} human labels imported into {report.rows_updated} rows "
         f"({report.already_present} already present) from {report.tasks} tasks"
@@ -84,6 +122,9 @@ def review_import(
         typer.echo(f"human vs {agent}: n={s.n} accuracy={s.accuracy} kappa={s.kappa}")
     for key, ok in agreement.passed.items():
         typer.echo(f"{key}: {'n/a' if ok is None else ('PASS' if ok else 'FAIL')}")
+    if deciles.reviewed:
+        for line in deciles.table():
+            typer.echo(line)
     if (strict or not report.tasks) and report.problems:  # nothing readable is a failed import
         raise typer.Exit(1)
 
@@ -161,10 +202,14 @@ def evaluate(
     ] = False,
 ) -> None:
     """Accuracy, F1, set F1, ROUGE-L/BLEU of rationales, evidence coverage and faithfulness."""
-    from emoforge.release.evaluate import Evaluator, load_items
+    from emoforge.release.evaluate import Evaluator, load_answers, load_items
 
-    items = load_items(predictions)
-    report = Evaluator().evaluate(items, load_items(answers))
+    try:
+        items, gold = load_items(predictions), load_answers(answers)
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    report = Evaluator().evaluate(items, gold)
     if (corpus is None) != (agent is None):
         typer.echo("--corpus and --agent go together: the agent is re-asked on the corpus's rows", err=True)
         raise typer.Exit(2)
@@ -209,13 +254,23 @@ def report(
     corpus: Annotated[Path, typer.Argument(help="Corpus directory.")],
     out: Annotated[Path | None, typer.Option("--out", "-o", help="HTML file (default CORPUS/report.html).")] = None,
     config: ConfigOpt = None,
+    max_clips: Annotated[
+        int,
+        typer.Option(
+            "--max-clips",
+            min=0,
+            help="Segments in the clip browser (<out stem>_clips/), most doubtful first; 0: no clip browser.",
+        ),
+    ] = 200,
 ) -> None:
-    """Write an HTML corpus report with plots."""
+    """Write an HTML corpus report with plots, and a clip browser beside it."""
     from emoforge.release.report import CorpusReporter
 
     cfg = _release_config(config).release
-    path = CorpusReporter(cfg).write(str(corpus), out or corpus / "report.html")
+    path = CorpusReporter(cfg).write(str(corpus), out or corpus / "report.html", max_clips=max_clips)
     typer.echo(f"report -> {path}")
+    if max_clips:
+        typer.echo(f"clips  -> {path.parent / (path.stem + '_clips') / 'index.html'}")
 
 
 def register(app: typer.Typer) -> None:

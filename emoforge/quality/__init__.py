@@ -6,6 +6,8 @@
 - ``stats``: Krippendorff's alpha, Cohen's kappa, Spearman, ICC; ``agreement`` applies them
   to a corpus's annotations, ``human_agreement`` to machine vs human labels.
 - ``calibration``: expected calibration error and reliability bins against human labels.
+- ``label_quality``: how likely each consensus label is right (CROWDLAB), per segment and per
+  corpus; ``review_priority`` orders the review queue by it (expected changes per minute).
 
 Imports ``configs`` and ``storage`` only: aggregation needs votes, not the agents that cast them.
 """

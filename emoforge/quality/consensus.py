@@ -5,7 +5,9 @@ or judge-weighted vote (``emoforge/quality/aggregation``), adds the multi-label 
 valence/arousal means, confidence, entropy and agreement, and flags the segment for review
 with typed reasons: ``too_few_valid``, ``low_confidence``, ``annotator_conflict``,
 ``low_judge_score``, ``judge_failed`` and ``modality_conflict`` (e.g. a smiling face with a
-sad voice: single-modality annotators whose valence points opposite ways).
+sad voice: single-modality annotators whose valence points opposite ways). It also scores the
+label's quality (``label_quality.segment_label_quality``, CROWDLAB at segment scope), which
+orders the review queue.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from collections.abc import Mapping
 from emoforge.configs.agents import MODEL_BACKENDS, TaxonomyConfig
 from emoforge.configs.emotions import DEFAULT_LABELS, LABEL_VALENCE
 from emoforge.configs.quality import AggregationConfig
+from emoforge.quality.label_quality import segment_label_quality
 from emoforge.storage.records import Annotation, Consensus, Features, RunContext, Segment, Status, Verdict
 
 _CUE_BACKEND_MODALITY = {
@@ -142,6 +145,16 @@ class ConsensusBuilder:
             needs_review=bool(reasons),
             review_reasons=reasons,
             provenance=self.ctx.provenance(stage="aggregate", model=method),
+            label_quality=segment_label_quality(
+                valid,
+                [
+                    self.vote_confidence(a, v.s_final if v is not None else 1.0)
+                    for a, v in zip(valid, judged, strict=True)
+                ],
+                distribution,
+                primary,
+                self.labels,
+            ),
         )
 
     def _distribution(

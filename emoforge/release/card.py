@@ -26,6 +26,11 @@ _ESCAPES = str.maketrans({
 })  # fmt: skip
 
 
+def licence_unset(licence: str) -> bool:
+    """True while the licence is the placeholder (``TODO: fill in``) or empty."""
+    return not licence.strip() or "todo" in licence.lower()
+
+
 def cell(value: Any) -> str:
     """A value as inert Markdown table text (no cell breaks, HTML or links)."""
     return "" if value is None else str(value).translate(_ESCAPES)
@@ -82,6 +87,12 @@ class DatasetCard:
             "aggregated into a consensus label and, where flagged, verified by humans in Label Studio.",
             "",
         ]
+        if licence_unset(self.config.licence):
+            parts += [
+                f"> **Warning: no licence yet** (`release.licence` is {cell(self.config.licence) or 'empty'}). "
+                "Nobody may reuse data without one: set it, and the media licences below, before publishing.",
+                "",
+            ]
         parts += self._sources(rows) + self._taxonomy(manifest) + self._counts(flat, info)
         parts += self._agreement(manifest) + self._judge(rows) + self._models(rows)
         parts += [

@@ -54,22 +54,49 @@ def _text(value: Any) -> str:
 
 
 def load_items(path: str | Path) -> dict[str, dict[str, Any]]:
-    """row_id -> item from a .jsonl, .json (list) or .parquet file."""
+    """row_id -> item from a .jsonl, .json (list) or .parquet file; ValueError, one line, when
+    the file is missing or unreadable."""
     path = Path(path)
-    if path.suffix == ".parquet":
-        import pyarrow.parquet as pq
+    if not path.is_file():
+        raise ValueError(f"{path}: no such file")
+    try:
+        if path.suffix == ".parquet":
+            import pyarrow as pa
+            import pyarrow.parquet as pq
 
-        items = pq.read_table(path).to_pylist()
-    elif path.suffix == ".json":
-        items = json.loads(path.read_text(encoding="utf-8"))
-    else:
-        items = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+            try:
+                items = pq.read_table(path).to_pylist()
+            except pa.ArrowException as exc:
+                raise ValueError(f"{path}: not a readable Parquet file ({exc})") from exc
+        elif path.suffix == ".json":
+            items = json.loads(path.read_text(encoding="utf-8"))
+        else:
+            items = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: not valid JSON ({exc})") from exc
+    if not isinstance(items, list):
+        raise ValueError(f"{path}: expected a list of items with row_id")
     out: dict[str, dict[str, Any]] = {}
     for i, item in enumerate(items):
         if not isinstance(item, dict) or not isinstance(item.get("row_id"), str):
             raise ValueError(f"{path}: item {i} has no string row_id")
         out[item["row_id"]] = item
     return out
+
+
+def load_answers(path: str | Path) -> dict[str, dict[str, Any]]:
+    """The answer file of a release, refused when rows have no label: a release's public test
+    split (labels hidden) scored as answers gives every prediction 0 without saying why."""
+    answers = load_items(path)
+    if not answers:
+        raise ValueError(f"{path}: no answer rows")
+    unlabelled = sorted(i for i, item in answers.items() if not isinstance(item.get("label"), str))
+    if unlabelled:
+        raise ValueError(
+            f"{path}: {len(unlabelled)} of {len(answers)} answer rows have no label (e.g. {unlabelled[0]}); "
+            "pass the hidden answers a release writes (OUT-answers/test.jsonl), not its public test split"
+        )
+    return answers
 
 
 def lcs_length(a: list[str], b: list[str]) -> int:

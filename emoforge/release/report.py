@@ -2,7 +2,9 @@
 
 Sections: overview counts, label distribution, consensus confidence and entropy histograms,
 judge score distributions, agreement of each annotator with the consensus, the review
-queue, failures by reason, and the agreement statistics stored in the manifest.
+queue, failures by reason and kind (``report_tables``), agreement statistics with their n,
+the cost ledger and the calls the adaptive jury saved (``report_ledger``), and a link to the
+clip browser (``clips``), written next to the page.
 """
 
 from __future__ import annotations
@@ -10,13 +12,16 @@ from __future__ import annotations
 import base64
 import html
 import io
-import json
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
 from emoforge.configs.release import ReleaseConfig
-from emoforge.storage.records import SegmentRow, Status, phase_of
+from emoforge.release.clip_card import review_status
+from emoforge.release.clips import DEFAULT_MAX_CLIPS, ClipBrowser, ClipBrowserSummary
+from emoforge.release.report_ledger import ledger_section
+from emoforge.release.report_tables import agreement_tables, failure_items, failure_table, priority_table
+from emoforge.storage.records import SegmentRow, Status
 from emoforge.storage.shards import read_manifest, read_rows
 
 _CSS = (
@@ -56,11 +61,11 @@ class CorpusReporter:
     def __init__(self, config: ReleaseConfig) -> None:
         self.config = config
 
-    def render(self, root: str) -> str:
+    def render(self, root: str, rows: list[SegmentRow] | None = None, clips: ClipBrowserSummary | None = None) -> str:
         import matplotlib
 
         matplotlib.use("Agg")
-        rows = list(read_rows(root))
+        rows = list(read_rows(root)) if rows is None else rows
         manifest = read_manifest(root)
         figures = [
             self._bars("Label distribution (consensus; human-verified where reviewed)", self._labels(rows), "segments"),
@@ -79,7 +84,8 @@ class CorpusReporter:
                 ("failed", len(rows) - ok),
                 ("recordings", len({r.recording.id for r in rows})),
                 ("flagged for review", sum(bool(r.consensus and r.consensus.needs_review) for r in rows)),
-                ("human-verified", sum(bool(r.human) for r in rows)),
+                ("waiting for review", sum(review_status(r) == "waiting" for r in rows)),
+                ("human-verified", sum(review_status(r) == "verified" for r in rows)),
                 ("shards", len(manifest.get("shards", []))),
                 ("runs", len(manifest.get("runs", []))),
             ]
@@ -87,16 +93,35 @@ class CorpusReporter:
         return (
             f"<!doctype html><html><head><meta charset='utf-8'><title>emoforge report</title>"
             f"<style>{_CSS}</style></head><body><h1>Corpus report</h1><p>{html.escape(str(root))}</p>"
-            f"<h2>Overview</h2>{overview}<h2>Label quality against human labels</h2>{self._vs_human(rows)}"
+            f"<h2>Overview</h2>{overview}{self._clips_link(root, clips)}"
+            f"<h2>Label quality against human labels</h2>{self._vs_human(rows)}"
             f"<h2>Plots</h2><div class='grid'>{''.join(figures)}</div>"
-            f"<h2>Agreement statistics</h2>{self._agreement(manifest)}"
-            f"<h2>Is the cited evidence really why?</h2>{self._faithfulness(rows)}</body></html>"
+            f"<h2>Failures by kind</h2>{failure_table(rows)}"
+            f"<h2>Agreement statistics</h2>{agreement_tables(rows, self.config.review)}"
+            f"<h2>Did review change the labels it was expected to?</h2>{priority_table(rows, self.config.review)}"
+            f"<h2>Is the cited evidence really why?</h2>{self._faithfulness(rows)}"
+            f"<h2>Where the calls went</h2>{ledger_section(rows, manifest)}</body></html>"
         )
 
-    def write(self, root: str, out: str | Path) -> Path:
+    def write(self, root: str, out: str | Path, max_clips: int = DEFAULT_MAX_CLIPS) -> Path:
+        """The report page, and with ``max_clips`` > 0 the clip browser in ``<out stem>_clips/``."""
         out = Path(out)
-        out.write_text(self.render(root), encoding="utf-8")
+        rows = list(read_rows(root))
+        folder = out.parent / f"{out.stem}_clips"
+        clips = ClipBrowser(self.config.review, max_clips).write(rows, folder) if max_clips > 0 else None
+        out.write_text(self.render(root, rows, clips), encoding="utf-8")
         return out
+
+    @staticmethod
+    def _clips_link(root: str, clips: ClipBrowserSummary | None) -> str:
+        if clips is None:
+            return "<p>No clip browser with this page (<code>emoforge report --max-clips 0</code>).</p>"
+        rel = Path(clips.index).relative_to(Path(clips.index).parents[1]).as_posix()
+        missing = f"; {clips.without_media} without media (each says why)" if clips.without_media else ""
+        return (
+            f"<p><a href='{html.escape(rel, quote=True)}'>Clip browser</a>: {clips.shown} of {clips.total} "
+            f"segments with key frames, audio, transcript, jury and review{missing}.</p>"
+        )
 
     # -- data --------------------------------------------------------------------------
     @staticmethod
@@ -109,24 +134,14 @@ class CorpusReporter:
     def _queue(rows: list[SegmentRow]) -> dict[str, int]:
         flagged = [r for r in rows if r.consensus and r.consensus.needs_review]
         return {
-            "flagged, verified": sum(bool(r.human) for r in flagged),
-            "flagged, waiting": sum(not r.human for r in flagged),
+            "flagged, verified": sum(review_status(r) == "verified" for r in flagged),
+            "flagged, waiting": sum(review_status(r) == "waiting" for r in flagged),
             "not flagged": sum(bool(r.consensus and not r.consensus.needs_review) for r in rows),
         }
 
     @staticmethod
     def _failures(rows: list[SegmentRow]) -> dict[str, int]:
-        out: Counter[str] = Counter()
-        for r in rows:
-            if r.failure:
-                out[f"row {phase_of(r.failure.stage)}: {r.failure.kind.value}"] += 1
-            for a in r.annotations:
-                if a.failure:
-                    out[f"agent {a.agent}: {a.failure.kind.value}"] += 1
-            for v in r.verdicts:
-                if v.failure:
-                    out[f"judge {v.judge}: {v.failure.kind.value}"] += 1
-        return dict(out)
+        return dict(Counter(f"{where}: {kind}" for where, kind, _ in failure_items(rows)))
 
     # -- plots -------------------------------------------------------------------------
     @staticmethod
@@ -254,17 +269,3 @@ class CorpusReporter:
         lines.append(("consensus labels no annotator gave", report.consensus_not_given))
         lines.append(("human-verified segments", report.n_labelled_segments))
         return _table(lines)
-
-    def _agreement(self, manifest: dict[str, Any]) -> str:
-        stats = manifest.get("stats") or {}
-        human = stats.get("human_agreement")
-        parts = []
-        if human:
-            for key, ok in (human.get("passed") or {}).items():
-                verdict = "n/a" if ok is None else ("PASS" if ok else "FAIL")
-                css = "" if ok is None else ("pass" if ok else "fail")
-                parts.append(f"<p class='{css}'>{html.escape(key)}: {verdict}</p>")
-        other = {k: v for k, v in stats.items() if "agreement" in k}
-        if other:
-            parts.append(f"<pre>{html.escape(json.dumps(other, indent=2, default=str))}</pre>")
-        return "".join(parts) or "<p>No agreement statistics stored in the manifest yet.</p>"

@@ -221,7 +221,7 @@ class ReleaseWriter:
     ) -> ReleaseSummary:
         """Write the release to ``out`` and, when test labels are hidden, the answers to
         ``answers_out`` (default :func:`default_answers_dir`). Raises ``ReleaseError``."""
-        from emoforge.release.card import DatasetCard
+        from emoforge.release.card import DatasetCard, licence_unset
 
         out = Path(out)
         hide = self.config.hide_test_labels
@@ -281,6 +281,10 @@ class ReleaseWriter:
             warnings.append(
                 f"split(s) {', '.join(empty)} empty: {len(kept)} rows form only {n_groups} group(s) under "
                 f"group_by={list(self.config.group_by)} (rows sharing a recording, source or speaker stay together)"
+            )
+        if licence_unset(self.config.licence):
+            warnings.append(
+                f"licence is still {self.config.licence!r}: set release.licence before publishing (the card says so)"
             )
         for digest, recordings in assignment.duplicates.items():
             warnings.append(

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationError
 
-from emoforge.review.exporter import ALSO, COMMENT, EMOTION, INTENSITY, VALENCE
+from emoforge.review.tasks import ALSO, COMMENT, EMOTION, INTENSITY, VALENCE
 from emoforge.storage.records import HumanLabel, Record, utcnow
 
 ProblemKind = Literal[

@@ -138,3 +138,20 @@ def test_transformers_missing_model_is_model_unavailable(ctx: RunContext, tmp_pa
     jury.close()
     assert ann.failure is not None and ann.failure.kind == ErrorKind.model_unavailable
     assert "absent" in ann.failure.message
+
+
+def test_gemini_dropped_connection_is_a_provider_error(ctx: RunContext, monkeypatch: Any) -> None:
+    """google-genai 3.x sends through httpx2, whose connection errors are not httpx's: the
+    failure must still be a typed, retryable provider_error, not an unknown exception."""
+    import socket
+
+    monkeypatch.setenv("EMOFORGE_GEMINI_KEY", "gemini-SECRET-key")
+    with socket.socket() as s:  # a port nobody listens on: the connection is refused
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    fake = GeminiFake.__new__(GeminiFake)
+    fake.url = f"http://127.0.0.1:{port}"
+    seg = make_segment()
+    ann = gemini_agent(fake, ctx, [], max_retries=0).annotate(seg, with_keyframes(seg))
+    assert ann.failure is not None and ann.failure.kind == ErrorKind.provider_error, ann.failure
+    assert "connection error" in ann.failure.message

@@ -31,10 +31,26 @@ class LabelStudio:
     url: str
     token: str
     user: str
+    password: str = ""
 
     def api(self, method: str, path: str, **kw: Any) -> requests.Response:
         headers = {"Authorization": f"Token {self.token}"}
         return requests.request(method, f"{self.url}{path}", headers=headers, timeout=120, **kw)
+
+    def login(self) -> requests.Session:
+        """A browser-like session: the login form with its CSRF token (what a reviewer does)."""
+        session = requests.Session()
+        session.get(f"{self.url}/user/login/", timeout=60).raise_for_status()
+        r = session.post(
+            f"{self.url}/user/login/",
+            data={"email": self.user, "password": self.password, "csrfmiddlewaretoken": session.cookies["csrftoken"]},
+            headers={"Referer": f"{self.url}/user/login/"},
+            allow_redirects=False,
+            timeout=60,
+        )
+        if r.status_code != 302 or "sessionid" not in session.cookies:
+            raise RuntimeError(f"login failed: {r.status_code} {r.text[:300]}")
+        return session
 
 
 def _free_port() -> int:
@@ -44,7 +60,10 @@ def _free_port() -> int:
 
 
 @contextmanager
-def label_studio_server(data_dir: Path, start_timeout_s: float = 480.0) -> Iterator[LabelStudio]:
+def label_studio_server(
+    data_dir: Path, start_timeout_s: float = 480.0, media_root: Path | None = None
+) -> Iterator[LabelStudio]:
+    """``media_root``: serve local files under it (LOCAL_FILES_DOCUMENT_ROOT), as docs/release.md sets up."""
     exe = VENV / "bin" / "label-studio"
     if not exe.exists():
         raise RuntimeError(f"{exe} missing: run scripts/setup.sh (it installs Label Studio in its own venv)")
@@ -52,7 +71,7 @@ def label_studio_server(data_dir: Path, start_timeout_s: float = 480.0) -> Itera
     template = VENV / "template" / "label_studio.sqlite3"
     if template.exists():
         shutil.copy(template, data_dir / "label_studio.sqlite3")
-    port, token, user = _free_port(), secrets.token_hex(20), "reviewer@example.org"
+    port, token, user, password = _free_port(), secrets.token_hex(20), "reviewer@example.org", secrets.token_hex(8)
     env = {
         **os.environ,
         "LATEST_VERSION_CHECK": "false",  # no network here: the PyPI version check only stalls
@@ -60,6 +79,8 @@ def label_studio_server(data_dir: Path, start_timeout_s: float = 480.0) -> Itera
         "LABEL_STUDIO_BASE_DATA_DIR": str(data_dir),
         "DJANGO_DB": "sqlite",
     }
+    if media_root is not None:
+        env |= {"LOCAL_FILES_SERVING_ENABLED": "true", "LOCAL_FILES_DOCUMENT_ROOT": str(media_root)}
     log = open(data_dir / "server.log", "wb")  # noqa: SIM115 - closed in finally
     proc = subprocess.Popen(
         [
@@ -75,7 +96,7 @@ def label_studio_server(data_dir: Path, start_timeout_s: float = 480.0) -> Itera
             "--username",
             user,
             "--password",
-            secrets.token_hex(8),
+            password,
             "--user-token",
             token,
             "--enable-legacy-api-token",
@@ -85,7 +106,7 @@ def label_studio_server(data_dir: Path, start_timeout_s: float = 480.0) -> Itera
         env=env,
         start_new_session=True,
     )
-    server = LabelStudio(url=f"http://127.0.0.1:{port}", token=token, user=user)
+    server = LabelStudio(url=f"http://127.0.0.1:{port}", token=token, user=user, password=password)
     try:
         deadline = time.monotonic() + start_timeout_s
         while True:

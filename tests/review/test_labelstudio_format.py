@@ -28,13 +28,22 @@ def test_tasks_carry_span_transcript_and_one_prediction_per_agent() -> None:
     assert (export.queued, export.audit) == (1, 3)
     task = export.tasks[0]
     assert task["data"]["row_id"] == "r1-00000"
-    assert task["data"]["media"] == "/data/local-files/?d=/media/r1.mp4"
+    # no media folder: the whole recording, with the span as a media fragment
+    assert task["data"]["media"] == "/data/local-files/?d=/media/r1.mp4#t=0.000,1.500"
     assert (task["data"]["start_s"], task["data"]["end_s"]) == (0.0, 1.5)
     assert task["data"]["transcript"] == "words of r1-00000"
     assert "voice: angry" in task["data"]["jury"] and "text: failed (refusal)" in task["data"]["jury"]
     assert [p["model_version"] for p in task["predictions"]] == ["face/face-rules", "voice/voice-rules"]
     assert task["predictions"][1]["score"] == 0.7
     assert task["predictions"][1]["result"][0]["value"] == {"choices": ["angry"]}
+    reasoning = task["predictions"][1]["result"][-1]
+    assert (reasoning["from_name"], reasoning["type"]) == ("rationale", "textarea")
+    assert reasoning["value"]["text"] == [
+        "Step 1: the voice shows angry cues.",
+        "Step 2: so the label is angry.",
+        "Evidence: voice: voice cue",
+    ]
+    assert "voice: angry (0.7, judge 0.60)" in task["data"]["jury"]
     # same seed, same audit sample
     again = LabelStudioExporter(ReviewConfig(audit_fraction=0.3, media_url_prefix="/data/local-files/?d=")).export(
         rows, TAXONOMY
@@ -53,8 +62,14 @@ def test_labeling_config_is_xml_naming_every_label() -> None:
         "also",
         "intensity",
         "valence",
+        "rationale",
         "comment",
     }
+    # audio tasks have no key frames, and an empty <Image valueList> stops Label Studio's editor
+    assert root.find("Image") is None and root.find("Video") is None
+    video = ET.fromstring(labeling_config(TAXONOMY, media="video"))
+    frames = video.find("Image")
+    assert video.find("Video") is not None and frames is not None and frames.get("valueList") == "$keyframes"
 
 
 def _ann(aid: int, result: list, **kw: object) -> dict:

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from emoforge.cli import app
 from emoforge.storage.shards import read_manifest, read_rows
 from tests.release.factory import make_row, write_corpus
-from tests.review.labelstudio_server import VENV, LabelStudio, label_studio_server
+from tests.review.labelstudio_server import VENV, LabelStudio
 
 pytestmark = pytest.mark.slow
 
@@ -28,9 +28,8 @@ INTENSITY = [0.1, 0.3, 0.5, 0.7, 0.9, 0.2]
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    with label_studio_server(tmp_path_factory.mktemp("labelstudio")) as ls:
-        yield ls
+def server(labelstudio: LabelStudio) -> LabelStudio:
+    return labelstudio  # tests/review/conftest.py: one server for the review tests
 
 
 @pytest.fixture(scope="module")
@@ -157,3 +156,11 @@ def test_round_trip(server: LabelStudio, corpus: str, tmp_path: Path) -> None:
     res = runner.invoke(app, ["review", "import", corpus, str(export_file)])
     assert "0 human labels imported into 0 rows (6 already present)" in res.output
     assert all(len(r.human) <= 1 for r in read_rows(corpus))
+
+    # a second export after the import does not send the verified rows out again
+    again = tmp_path / "again.json"
+    res = runner.invoke(app, ["review", "export", corpus, str(again), "--audit-fraction", "0.25"])
+    assert res.exit_code == 0, res.output
+    assert "6 rows already verified by a human: not sent again" in res.output
+    sent = {t["data"]["row_id"] for t in json.loads(again.read_text())}
+    assert sent.isdisjoint(f"flag{i}-00000" for i in range(6)) and {"flag6-00000", "flag7-00000"} <= sent

@@ -17,6 +17,7 @@ from emoforge.storage.records import (
     Failure,
     Features,
     KeyFrame,
+    LabelQuality,
     Prosody,
     Provenance,
     RecordingRef,
@@ -169,6 +170,14 @@ def rows(draw: st.DrawFn) -> SegmentRow:
             needs_review=st.booleans(),
             review_reasons=st.lists(ident, max_size=2),
             provenance=provenance,
+            label_quality=st.none()
+            | st.builds(
+                LabelQuality,
+                score=unit,
+                method=ident,
+                scope=st.sampled_from(["segment", "corpus"]),
+                fitted_rows=st.none() | st.integers(0, 10**6),
+            ),
         )
     )
     failed = draw(st.booleans())

@@ -1,0 +1,146 @@
+"""OpenAI's Batch API through the ``openai`` SDK: a JSONL file of chat completion requests.
+
+Each line is ``{"custom_id", "method": "POST", "url": "/v1/chat/completions", "body"}`` with
+the body the realtime backend would send (``OpenAIBackend.request``). The file is uploaded
+with ``purpose="batch"`` under the batch key's name, the batch created with the key in its
+``metadata`` (``emoforge_batch``), which is how a resumed run finds a batch whose id it
+never got to record. Finished batches hand back an output file (answered lines) and an
+error file (lines that failed); a line's ``response.status_code`` other than 200, or its
+``error``, becomes a typed failure like the same status in real time.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from emoforge.agents.backends.batch_api import BatchStatus, Ended
+from emoforge.agents.backends.openai import OpenAIBackend, map_openai_error, parse_completion
+from emoforge.agents.base import AnnotatorError, ModelReply, Prompt
+from emoforge.storage.batches import PendingBatch
+from emoforge.storage.records import ErrorKind
+from emoforge.storage.secrets import scrub
+
+ENDPOINT = "/v1/chat/completions"
+METADATA_KEY = "emoforge_batch"
+_ENDED: dict[str, Ended] = {
+    "completed": "completed",
+    "failed": "failed",
+    "expired": "expired",
+    "cancelled": "cancelled",
+}
+# How far back (seconds before the record was prepared) a resumed run looks for its batch.
+_FIND_SLACK_S = 3600
+
+
+def kind_of_status(status: int, message: str) -> ErrorKind:
+    """The failure kind of an HTTP status, as ``map_openai_error`` types it in real time."""
+    if status == 429:
+        return ErrorKind.rate_limited
+    if status >= 500:
+        return ErrorKind.provider_error
+    if status in (401, 403, 404):
+        return ErrorKind.model_unavailable
+    if "content_policy" in message or "content_filter" in message or "safety" in message.lower():
+        return ErrorKind.refusal
+    return ErrorKind.invalid_input
+
+
+class OpenAIBatchClient:
+    """Upload, create, find, poll and collect OpenAI batches for one agent's backend."""
+
+    def __init__(self, backend: OpenAIBackend) -> None:
+        self.backend = backend
+
+    def line(self, custom_id: str, prompt: Prompt, max_output_tokens: int, temperature: float) -> dict[str, Any]:
+        body = self.backend.request(prompt, max_output_tokens, temperature)
+        return {"custom_id": custom_id, "method": "POST", "url": ENDPOINT, "body": body}
+
+    def upload(self, batch: PendingBatch, lines: list[Any]) -> str | None:
+        import openai
+
+        data = "".join(json.dumps(line, separators=(",", ":")) + "\n" for line in lines).encode()
+        try:
+            file = self.backend.client().files.create(file=(f"{batch.key}.jsonl", data), purpose="batch")
+        except openai.APIError as exc:
+            raise map_openai_error(exc) from exc
+        return str(file.id)
+
+    def create(self, batch: PendingBatch, lines: list[Any]) -> str:
+        import openai
+
+        if batch.file_id is None:
+            raise ValueError(f"batch {batch.key}: create before upload")
+        try:
+            created = self.backend.client().batches.create(
+                input_file_id=batch.file_id,
+                endpoint=ENDPOINT,
+                completion_window="24h",
+                metadata={METADATA_KEY: batch.key, "agent": batch.agent},
+            )
+        except openai.APIError as exc:
+            raise map_openai_error(exc) from exc
+        return str(created.id)
+
+    def find(self, batch: PendingBatch) -> str | None:
+        """The id of a batch already created with this key (newest first), or None."""
+        import openai
+
+        since = batch.prepared_at.timestamp() - _FIND_SLACK_S
+        try:
+            for found in self.backend.client().batches.list(limit=100):
+                if (found.metadata or {}).get(METADATA_KEY) == batch.key:
+                    return str(found.id)
+                if found.created_at < since:
+                    break  # listed newest first: older ones cannot be ours
+        except openai.APIError as exc:
+            raise map_openai_error(exc) from exc
+        return None
+
+    def poll(self, batch: PendingBatch) -> BatchStatus:
+        import openai
+
+        if batch.batch_id is None:
+            raise ValueError(f"batch {batch.key}: poll before create")
+        try:
+            found = self.backend.client().batches.retrieve(batch.batch_id)
+            ended = _ENDED.get(found.status)
+            status = BatchStatus(state=found.status, ended=ended)
+            if ended is None:
+                return status
+            errors = [e.message or e.code or "" for e in (found.errors.data or [])] if found.errors else []
+            status.message = scrub("; ".join(str(e) for e in errors))[:300]
+            for file_id in (found.output_file_id, found.error_file_id):
+                if file_id:
+                    self._read_lines(self.backend.client().files.content(file_id).text, status)
+        except openai.APIError as exc:
+            raise map_openai_error(exc) from exc
+        return status
+
+    def _read_lines(self, text: str, status: BatchStatus) -> None:
+        from openai.types.chat import ChatCompletion
+
+        for raw in text.splitlines():
+            if not raw.strip():
+                continue
+            line = json.loads(raw)
+            custom_id = str(line.get("custom_id"))
+            response = line.get("response") or {}
+            code = int(response.get("status_code") or 0)
+            error = line.get("error")
+            if error or code != 200:
+                body = response.get("body") or {}
+                detail = error or body.get("error") or {}
+                message = scrub(str(detail.get("message") or detail or f"status {code}"))[:300]
+                if error and str(error.get("code")) == "batch_expired":
+                    status.errors[custom_id] = AnnotatorError(ErrorKind.timeout, f"batch expired: {message}")
+                else:
+                    kind = kind_of_status(code, message) if code else ErrorKind.provider_error
+                    status.errors[custom_id] = AnnotatorError(kind, f"batch line {code or 'error'}: {message}")
+                continue
+            try:
+                reply: ModelReply = parse_completion(ChatCompletion.model_validate(response.get("body") or {}))
+            except AnnotatorError as exc:
+                status.errors[custom_id] = exc
+                continue
+            status.replies[custom_id] = reply

@@ -1,0 +1,82 @@
+"""The Annotate stage with an agent in ``mode: batch`` (agents/batch.py), against the scripted
+OpenAI Batch API and the real SDK: a segment whose vote is at the provider is held back
+(never committed with a missing vote), and the next run into the same corpus collects it
+and commits the row with every vote, sending nothing again."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from emoforge.configs import PipelineConfig, load_config
+from emoforge.flows.leases import released
+from emoforge.flows.stages import Annotate, run_stage
+from emoforge.flows.work import RecordingWork
+from emoforge.storage.batches import pending_batches
+from emoforge.storage.records import MediaInput, Recording, RunContext, Status
+from tests.agents.batch_servers import OpenAIBatchFake
+from tests.agents.conftest import make_features, make_segment
+
+
+@pytest.fixture()
+def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[OpenAIBatchFake]:
+    monkeypatch.setenv("EMOFORGE_TEST_KEY", "sk-test-SECRET-123")
+    server = OpenAIBatchFake()
+    yield server
+    server.close()
+
+
+def _config(base_url: str) -> PipelineConfig:
+    llm = {
+        "name": "gpt", "backend": "openai", "model": "m1", "base_url": base_url, "api_key_env": "EMOFORGE_TEST_KEY",
+        "mode": "batch", "modalities": ["text", "voice"], "price": {"input_per_mtok": 2.0, "output_per_mtok": 8.0},
+    }  # fmt: skip
+    jury = [{"name": "voice", "backend": "voice_cues"}, llm]
+    return load_config(None, {"agents": {"jury": jury, "taxonomy": {"embedding_model": None}}})
+
+
+def _work(ctx: RunContext) -> RecordingWork:
+    rec = Recording(id="clip-abc", uri="clip.wav", sha256="0" * 64, size_bytes=1, duration_s=10.0)
+    work = RecordingWork(item=MediaInput(uri="clip.wav"), recording=rec)
+    segments = [make_segment(i, 1.0 + 3 * i, 3.5 + 3 * i) for i in range(2)]
+    work.start_rows(segments, len(segments), ctx)
+    for row, seg in zip(work.rows, segments, strict=True):
+        row.features = make_features(seg)
+    return work
+
+
+@released
+def _annotate(config: PipelineConfig, run_id: str, out: Path) -> RecordingWork:
+    ctx = RunContext(run_id=run_id, config_hash="0123456789abcdef", emoforge_version="0.1.0")
+    return run_stage(Annotate(config, ctx, str(out / ".cache" / "responses"), str(out)), _work(ctx))
+
+
+def test_pending_votes_hold_rows_back_until_a_later_run_collects_them(fake: OpenAIBatchFake, tmp_path: Path) -> None:
+    config = _config(fake.base_url)
+    fake.polls_before_end = 1
+    first = _annotate(config, "run-1", tmp_path)
+    assert first.failure is None
+    assert first.rows == [] and first.pending_segments == 2  # nothing committed with a missing vote
+    ctx = RunContext(run_id="run-1", config_hash="0123456789abcdef", emoforge_version="0.1.0")
+    assert first.finished_rows(ctx) == []
+    assert len(fake.creates) == 1 and len(fake.input_lines("batch_0")) == 2
+    assert [b["requests"] for b in pending_batches(str(tmp_path))] == [2]
+
+    still = _annotate(config, "run-2", tmp_path)  # the batch is still running: still held back
+    assert still.rows == [] and still.pending_segments == 2
+
+    done = _annotate(config, "run-3", tmp_path)
+    assert done.pending_segments == 0 and len(done.rows) == 2
+    for row in done.rows:
+        assert [a.agent for a in row.annotations] == ["voice", "gpt"]  # config order
+        gpt = row.annotations[1]
+        assert gpt.status == Status.ok and gpt.primary_label == "happy" and gpt.usage.calls == 1
+        assert row.jury is not None
+    assert len(fake.creates) == 1 and pending_batches(str(tmp_path)) == []
+
+    calls = len(fake.calls)
+    again = _annotate(config, "run-4", tmp_path)  # everything answered from the response cache
+    assert len(again.rows) == 2 and all(a.usage.cached for r in again.rows for a in r.annotations if a.agent == "gpt")
+    assert len(fake.calls) == calls
