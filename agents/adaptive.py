@@ -6,7 +6,9 @@ answer is in the response cache). Then, while segments stay open, the judge scor
 open segment's annotations, the consensus builder pools them, and ``AdaptivePolicy``
 (``agents/policy.py``) decides: stop (decisive, every agent asked, budget or cap spent) or
 ask the next paid agent, cheapest first by its estimated cost. Each later round asks one
-agent on every open segment that needs it (``Jury.ask``): the unit a provider batch takes.
+agent on every open segment that needs it (``Jury.ask``); for an agent in ``mode: batch``
+the round is one provider batch (``_ask``), and a segment waiting on it is left for a later
+run, which replays the rounds from the cache and goes on.
 
 Every segment ends with a ``JuryDecision`` (storage/records.py): why the jury stopped,
 where the segment goes, what it spent and what it did not. ``full_decision`` records the
@@ -18,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from emoforge.agents.base import SegmentClip
+from emoforge.agents.base import Annotator, SegmentClip
 from emoforge.agents.jury import Jury
 from emoforge.agents.policy import AdaptivePolicy, Decision, Offer, cost_order
 from emoforge.storage.records import Annotation, Consensus, ErrorKind, Features, JuryDecision, Segment, Verdict
@@ -40,6 +42,7 @@ class _Open:
     tokens: dict[str, int] = field(default_factory=dict)
     decision: Decision | None = None
     consensus: Consensus | None = None
+    pending: bool = False  # a vote it needs is in a provider batch that has not ended
 
     @property
     def asked(self) -> list[str]:
@@ -67,8 +70,9 @@ class AdaptiveJury:
         self,
         items: Sequence[tuple[Segment, Features]],
         clip_of: Callable[[Segment], SegmentClip | None] | None = None,
-    ) -> list[tuple[list[Annotation], JuryDecision]]:
-        """Annotations (in the order asked) and the decision of every segment, in input order."""
+    ) -> list[tuple[list[Annotation], JuryDecision] | None]:
+        """Annotations (in the order asked) and the decision of every segment, in input order;
+        None for a segment waiting on a provider batch (the row must not be committed yet)."""
         agents = {a.name: a for a in self.jury.agents}
         states = []
         for segment, features in items:
@@ -94,13 +98,31 @@ class AdaptiveJury:
                     st.clip = None  # decided: its clip is not needed again
             open_ = [st for group in rounds.values() for st in group]
             for name, group in rounds.items():
-                answers = self.jury.ask(agents[name], [(s.segment, s.features, s.clip) for s in group])
-                for st, annotation in zip(group, answers, strict=True):
-                    self._record(st, [annotation])
-                    if annotation.failure is not None and annotation.failure.kind == ErrorKind.budget_exceeded:
+                for st, answer in zip(group, self._ask(agents[name], group), strict=True):
+                    if answer is None:
+                        st.pending = True  # its vote is in a provider batch: a later run goes on from here
+                        continue
+                    self._record(st, [answer])
+                    if answer.failure is not None and answer.failure.kind == ErrorKind.budget_exceeded:
                         st.decision = Decision(stop="budget", route="review")  # another recording spent it first
-            open_ = [st for st in open_ if st.decision is None or st.decision.stop is None]
-        return [(st.annotations, self._decision(st, order)) for st in states]
+            open_ = [st for st in open_ if not st.pending and (st.decision is None or st.decision.stop is None)]
+        return [None if st.pending else (st.annotations, self._decision(st, order)) for st in states]
+
+    def _ask(self, agent: Annotator, group: Sequence[_Open]) -> list[Annotation | None]:
+        """One round: ``agent`` on every segment of ``group``. A batch-mode agent (with
+        ``Jury.use_batches`` called) sends the round as one provider batch, or collects the one
+        an earlier run sent for the same requests; None = still pending at the provider.
+
+        Batch and adaptive compose by replay: a later run into the same corpus redoes the
+        rounds from the start. Earlier rounds' answers come from the response cache (a
+        collected batch lands there), the policy is deterministic given the votes, so it
+        reaches the same pending round, collects it, and only then buys the next round."""
+        items = [(s.segment, s.features, s.clip) for s in group]
+        if agent.name not in self.jury.batch_agents or not self.jury.batching:
+            return list(self.jury.ask(agent, items))
+        deferred = [self.jury.annotate_deferred(*item, agents=[agent]) for item in items]
+        settled = self.jury.settle_rows(deferred)
+        return [None if anns is None else anns[0] for anns in settled]
 
     def _order(self, states: Sequence[_Open]) -> list[str]:
         """Agent names: the free ones in config order, then the paid ones cheapest first

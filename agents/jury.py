@@ -206,6 +206,11 @@ class Jury:
         """Names of the agents in ``mode: batch``."""
         return [a.name for a in self.agents if getattr(getattr(a, "config", None), "mode", None) == "batch"]
 
+    @property
+    def batching(self) -> bool:
+        """Whether ``use_batches`` gave this jury a corpus folder for its provider batches."""
+        return self._batch_root is not None
+
     def use_batches(self, root: str, run_id: str) -> None:
         """Record this corpus's provider batches in ``<root>/batches.json`` (storage/batches.py),
         for run ``run_id`` (a leased jury outlives runs: its own context's run id is stale)."""

@@ -237,12 +237,14 @@ class Annotate(Stage):
         # Provider slots are global (Prefect server side): runs in parallel share them.
         with provider_slots(config.agents, config.run):
             results: list[Any]
-            if jury.batch_agents and config.agents.policy != "adaptive":
+            if jury.batch_agents:
+                if self.out is None:
+                    raise ValueError(f"agents {jury.batch_agents} in mode 'batch' need the corpus folder (out)")
+                jury.use_batches(self.out, self.ctx.run_id)
+            if config.agents.policy == "adaptive":
+                results = self._adaptive(jury, work, cutter)  # a batch agent's round is one batch
+            elif jury.batch_agents:
                 results = self._batched(jury, work, cutter)
-            elif config.agents.policy == "adaptive":
-                if jury.batch_agents:  # the adaptive rounds call agents one by one (agents/adaptive.py)
-                    log.warning("agents %s: policy adaptive asks them in real time, not batch", jury.batch_agents)
-                results = self._adaptive(jury, work, cutter)
             else:
                 results = []
                 for r in work.rows:
@@ -266,9 +268,6 @@ class Annotate(Stage):
         vote) and a later run into the same corpus collects it, sending nothing again."""
         from emoforge.agents.adaptive import full_decision
 
-        if self.out is None:
-            raise ValueError(f"agents {jury.batch_agents} in mode 'batch' need the corpus folder (Annotate's out)")
-        jury.use_batches(self.out, self.ctx.run_id)
         media, needs = work.media, jury.clip_needs
         deferred = []
         for r in work.rows:

@@ -80,3 +80,44 @@ def test_pending_votes_hold_rows_back_until_a_later_run_collects_them(fake: Open
     again = _annotate(config, "run-4", tmp_path)  # everything answered from the response cache
     assert len(again.rows) == 2 and all(a.usage.cached for r in again.rows for a in r.annotations if a.agent == "gpt")
     assert len(fake.calls) == calls
+
+
+def test_adaptive_rounds_go_out_as_one_batch_each_and_resume_by_replay(
+    fake: OpenAIBatchFake, tmp_path: Path
+) -> None:
+    """``agents.policy: adaptive`` with batch agents: each round of the adaptive jury is one
+    provider batch of that round's agent. A segment waiting on a round is held back; the
+    next run replays the earlier rounds from the response cache, collects the round, and
+    only then sends the next one. Nothing is sent twice, nothing goes out in real time."""
+    base = _config(fake.base_url).agents.model_dump()
+    gpt = next(a for a in base["jury"] if a["name"] == "gpt")
+    dear = {**gpt, "name": "gpt2", "model": "m2", "price": {"input_per_mtok": 20.0, "output_per_mtok": 80.0}}
+    # A bar no jury reaches: every round is bought, so both paid agents are asked in turn.
+    adaptive = {"min_confidence": 1.0}
+    config = load_config(
+        None,
+        {"agents": {**base, "jury": [*base["jury"], dear], "policy": "adaptive", "adaptive": adaptive}},
+    )
+    fake.polls_before_end = 1
+    committed = []
+    for run in range(8):
+        work = _annotate(config, f"run-{run}", tmp_path)
+        assert work.failure is None
+        if work.rows:
+            committed = work.rows
+            break
+        assert work.pending_segments == 2
+    assert len(committed) == 2
+    # One batch per round: the cheap agent's round first, then the dear one's.
+    assert len(fake.creates) == 2
+    models = [{line["body"]["model"] for line in fake.input_lines(f"batch_{i}")} for i in range(2)]
+    assert models == [{"m1"}, {"m2"}]
+    assert all(len(fake.input_lines(f"batch_{i}")) == 2 for i in range(2))
+    for row in committed:
+        assert [a.agent for a in row.annotations] == ["voice", "gpt", "gpt2"]  # in the order asked
+        assert all(a.status == Status.ok for a in row.annotations)
+        assert row.jury is not None and row.jury.policy == "adaptive" and row.jury.stop == "exhausted"
+    assert pending_batches(str(tmp_path)) == []
+
+    again = _annotate(config, "run-again", tmp_path)  # every round answered from the cache
+    assert len(again.rows) == 2 and len(fake.creates) == 2
