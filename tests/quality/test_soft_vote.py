@@ -75,3 +75,48 @@ def test_consensus_of_two_weak_disagreeing_agents_goes_to_review() -> None:
     c = ConsensusBuilder(AggregationConfig(method="soft"), CTX).build(SEGMENT, None, anns, verdicts)
     assert c.method == "soft" and c.confidence < 0.5
     assert c.needs_review and any(r.startswith("low_confidence") for r in c.review_reasons)
+
+
+def test_soft_vote_reads_each_vote_against_its_agents_output_prior() -> None:
+    """A text model trained on 42 % neutral dialogue says "neutral" at 0.7: worth a
+    likelihood ratio of 1.7, not a 0.7 share of the mixture. Against a voice vote "sad"
+    at 0.6 (uniform prior over 7 labels, ratio 4.2), the soft vote must follow the
+    stronger evidence, as the pooled vote does; without the prior, the text model's base
+    rate would outvote it (neutral 0.40 vs sad 0.35)."""
+    from emoforge.configs.quality import AggregationConfig
+    from emoforge.quality.consensus import ConsensusBuilder
+    from emoforge.storage.records import Verdict
+    from tests.quality.records import CTX, SEGMENT, annotation
+
+    labels = ["angry", "disgusted", "fearful", "happy", "neutral", "sad", "surprised"]
+    prior = {k: (0.42 if k == "neutral" else 0.58 / 6) for k in labels}
+    anns = [
+        annotation("text", ["neutral"]).model_copy(update={"confidence": 0.7, "backend": "text_model"}),
+        annotation("voice", ["sad"]).model_copy(update={"confidence": 0.6, "backend": "voice_model"}),
+    ]
+    verdicts = [
+        Verdict(
+            id=f"{a.id}-judge",
+            annotation_id=a.id,
+            judge="judge",
+            s_rec=1.0,
+            s_reason=1.0,
+            s_cot=1.0,
+            s_final=1.0,
+            weights=[0.4, 0.3, 0.3],
+            provenance=CTX.provenance(stage="judge"),
+        )
+        for a in anns
+    ]
+    from emoforge.configs.agents import TaxonomyConfig
+
+    taxonomy = TaxonomyConfig(labels=labels, embedding_model=None)
+    config = AggregationConfig(method="soft")
+    with_prior = ConsensusBuilder(config, CTX, taxonomy, {"text": prior}).build(SEGMENT, None, anns, verdicts)
+    assert with_prior.primary_label == "sad"
+    # text on a uniform prior: neutral 1.667 : 0.517 for each other label -> 0.349 / 0.108;
+    # voice: sad 0.6 + 0.4 / 7 = 0.657; the mixture: sad (0.108 + 0.657) / 2 = 0.383.
+    assert abs(with_prior.distribution["sad"] - 0.383) < 0.002
+    assert abs(with_prior.distribution["neutral"] - (0.349 + 0.4 / 7) / 2) < 0.002
+    without = ConsensusBuilder(config, CTX, taxonomy).build(SEGMENT, None, anns, verdicts)
+    assert without.primary_label == "neutral"
