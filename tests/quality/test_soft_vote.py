@@ -47,8 +47,8 @@ def test_vote_distribution_spreads_doubt_evenly_not_onto_runner_ups() -> None:
 def test_consensus_of_two_weak_disagreeing_agents_goes_to_review() -> None:
     from emoforge.configs.quality import AggregationConfig
     from emoforge.quality.consensus import ConsensusBuilder
-    from emoforge.storage.records import Verdict
     from tests.quality.records import CTX, SEGMENT, annotation
+    from tests.quality.test_consensus import verdict
 
     anns = [
         annotation("v", ["disgusted"]).model_copy(
@@ -58,20 +58,7 @@ def test_consensus_of_two_weak_disagreeing_agents_goes_to_review() -> None:
             update={"confidence": 0.15, "label_scores": {"neutral": 0.36, "sad": 0.24, "happy": 0.4}}
         ),
     ]
-    verdicts = [
-        Verdict(
-            id=f"{a.id}-judge",
-            annotation_id=a.id,
-            judge="judge",
-            s_rec=0.5,
-            s_reason=0.5,
-            s_cot=0.5,
-            s_final=0.5,
-            weights=[0.4, 0.3, 0.3],
-            provenance=CTX.provenance(stage="judge"),
-        )
-        for a in anns
-    ]
+    verdicts = [verdict(a, 0.5) for a in anns]
     c = ConsensusBuilder(AggregationConfig(method="soft"), CTX).build(SEGMENT, None, anns, verdicts)
     assert c.method == "soft" and c.confidence < 0.5
     assert c.needs_review and any(r.startswith("low_confidence") for r in c.review_reasons)
@@ -85,8 +72,8 @@ def test_soft_vote_reads_each_vote_against_its_agents_output_prior() -> None:
     rate would outvote it (neutral 0.40 vs sad 0.35)."""
     from emoforge.configs.quality import AggregationConfig
     from emoforge.quality.consensus import ConsensusBuilder
-    from emoforge.storage.records import Verdict
     from tests.quality.records import CTX, SEGMENT, annotation
+    from tests.quality.test_consensus import verdict
 
     labels = ["angry", "disgusted", "fearful", "happy", "neutral", "sad", "surprised"]
     prior = {k: (0.42 if k == "neutral" else 0.58 / 6) for k in labels}
@@ -94,20 +81,7 @@ def test_soft_vote_reads_each_vote_against_its_agents_output_prior() -> None:
         annotation("text", ["neutral"]).model_copy(update={"confidence": 0.7, "backend": "text_model"}),
         annotation("voice", ["sad"]).model_copy(update={"confidence": 0.6, "backend": "voice_model"}),
     ]
-    verdicts = [
-        Verdict(
-            id=f"{a.id}-judge",
-            annotation_id=a.id,
-            judge="judge",
-            s_rec=1.0,
-            s_reason=1.0,
-            s_cot=1.0,
-            s_final=1.0,
-            weights=[0.4, 0.3, 0.3],
-            provenance=CTX.provenance(stage="judge"),
-        )
-        for a in anns
-    ]
+    verdicts = [verdict(a, 1.0) for a in anns]
     from emoforge.configs.agents import TaxonomyConfig
 
     taxonomy = TaxonomyConfig(labels=labels, embedding_model=None)
