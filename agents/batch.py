@@ -240,7 +240,14 @@ class BatchRunner:
             provider="openai" if self.config.backend == "openai" else "gemini",
             model=self.config.model or "",
             requests=[
-                BatchRequest(custom_id=a.custom_id, annotation_id=a.annotation_id, cache_key=a.cache_key) for a in send
+                BatchRequest(
+                    custom_id=a.custom_id,
+                    annotation_id=a.annotation_id,
+                    cache_key=a.cache_key,
+                    segment_id=a.segment.id,
+                    recording_id=a.segment.recording_id,
+                )
+                for a in send
             ],
         )
         self.book.put(record)  # before anything reaches the provider

@@ -187,6 +187,8 @@ def _print_summary(summary: dict[str, Any]) -> None:
         table.add_row(key, str(summary[key]))
     if summary.get("rows_pending"):  # batch-mode votes at the provider: rerun to collect them
         table.add_row("rows_pending", str(summary["rows_pending"]))
+    if summary.get("recordings_waiting"):  # not decoded: every batch they wait on is still running
+        table.add_row("recordings_waiting", str(summary["recordings_waiting"]))
     for group in ("status", "failures", "annotations"):
         for k, v in sorted(summary[group].items()):
             table.add_row(f"{group}.{k}", str(v))

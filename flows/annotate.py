@@ -14,9 +14,10 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel, Field
 
 import emoforge
+from emoforge.agents.batch_waiting import waiting_recordings
 from emoforge.configs import PipelineConfig, config_hash, load_config
 from emoforge.flows import tasks as t
-from emoforge.flows.incremental import HashIndex, plan_inputs, response_cache_dir
+from emoforge.flows.incremental import HashIndex, hold_waiting, plan_inputs, response_cache_dir
 from emoforge.flows.runners import ensure_provider_limits
 from emoforge.flows.work import RecordingWork, RetryPolicy, needs_redo, resume_state
 from emoforge.storage.inputs import discover_inputs, refused_recording
@@ -55,6 +56,9 @@ class RunSummary(BaseModel):
     rows_skipped: int = Field(0, description="Segments already committed by an earlier run.")
     rows_pending: int = Field(
         0, description="Segments held back uncommitted: a batch-mode vote is at the provider (collected by a rerun)."
+    )
+    recordings_waiting: int = Field(
+        0, description="Recordings not decoded this run: every batch holding their pending votes is still running."
     )
     status: dict[str, int] = Field(default_factory=dict)
     failures: dict[str, int] = Field(default_factory=dict, description="'stage:kind' -> rows.")
@@ -121,6 +125,8 @@ def annotate_corpus(
         state = resume_state(out)  # with per-agent failures: an ok row can still hold a 429
         index = HashIndex(out) if config.run.incremental else None
         plan = plan_inputs([i for i in found if i.refused is None], state, retry, index)
+        # One poll per pending provider batch, before anything is decoded (agents/batch_waiting.py).
+        hold_waiting(plan, waiting_recordings(out, config.agents.jury), state, retry, index or HashIndex(out))
         refused = [r for i in found if i.refused for r in _refused_work(i).finished_rows(ctx)]
         refused = [r for r in refused if needs_redo(state.rows.get(r.row_id), retry)]
         items = plan.todo
@@ -132,9 +138,11 @@ def annotate_corpus(
             run_id=ctx.run_id,
             out=out,
             config_hash=cfg_hash,
-            recordings=len(items) + len(plan.skipped_recordings) + len(refused),
+            recordings=len(items) + len(plan.skipped_recordings) + len(plan.waiting_recordings) + len(refused),
             recordings_skipped=len(plan.skipped_recordings),
             rows_skipped=plan.skipped_segments,
+            recordings_waiting=len(plan.waiting_recordings),
+            rows_pending=plan.waiting_segments,
         )
     except BaseException:
         writer.close(status="interrupted")

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import fsspec
 
-from emoforge.flows.work import RetryPolicy, recording_done
-from emoforge.storage.records import FileHash, MediaInput, file_sha256, recording_id_for
+from emoforge.flows.work import RetryPolicy, recording_done, segment_needs_redo
+from emoforge.storage.records import FileHash, MediaInput, file_sha256, recording_id_for, segment_id_for
 from emoforge.storage.shards import CorpusState
 
 log = logging.getLogger(__name__)
@@ -89,6 +89,8 @@ class IncrementalPlan:
     todo: list[MediaInput]
     skipped_recordings: list[str] = field(default_factory=list)
     skipped_segments: int = 0
+    waiting_recordings: list[str] = field(default_factory=list)  # left for a run after their batches end
+    waiting_segments: int = 0
 
 
 def plan_inputs(
@@ -116,6 +118,42 @@ def plan_inputs(
             # Probing reuses this hash (while the file is unchanged): a new multi-GB video is read once.
             plan.todo.append(item.model_copy(update={"known_hash": known}))
     return plan
+
+
+def hold_waiting(
+    plan: IncrementalPlan, waiting: dict[str, set[str]], state: CorpusState, retry: RetryPolicy, index: HashIndex
+) -> None:
+    """Take out of ``plan.todo`` the inputs whose recording only waits on provider batches that
+    are all still running (``agents/batch_waiting.py``): decoding, sampling and preprocessing
+    them now would only lead the annotate phase to the same running batch.
+
+    A recording with other work left (a committed segment ``retry`` redoes, or a segment
+    neither committed nor pending) is kept: that work is not put off until its batch ends.
+    The second is seen only once a committed row gives the recording's segment count; with
+    none committed (a run killed before its commit), such a segment waits for the batch.
+
+    Args:
+        waiting: recording id -> its segment ids pending in batches still running.
+        index: hashes the inputs to their recording ids (reused by probing).
+    """
+    if not waiting:
+        return
+    todo: list[MediaInput] = []
+    for item in plan.todo:
+        known = item.known_hash or (None if "://" in item.uri else index.file_hash(item.uri))
+        if known is None:
+            todo.append(item)
+            continue
+        rec_id = recording_id_for(Path(item.uri), known.sha256)
+        pending = waiting.get(rec_id)
+        ids = [segment_id_for(rec_id, i) for i in range(state.segment_counts.get(rec_id, 0))]
+        if pending is None or any(segment_needs_redo(s, state, retry) for s in ids if s not in pending):
+            todo.append(item.model_copy(update={"known_hash": known}))
+            continue
+        log.info("%s: %d segments wait on provider batches still running: not decoded this run", item.uri, len(pending))
+        plan.waiting_recordings.append(rec_id)
+        plan.waiting_segments += len(pending)
+    plan.todo = todo
 
 
 def response_cache_dir(out: str, configured: str | None) -> str:

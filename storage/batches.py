@@ -48,6 +48,11 @@ class BatchRequest(Record):
     custom_id: str = Field(description="Provider-side request id: '{annotation_id}:{cache_key[:16]}'.")
     annotation_id: str = Field(description="'{segment_id}-{agent}' of the annotation it answers.")
     cache_key: str = Field(description="Response-cache key of the prompt; the answer is stored under it.")
+    # Which recording waits on this request, so a run can leave that recording undecoded while
+    # its batches run (agents/batch_waiting.py). None in records written before
+    # these fields: such a batch is "unknown recording" and never makes a run skip anything.
+    segment_id: str | None = Field(default=None, description="Parent segment id of the annotation.")
+    recording_id: str | None = Field(default=None, description="Recording id of that segment.")
 
 
 class PendingBatch(Record):
