@@ -82,9 +82,7 @@ def test_pending_votes_hold_rows_back_until_a_later_run_collects_them(fake: Open
     assert len(fake.calls) == calls
 
 
-def test_adaptive_rounds_go_out_as_one_batch_each_and_resume_by_replay(
-    fake: OpenAIBatchFake, tmp_path: Path
-) -> None:
+def test_adaptive_rounds_go_out_as_one_batch_each_and_resume_by_replay(fake: OpenAIBatchFake, tmp_path: Path) -> None:
     """``agents.policy: adaptive`` with batch agents: each round of the adaptive jury is one
     provider batch of that round's agent. A segment waiting on a round is held back; the
     next run replays the earlier rounds from the response cache, collects the round, and
