@@ -13,7 +13,9 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -143,3 +145,20 @@ def _drop_broken_lazy_modules() -> None:
                 module.ensure_module(1)
             except ImportError:
                 del sys.modules[name]
+
+
+def count_calls(monkeypatch: pytest.MonkeyPatch, methods: dict[str, tuple[type, str]]) -> Counter[str]:
+    """Counts calls of ``methods`` (name -> (class, method)); the wrapped methods still do the
+    work. Used to prove that a run did not decode or extract what it should have skipped."""
+    calls: Counter[str] = Counter()
+
+    def counting(name: str, fn: Any) -> Any:
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            calls[name] += 1
+            return fn(*args, **kwargs)
+
+        return wrapper
+
+    for name, (cls, attr) in methods.items():
+        monkeypatch.setattr(cls, attr, counting(name, getattr(cls, attr)))
+    return calls

@@ -19,7 +19,7 @@ from emoforge.storage.batches import pending_batches
 from emoforge.storage.records import Status
 from emoforge.storage.shards import read_rows
 from tests.agents.batch_servers import OpenAIBatchFake
-from tests.conftest import espeak
+from tests.conftest import count_calls, espeak
 
 
 @pytest.fixture()
@@ -33,18 +33,7 @@ def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[OpenAIBatchFake]:
 @pytest.fixture()
 def stage_calls(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
     """Counts real decode and feature extraction calls (the wrapped methods still do the work)."""
-    calls: Counter[str] = Counter()
-
-    def counting(name: str, fn: Any) -> Any:
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            calls[name] += 1
-            return fn(*args, **kwargs)
-
-        return wrapper
-
-    monkeypatch.setattr(MediaDecoder, "decode", counting("decode", MediaDecoder.decode))
-    monkeypatch.setattr(FeatureExtractor, "extract", counting("extract", FeatureExtractor.extract))
-    return calls
+    return count_calls(monkeypatch, {"decode": (MediaDecoder, "decode"), "extract": (FeatureExtractor, "extract")})
 
 
 def _overrides(base_url: str) -> dict[str, Any]:

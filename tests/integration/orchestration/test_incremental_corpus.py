@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 from collections import Counter
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -15,25 +14,14 @@ from emoforge.flows.incremental import HashIndex, response_cache_dir
 from emoforge.preprocess.media import MediaDecoder, MediaProber
 from emoforge.storage.records import file_sha256, recording_id_for
 from emoforge.storage.shards import read_manifest
-from tests.conftest import espeak
+from tests.conftest import count_calls, espeak
 from tests.integration.orchestration.conftest import copy_clips, raw_row_ids, row_digest
 
 
 @pytest.fixture
 def stage_calls(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
     """Counts real probe/decode calls (the wrapped methods still do the work)."""
-    calls: Counter[str] = Counter()
-
-    def counting(name: str, fn: Any) -> Any:
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            calls[name] += 1
-            return fn(*args, **kwargs)
-
-        return wrapper
-
-    monkeypatch.setattr(MediaProber, "probe", counting("probe", MediaProber.probe))
-    monkeypatch.setattr(MediaDecoder, "decode", counting("decode", MediaDecoder.decode))
-    return calls
+    return count_calls(monkeypatch, {"probe": (MediaProber, "probe"), "decode": (MediaDecoder, "decode")})
 
 
 def test_rerun_over_growing_folder_does_only_new_and_changed_work(
