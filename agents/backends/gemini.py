@@ -22,6 +22,8 @@ import json
 import math
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from emoforge.agents.base import AnnotatorError, ModelReply, Prompt
@@ -67,6 +69,24 @@ def http_errors(base: bool = False) -> tuple[tuple[type[Exception], ...], tuple[
     timeouts = tuple(c.TimeoutException for c in clients)
     transport = tuple(c.HTTPError if base else c.TransportError for c in clients)
     return timeouts, transport
+
+
+@contextmanager
+def mapped_errors() -> Iterator[None]:
+    """Any google-genai call inside becomes a typed ``AnnotatorError``: API errors by their
+    status (``map_gemini_error``), the HTTP clients' timeouts and transport errors as
+    ``timeout`` / ``provider_error``. Shared by realtime calls and the batch client."""
+    from google.genai import errors
+
+    timeouts, transport = http_errors()
+    try:
+        yield
+    except errors.APIError as exc:
+        raise map_gemini_error(exc) from exc
+    except timeouts as exc:
+        raise AnnotatorError(ErrorKind.timeout, "request timed out") from exc
+    except transport as exc:
+        raise AnnotatorError(ErrorKind.provider_error, f"connection error: {type(exc).__name__}") from exc
 
 
 class GeminiBackend:
@@ -146,25 +166,16 @@ class GeminiBackend:
         return {"model": self.config.model, "contents": contents, "config": config}
 
     def complete(self, prompt: Prompt, max_output_tokens: int, temperature: float) -> ModelReply:
-        from google.genai import errors
-
-        timeouts, transport = http_errors()
-
         uploaded: dict[str, Any] = {}
         try:
-            if self.inline_bytes(prompt) > self.config.inline_media_max_mb * 1_000_000:
-                if prompt.audio is not None:
-                    self._upload(prompt.audio.wav, AUDIO_MIME, uploaded)
-                if prompt.video is not None:
-                    self._upload(prompt.video.mp4, VIDEO_MIME, uploaded)
-            request = self.request(prompt, max_output_tokens, temperature, uploaded)
-            resp = self.client().models.generate_content(**request)
-        except errors.APIError as exc:
-            raise map_gemini_error(exc) from exc
-        except timeouts as exc:
-            raise AnnotatorError(ErrorKind.timeout, "request timed out") from exc
-        except transport as exc:
-            raise AnnotatorError(ErrorKind.provider_error, f"connection error: {type(exc).__name__}") from exc
+            with mapped_errors():
+                if self.inline_bytes(prompt) > self.config.inline_media_max_mb * 1_000_000:
+                    if prompt.audio is not None:
+                        self._upload(prompt.audio.wav, AUDIO_MIME, uploaded)
+                    if prompt.video is not None:
+                        self._upload(prompt.video.mp4, VIDEO_MIME, uploaded)
+                request = self.request(prompt, max_output_tokens, temperature, uploaded)
+                resp = self.client().models.generate_content(**request)
         finally:
             self._delete(uploaded)
         return parse_response(resp)

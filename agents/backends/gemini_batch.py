@@ -16,7 +16,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from emoforge.agents.backends.batch_api import BatchStatus, Ended
-from emoforge.agents.backends.gemini import GeminiBackend, http_errors, map_gemini_error, parse_response
+from emoforge.agents.backends.gemini import GeminiBackend, map_gemini_error, mapped_errors, parse_response
 from emoforge.agents.base import AnnotatorError, Prompt
 from emoforge.storage.batches import PendingBatch
 from emoforge.storage.records import ErrorKind
@@ -60,17 +60,8 @@ class GeminiBatchClient:
         return None
 
     def _call(self, fn: Any, **kwargs: Any) -> Any:
-        from google.genai import errors
-
-        timeouts, transport = http_errors()
-        try:
+        with mapped_errors():
             return fn(**kwargs)
-        except errors.APIError as exc:
-            raise map_gemini_error(exc) from exc
-        except timeouts as exc:
-            raise AnnotatorError(ErrorKind.timeout, "request timed out") from exc
-        except transport as exc:
-            raise AnnotatorError(ErrorKind.provider_error, f"connection error: {type(exc).__name__}") from exc
 
     def create(self, batch: PendingBatch, lines: list[Any]) -> str:
         from google.genai import types
