@@ -5,10 +5,7 @@ and commits the row with every vote, sending nothing again."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from emoforge.configs import PipelineConfig, load_config
 from emoforge.flows.leases import released
@@ -18,14 +15,6 @@ from emoforge.storage.batches import pending_batches
 from emoforge.storage.records import MediaInput, Recording, RunContext, Status
 from tests.agents.batch_servers import OpenAIBatchFake
 from tests.agents.conftest import make_features, make_segment
-
-
-@pytest.fixture()
-def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[OpenAIBatchFake]:
-    monkeypatch.setenv("EMOFORGE_TEST_KEY", "sk-test-SECRET-123")
-    server = OpenAIBatchFake()
-    yield server
-    server.close()
 
 
 def _config(base_url: str) -> PipelineConfig:

@@ -6,7 +6,6 @@ batch ended processes it as before and commits every row; a rerun then makes no 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,14 +19,6 @@ from emoforge.storage.records import Status
 from emoforge.storage.shards import read_rows
 from tests.agents.batch_servers import OpenAIBatchFake
 from tests.conftest import count_calls, espeak
-
-
-@pytest.fixture()
-def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[OpenAIBatchFake]:
-    monkeypatch.setenv("EMOFORGE_TEST_KEY", "sk-test-SECRET-123")
-    server = OpenAIBatchFake()
-    yield server
-    server.close()
 
 
 @pytest.fixture()
