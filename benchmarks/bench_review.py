@@ -162,12 +162,25 @@ def simulated(seeds: int = 5, n: int = 1000) -> dict[str, Any]:
     return summarise(runs)
 
 
+def bench_row(
+    seg: Any, anns: list[Any], consensus: Any, uri: str, features: Any = None, verdicts: list[Any] | None = None
+) -> SegmentRow:
+    """A committed-looking row of a benchmark corpus (what the review queue and deciles read)."""
+    from emoforge.storage.records import RecordingRef, Status
+
+    return SegmentRow(
+        row_id=seg.id, run_id="bench-review", status=Status.ok, segment=seg, features=features,
+        annotations=anns, verdicts=verdicts or [], consensus=consensus,
+        recording=RecordingRef(id=seg.recording_id, uri=uri, sha256="0" * 64), config_hash="bench",
+    )  # fmt: skip
+
+
 def crema_d(seeds: int = 5, duration_s: float = 2.5) -> dict[str, Any]:
     from bench_quality import crema_votes, ctx
 
     from emoforge.configs.quality import AggregationConfig
     from emoforge.quality.consensus import ConsensusBuilder
-    from emoforge.storage.records import Annotation, RecordingRef, Segment, Status
+    from emoforge.storage.records import Annotation, Segment
 
     crema = crema_votes()
     votes, names, counts, test, precision = crema.votes, crema.names, crema.counts, crema.test, crema.precision
@@ -208,18 +221,7 @@ def crema_d(seeds: int = 5, duration_s: float = 2.5) -> dict[str, Any]:
                         provenance=ctx().provenance(stage="annotate", model=f"crema-d-{mode}-votes"),
                     )
                 )
-            rows.append(
-                SegmentRow(
-                    row_id=seg.id,
-                    run_id="bench-review",
-                    status=Status.ok,
-                    segment=seg,
-                    annotations=anns,
-                    consensus=builder.build(seg, None, anns, []),
-                    recording=RecordingRef(id=seg.recording_id, uri=f"{c}.flv", sha256="0" * 64),
-                    config_hash="bench",
-                )
-            )
+            rows.append(bench_row(seg, anns, builder.build(seg, None, anns, []), f"{c}.flv"))
         runs.append(measure(rows, truth, taxonomy, seed))
     return summarise(runs) | {"clip_duration_s": duration_s}
 
@@ -233,7 +235,6 @@ def ravdess() -> dict[str, Any]:
     from emoforge.configs.agents import TaxonomyConfig
     from emoforge.configs.quality import AggregationConfig, JudgeConfig
     from emoforge.quality.consensus import ConsensusBuilder
-    from emoforge.storage.records import RecordingRef, Status
 
     jury = ravdess_juries()
     judge = Judge(JudgeConfig(), ctx())
@@ -244,20 +245,8 @@ def ravdess() -> dict[str, Any]:
     for seg, feats, anns, t in zip(jury["segments"], jury["features"], jury["juries"], jury["truth"], strict=True):
         verdicts = judge.score(seg, feats, list(anns))
         truth[seg.id] = t
-        rows.append(
-            SegmentRow(
-                row_id=seg.id,
-                run_id="bench-review",
-                status=Status.ok,
-                segment=seg,
-                features=feats,
-                annotations=list(anns),
-                verdicts=verdicts,
-                consensus=builder.build(seg, feats, list(anns), verdicts),
-                recording=RecordingRef(id=seg.recording_id, uri=f"{seg.recording_id}.flac", sha256="0" * 64),
-                config_hash="bench",
-            )
-        )
+        consensus = builder.build(seg, feats, list(anns), verdicts)
+        rows.append(bench_row(seg, list(anns), consensus, f"{seg.recording_id}.flac", feats, verdicts))
     durations = [r.segment.duration_s for r in rows if r.segment]
     return summarise([measure(rows, truth, TaxonomyConfig().labels, 0)]) | {
         "mean_clip_duration_s": round(float(np.mean(durations)), 2)
