@@ -18,7 +18,7 @@ import emoforge
 from emoforge.configs import PipelineConfig, config_hash
 from emoforge.preprocess.media import MediaDecoder, MediaError, MediaProber
 from emoforge.storage.inputs import discover_inputs
-from emoforge.storage.records import Features, RunContext, Segment, Status
+from emoforge.storage.records import Annotation, Features, RunContext, Segment, Status, Usage
 
 
 class CostEstimate(BaseModel):
@@ -32,6 +32,13 @@ class CostEstimate(BaseModel):
     cost_usd: float = 0.0
     faithfulness_calls: int = 0  # the judge's re-asks (weight d > 0, paid agents on): included above
     faithfulness_cost_usd: float = 0.0
+    judge_calls: int = 0  # the LLM judge, one call per annotation (judge.backend llm): included above
+    judge_cost_usd: float = 0.0
+    policy: str = Field(
+        "full",
+        description="agents.policy. adaptive: the figures price every agent on every "
+        "segment, the most the adaptive jury can spend (it buys only the votes worth their price).",
+    )
     # Side by side: cost_usd is each agent in its configured mode; these are every paid agent in
     # real time, and every agent with a batch API (openai, gemini) in batch mode (costs.BATCH_PRICE_FACTOR).
     realtime_cost_usd: float = 0.0
@@ -57,7 +64,12 @@ def estimate_cost(
         from emoforge.agents.faithfulness import FaithfulnessProbe
 
         probe = FaithfulnessProbe(include_paid=True)
-    est = CostEstimate()
+    judge = None
+    if config.judge.backend == "llm":
+        from emoforge.agents.judge import Judge
+
+        judge = Judge(config.judge, ctx, config.judge_agent())
+    est = CostEstimate(policy=config.agents.policy)
     for item in discover_inputs(inputs, input_root):
         est.recordings += 1
         if item.refused is not None:  # outside the input root: never read, not even to estimate
@@ -89,19 +101,44 @@ def estimate_cost(
             for extra in extras:
                 est.faithfulness_calls += extra.calls
                 est.faithfulness_cost_usd += extra.cost_usd
-                est.calls += extra.calls
-                est.input_tokens += extra.input_tokens
-                est.output_tokens += extra.output_tokens
-                est.cost_usd += extra.cost_usd
+                _add(est, extra)
+            if judge is not None:
+                judged = judge.estimate(seg, Features(segment_id=seg.id), _placeholders(seg, jury, config, ctx))
+                est.judge_calls += judged.calls
+                est.judge_cost_usd += judged.cost_usd
+                _add(est, judged)
     jury.close()
-    est.realtime_cost_usd = round(est.realtime_cost_usd + est.faithfulness_cost_usd, 6)  # re-asks are realtime
-    est.batch_cost_usd = round(est.batch_cost_usd + est.faithfulness_cost_usd, 6)
+    realtime_extras = est.faithfulness_cost_usd + est.judge_cost_usd  # re-asks and the judge are realtime
+    est.realtime_cost_usd = round(est.realtime_cost_usd + realtime_extras, 6)
+    est.batch_cost_usd = round(est.batch_cost_usd + realtime_extras, 6)
+    est.judge_cost_usd = round(est.judge_cost_usd, 6)
     for row in est.by_agent.values():
         row["realtime_cost_usd"] = round(float(row["realtime_cost_usd"]), 6)
         row["batch_cost_usd"] = round(float(row["batch_cost_usd"]), 6)
     est.faithfulness_cost_usd = round(est.faithfulness_cost_usd, 6)
     est.cost_usd = round(est.cost_usd, 6)
     return est
+
+
+def _add(est: CostEstimate, usage: Usage) -> None:
+    est.calls += usage.calls
+    est.input_tokens += usage.input_tokens
+    est.output_tokens += usage.output_tokens
+    est.cost_usd += usage.cost_usd
+
+
+def _placeholders(seg: Segment, jury: Any, config: PipelineConfig, ctx: RunContext) -> list[Annotation]:
+    """One answer per agent of the jury, as the LLM judge will see them (label, one step, no
+    evidence): the judge's prompt size depends on the case, which a dry run does not have."""
+    label = config.agents.taxonomy.labels[0]
+    return [
+        Annotation(
+            id=f"{seg.id}-{agent.name}", segment_id=seg.id, agent=agent.name, backend=agent.backend,
+            labels=[label], primary_label=label, confidence=0.5,
+            rationale=[f"Step 1: The cues point to {label}."], provenance=ctx.provenance("annotate", agent.name),
+        )
+        for agent in jury.agents
+    ]  # fmt: skip
 
 
 def _by_mode(est: CostEstimate, jury: Any, seg: Segment) -> None:

@@ -1,8 +1,9 @@
 """Where the calls went: one cost ledger per run (or per corpus), read from the rows.
 
-Per agent (calls, cached answers, tokens, USD, segments asked and skipped), per part of
-the input (text, image, audio and video tokens, and output tokens, from each row's
-``JuryDecision.tokens``), and per labelled segment. Built from committed rows, so it
+Per agent (calls, cached answers, tokens, USD, segments asked and skipped; the judge as
+``judge:<name>``, from each verdict's ``usage``: its LLM calls and the faithfulness re-asks
+of paid annotators), per part of the jury's input (text, image, audio and video tokens, and
+output tokens, from each row's ``JuryDecision.tokens``), and per labelled segment. Built from committed rows, so it
 holds for any task runner (threads, processes, Dask workers) and for a corpus read back.
 A labelled segment has a consensus label and is not in the review queue.
 """
@@ -31,9 +32,9 @@ class RunLedger(BaseModel):
 
     segments: int = Field(0, description="Segments the jury ran on.")
     labelled: int = Field(0, description="Segments with a consensus label, not sent to review.")
-    calls: int = 0
+    calls: int = Field(0, description="Provider calls: the jury's and the judge's.")
     calls_saved: int = Field(0, description="Paid calls the adaptive jury did not make.")
-    cost_usd: float = 0.0
+    cost_usd: float = Field(0.0, description="USD: the jury's and the judge's.")
     saved_usd: float = Field(0.0, description="Estimated cost of the calls not made.")
     by_agent: dict[str, AgentSpend] = Field(default_factory=dict)
     by_part: dict[str, int] = Field(default_factory=dict, description="Tokens: text, image, audio, video, output.")
@@ -45,10 +46,17 @@ class RunLedger(BaseModel):
             row.model_dump(mode="json", include={"jury"}).get("jury"),
             [a.model_dump(mode="json", include={"agent", "backend", "usage"}) for a in row.annotations],
             row.consensus.model_dump(mode="json", include={"primary_label", "needs_review"}) if row.consensus else None,
+            [v.model_dump(mode="json", include={"judge", "usage"}) for v in row.verdicts],
         )
 
-    def add_columns(self, jury: dict[str, Any] | None, annotations: list[dict[str, Any]], consensus: Any) -> None:
-        """One row from its ``jury``, ``annotations`` and ``consensus`` values as dicts."""
+    def add_columns(
+        self,
+        jury: dict[str, Any] | None,
+        annotations: list[dict[str, Any]],
+        consensus: Any,
+        verdicts: list[dict[str, Any]] | None = None,
+    ) -> None:
+        """One row from its ``jury``, ``annotations``, ``consensus`` and ``verdicts`` values as dicts."""
         if jury is None:
             return  # written before the jury kept its decisions, or a row that never reached annotate
         self.segments += 1
@@ -74,6 +82,19 @@ class RunLedger(BaseModel):
             spend.cost_usd = round(spend.cost_usd + float(usage.get("cost_usd") or 0.0), 8)
         for name in jury.get("skipped") or []:
             self.by_agent.setdefault(name, AgentSpend()).skipped += 1
+        for verdict in verdicts or []:
+            usage = verdict.get("usage")
+            if not usage:
+                continue  # the offline rules judge, or a row written before verdicts kept their spend
+            spend = self.by_agent.setdefault(f"judge:{verdict['judge']}", AgentSpend())
+            spend.asked += 1
+            spend.calls += int(usage.get("calls") or 0)
+            spend.cached += bool(usage.get("cached"))
+            spend.input_tokens += int(usage.get("input_tokens") or 0)
+            spend.output_tokens += int(usage.get("output_tokens") or 0)
+            spend.cost_usd = round(spend.cost_usd + float(usage.get("cost_usd") or 0.0), 8)
+            self.calls += int(usage.get("calls") or 0)
+            self.cost_usd = round(self.cost_usd + float(usage.get("cost_usd") or 0.0), 8)
 
     @computed_field  # type: ignore[prop-decorator]
     @property

@@ -478,6 +478,12 @@ class Verdict(Record):
     task: str = Field(default="default", description="Task whose weights were used.")
     notes: list[str] = Field(default_factory=list, description="Why points were lost.")
     provenance: Provenance = Field(description="Judge model and config hash.")
+    # Added within schema v1 (nullable): shards written before it load with None.
+    usage: Usage | None = Field(
+        default=None,
+        description="What this judgement spent: the LLM judge's calls (a cached one: calls 0, cached) and the "
+        "faithfulness re-asks of paid annotators; null for the offline rules judge and rows written before it.",
+    )
 
 
 class LabelQuality(Record):
@@ -534,17 +540,17 @@ class Consensus(Record):
 class JuryDecision(Record):
     """What the jury of one segment did and spent (phase 3, annotate; ``agents/adaptive.py``).
 
-    The full jury asks every agent; the adaptive one asks them cheapest first, round by round,
-    and stops when the pooled consensus is decisive (the votes still to buy are worth less
-    than ``agents.adaptive.max_gain`` of accuracy), when every agent has answered, or when
-    the corpus budget or the segment's cap is spent.
+    The full jury asks every agent; the adaptive one asks, round by round, the vote its plan
+    (``agents/policy.py``) buys next, and stops when the pooled consensus is decisive (no vote
+    left is worth its price: ``agents.adaptive.objective``), when every agent has answered,
+    or when the corpus budget or the segment's cap is spent.
     """
 
     policy: Literal["full", "adaptive"] = Field(description="agents.policy of the run that asked the jury.")
     stop: Literal["full_jury", "decisive", "exhausted", "budget", "segment_cap"] = Field(
         description="Why the jury stopped: full_jury (policy full: everyone asked), decisive (confident, and the "
-        "votes left could add at most agents.adaptive.max_gain of expected accuracy), exhausted (every agent "
-        "asked), budget (corpus budget spent), segment_cap (the segment's cap reached)."
+        "plan buys no more votes: none left is worth its price under agents.adaptive.objective), exhausted "
+        "(every agent asked), budget (corpus budget spent), segment_cap (the segment's cap reached)."
     )
     route: Literal["label", "review"] = Field(
         description="label: the consensus labels the segment; review: sent to human review (stopped by the "

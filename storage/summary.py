@@ -31,7 +31,7 @@ def summarize(root: str) -> dict[str, Any]:
         table.column("human").to_pylist(),
         strict=True,
     ):
-        ledger.add_columns(jury, anns or [], consensus)
+        ledger.add_columns(jury, anns or [], consensus, verdicts or [])
         if failure:
             failures[f"{phase_of(failure['stage'])}:{failure['kind']}"] += 1
         # As the report and the release count them: a human label replaces the consensus and

@@ -20,7 +20,7 @@ from emoforge.agents.judge.llm import LLMJudge
 from emoforge.agents.judge.rules import RulesJudge, set_f1
 from emoforge.configs.agents import AgentConfig
 from emoforge.configs.quality import JudgeConfig
-from emoforge.storage.records import Annotation, Features, RunContext, Segment, Verdict
+from emoforge.storage.records import Annotation, Features, RunContext, Segment, Usage, Verdict
 
 __all__ = ["Judge", "LLMJudge", "RulesJudge", "set_f1"]
 
@@ -68,6 +68,13 @@ class Judge:
         ``include_paid`` (two more calls per annotation, from the ledger given to ``use``)."""
         self.annotators = {a.name: a for a in annotators}
         self.probe.include_paid = include_paid
+
+    def estimate(self, segment: Segment, features: Features, annotations: list[Annotation]) -> Usage:
+        """What judging ``annotations`` would cost (``--dry-run``): the offline judge nothing, the
+        LLM judge one call per annotation; faithfulness re-asks are estimated by the probe."""
+        if isinstance(self._impl, LLMJudge):
+            return self._impl.estimate(segment, features, annotations)
+        return Usage()
 
     def score(
         self,

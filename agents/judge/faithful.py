@@ -14,14 +14,20 @@ from __future__ import annotations
 
 import re
 
+from emoforge.agents.costs import add_usage
 from emoforge.agents.faithfulness import FaithfulnessScore
 from emoforge.configs.quality import JudgeWeights
-from emoforge.storage.records import Verdict
+from emoforge.storage.records import Usage, Verdict
 
 
 def add_faithfulness(verdict: Verdict, weights: JudgeWeights, score: FaithfulnessScore | None) -> Verdict:
     """The verdict with S_faith folded into S_final (module docstring); unchanged when d == 0."""
-    if weights.d <= 0 or verdict.status != "ok":
+    if weights.d <= 0:
+        return verdict
+    if score is not None and (score.usage.calls > 0 or score.usage.cost_usd > 0):
+        # The re-asks of paid annotators are this judgement's spend: the ledger reads it here.
+        verdict = verdict.model_copy(update={"usage": add_usage(verdict.usage or Usage(), score.usage)})
+    if verdict.status != "ok":
         return verdict
     base = weights.a + weights.b + weights.c
     partial = weights.a * verdict.s_rec + weights.b * verdict.s_reason + weights.c * verdict.s_cot

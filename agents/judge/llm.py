@@ -44,6 +44,7 @@ from emoforge.storage.records import (
     RunContext,
     Segment,
     Status,
+    Usage,
     Verdict,
 )
 from emoforge.storage.secrets import scrubbed_logger
@@ -192,14 +193,37 @@ class LLMJudge:
                 out.append(self._failed(annotation))
                 continue
             peers = [a for a in valid if a.id != annotation.id]
-            prompt = Prompt(
-                system=JUDGE_SYSTEM,
-                user=render_case(segment, features, annotation, peers, ref),
-                schema=self.schema,
-                schema_name="judge_verdict",
-            )
-            out.append(self._judge(annotation, prompt))
+            out.append(self._judge(annotation, self._prompt(segment, features, annotation, peers, ref)))
         return out
+
+    def estimate(self, segment: Segment, features: Features, annotations: list[Annotation]) -> Usage:
+        """What judging ``annotations`` would cost: one call each at the estimated prompt size
+        and the full output allowance (re-asks not counted); for ``--dry-run``."""
+        usage = Usage()
+        for annotation in annotations:
+            peers = [a for a in annotations if a.id != annotation.id]
+            tokens_in, estimate = self._estimate(self._prompt(segment, features, annotation, peers, []))
+            usage.calls += 1
+            usage.input_tokens += tokens_in
+            usage.output_tokens += self.agent.max_output_tokens
+            usage.cost_usd += estimate
+        return usage
+
+    def _prompt(
+        self, segment: Segment, features: Features, annotation: Annotation, peers: list[Annotation], ref: list[str]
+    ) -> Prompt:
+        return Prompt(
+            system=JUDGE_SYSTEM,
+            user=render_case(segment, features, annotation, peers, ref),
+            schema=self.schema,
+            schema_name="judge_verdict",
+        )
+
+    def _estimate(self, prompt: Prompt) -> tuple[int, float]:
+        """Input tokens and USD estimated for one call with ``prompt`` (reserved from the budget)."""
+        text = prompt.system + prompt.user + str(prompt.schema) + "".join(a + b for a, b in prompt.messages_after)
+        tokens = estimate_tokens(text)
+        return tokens, cost_usd(self.agent.price, tokens, self.agent.max_output_tokens)
 
     def _failed(self, annotation: Annotation, failure: Failure | None = None) -> Verdict:
         return failed_verdict(
@@ -225,22 +249,23 @@ class LLMJudge:
     def _judge(self, annotation: Annotation, prompt: Prompt) -> Verdict:
         key = self._key(prompt) if self.cache is not None else None
         entry = self.cache.get(key) if self.cache is not None and key is not None else None
+        usage = Usage(cached=entry is not None)
         if entry is None:
             try:
-                entry = self._ask(annotation, prompt)
+                entry = self._ask(annotation, prompt, usage)
             except AnnotatorError as exc:
                 # Transient (rate limit, timeout, budget) or not: never cached, so a rerun asks again.
-                return self._failed(annotation, exc.failure(stage="judge"))
+                return self._failed(annotation, exc.failure(stage="judge")).model_copy(update={"usage": usage})
             if self.cache is not None and key is not None:
                 self.cache.put(key, entry)
-        return self._verdict(annotation, entry)
+        return self._verdict(annotation, entry).model_copy(update={"usage": usage})
 
-    def _ask(self, annotation: Annotation, prompt: Prompt) -> dict[str, Any]:
+    def _ask(self, annotation: Annotation, prompt: Prompt, usage: Usage) -> dict[str, Any]:
         """A cacheable final answer: {'text', 'refusal', 'error'}; raises a typed provider failure."""
         reply = ModelReply(text="")
         error = ""
         for attempt in range(self.agent.max_reasks + 1):
-            reply = self._call(prompt)
+            reply = self._call(prompt, usage)
             if reply.refusal:
                 return {"text": reply.text, "refusal": reply.refusal, "error": None}
             try:
@@ -255,22 +280,29 @@ class LLMJudge:
             return {"text": reply.text, "refusal": None, "error": None}
         return {"text": reply.text[:2000], "refusal": None, "error": error}
 
-    def _call(self, prompt: Prompt) -> ModelReply:
-        """One call under the budget: reserve the estimate, settle the real cost."""
-        text = prompt.system + prompt.user + str(prompt.schema) + "".join(a + b for a, b in prompt.messages_after)
-        estimate = cost_usd(self.agent.price, estimate_tokens(text), self.agent.max_output_tokens)
+    def _call(self, prompt: Prompt, usage: Usage) -> ModelReply:
+        """One call under the budget: reserve the estimate, settle the real cost, add it to ``usage``."""
+        _, estimate = self._estimate(prompt)
         outcome = RetryOutcome()
         started = time.perf_counter()
-        reply, _ = budgeted_call(
-            lambda: self.backend.complete(prompt, self.agent.max_output_tokens, self.agent.temperature),
-            ledger=self.ledger,
-            price=self.agent.price,
-            estimate_usd=estimate,
-            limiter=self._limiter,
-            policy=self.retry_policy,
-            outcome=outcome,
-        )
+        try:
+            reply, actual = budgeted_call(
+                lambda: self.backend.complete(prompt, self.agent.max_output_tokens, self.agent.temperature),
+                ledger=self.ledger,
+                price=self.agent.price,
+                estimate_usd=estimate,
+                limiter=self._limiter,
+                policy=self.retry_policy,
+                outcome=outcome,
+            )
+        finally:
+            usage.latency_s += time.perf_counter() - started
+            usage.calls += outcome.attempts
+            usage.attempts += outcome.attempts
         log.debug("judge call: %d attempts, %.2fs", outcome.attempts, time.perf_counter() - started)
+        usage.input_tokens += reply.input_tokens
+        usage.output_tokens += reply.output_tokens
+        usage.cost_usd += actual
         return reply
 
     def _verdict(self, annotation: Annotation, entry: dict[str, Any]) -> Verdict:

@@ -28,6 +28,7 @@ from emoforge.agents.faithfulness import (
     summarise,
 )
 from emoforge.agents.judge import Judge
+from emoforge.agents.judge.faithful import add_faithfulness
 from emoforge.agents.recognizers.voice import VoiceModelAnnotator
 from emoforge.configs.agents import AgentConfig, TaxonomyConfig
 from emoforge.configs.quality import JudgeConfig, JudgeWeights
@@ -327,6 +328,10 @@ def test_llm_agent_masked_prompts_cache_and_budget(ctx: RunContext, tmp_path: Pa
     assert (score.sufficiency, score.necessity) == (1.0, 1.0)
     assert score.usage.calls == 2 and agent.ledger.spent_usd == pytest.approx(ann.usage.cost_usd + score.usage.cost_usd)
     assert agent.ledger.total().calls >= 2  # recorded in the run's ledger
+    # ... and on the judge's verdict, which is where the corpus ledger reads the judge's spend.
+    weights = JudgeWeights(a=0.3, b=0.2, c=0.2, d=0.3)
+    verdict = add_faithfulness(Judge(JudgeConfig(), ctx).score(seg, feats, [ann])[0], weights, score)
+    assert verdict.usage == score.usage and len(verdict.weights) == 4
 
     # the masked prompts are cached under their own keys: a rerun sends nothing
     again = annotator(script, ctx, tmp_path=tmp_path, modalities=["face", "voice", "text"])

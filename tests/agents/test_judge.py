@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from emoforge.agents.base import AnnotatorError, ModelReply, Prompt
+from emoforge.agents.cache import ResponseCache
+from emoforge.agents.costs import CostLedger
 from emoforge.agents.judge import Judge
 from emoforge.agents.judge.claims import extract_claims
 from emoforge.agents.judge.llm import case_data
-from emoforge.configs.agents import AgentConfig
+from emoforge.configs.agents import AgentConfig, Price
 from emoforge.configs.quality import JudgeConfig, JudgeWeights
-from emoforge.storage.records import Cue, ErrorKind, Status
+from emoforge.storage.records import Cue, ErrorKind, Status, Usage
 from tests.quality.records import CTX, GOOD_CUES, GOOD_STEPS, SEGMENT, annotation, failed, smiling_features
 
 
@@ -200,6 +203,24 @@ def test_llm_judge_refusal_and_rate_limit() -> None:
     judge, _ = llm_judge([AnnotatorError(ErrorKind.invalid_input, "400 bad request")])
     (v,) = judge.score(SEGMENT, smiling_features(), [annotation("a", ["happy"])])
     assert v.status == Status.failed and v.failure is not None and v.failure.kind == ErrorKind.invalid_input
+
+
+def test_llm_judge_verdicts_carry_their_spend_and_a_cached_rerun_spends_nothing(tmp_path: Path) -> None:
+    priced = LLM_AGENT.model_copy(update={"price": Price(input_per_mtok=2.0, output_per_mtok=8.0)})
+    reply = ModelReply(text=VALID, input_tokens=1000, output_tokens=100)
+    cache = ResponseCache(tmp_path)
+    judge = Judge(JudgeConfig(backend="llm", llm=priced), CTX, backend=ScriptedBackend(["not json", reply]))
+    judge.use(CostLedger(None), cache)
+    (v,) = judge.score(SEGMENT, smiling_features(), [annotation("a", ["happy"])])
+    # Two calls (one re-ask); only the second reports tokens: 1000 * 2 + 100 * 8 per million.
+    assert v.usage == Usage(calls=2, attempts=2, input_tokens=1000, output_tokens=100, cost_usd=0.0028,
+                            latency_s=v.usage.latency_s)  # fmt: skip
+    again = Judge(JudgeConfig(backend="llm", llm=priced), CTX, backend=ScriptedBackend([]))
+    again.use(CostLedger(None), cache)
+    (w,) = again.score(SEGMENT, smiling_features(), [annotation("a", ["happy"])])
+    assert w.usage == Usage(cached=True) and w.s_final == v.s_final
+    (rules,) = Judge(JudgeConfig(), CTX).score(SEGMENT, smiling_features(), [annotation("a", ["happy"])])
+    assert rules.usage is None  # the offline judge spends nothing
 
 
 def test_llm_judge_needs_an_agent() -> None:

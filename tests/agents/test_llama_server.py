@@ -211,6 +211,9 @@ def test_llm_judge_scores_a_real_annotation_through_the_real_server(
     (verdict,) = judge.score(seg, feats, [ann])
     assert llama_server.request_count() > before  # it really asked the model
     assert verdict.annotation_id == ann.id and verdict.judge == "judge"
+    # Its spend is on the verdict, as the server counted it, for the run's ledger.
+    assert verdict.usage is not None and verdict.usage.calls == llama_server.request_count() - before
+    assert verdict.usage.input_tokens > 0 and not verdict.usage.cached
     if verdict.status == Status.ok:
         a, b, c = verdict.weights
         expected = a * verdict.s_rec + b * verdict.s_reason + c * verdict.s_cot

@@ -51,3 +51,22 @@ def test_batch_mode_is_refused_without_a_batch_api_or_without_the_cache() -> Non
     with pytest.raises(ConfigError, match=r"cache\.enabled must be true"):
         load_config(None, {"agents": {"jury": [gpt], "cache": {"enabled": False}}})
     assert load_config(None, {"agents": {"jury": [gpt]}}).agents.jury[0].mode == "batch"
+
+
+def test_dry_run_prices_the_llm_judge_and_says_the_adaptive_figures_are_a_ceiling(tmp_path: Path) -> None:
+    wav = espeak("I can not believe it, this is wonderful news.", tmp_path / "speech.wav")
+    jury = _jury("realtime")
+    plain = estimate_cost([wav], load_config(None, {"agents": {"jury": jury}}))
+    judge = {
+        "backend": "llm",
+        "llm": {**jury[1], "name": "judge", "price": {"input_per_mtok": 4.0, "output_per_mtok": 8.0}},
+    }
+    judged = estimate_cost([wav], load_config(None, {"agents": {"jury": jury, "policy": "adaptive"}, "judge": judge}))
+    # One judge call per annotation: four agents, so four per segment, all realtime.
+    assert (plain.judge_calls, plain.judge_cost_usd, plain.policy) == (0, 0.0, "full")
+    assert judged.judge_calls == 4 * judged.segments and judged.calls == plain.calls + judged.judge_calls
+    assert judged.judge_cost_usd > 0 and judged.policy == "adaptive"
+    assert judged.cost_usd == pytest.approx(plain.cost_usd + judged.judge_cost_usd, abs=5e-6)
+    assert judged.batch_cost_usd == pytest.approx(plain.batch_cost_usd + judged.judge_cost_usd, abs=5e-6)
+    # The judge's output allowance is priced in full: at least 512 tokens x 8 USD per million per call.
+    assert judged.judge_cost_usd >= judged.judge_calls * 512 * 8.0 / 1e6

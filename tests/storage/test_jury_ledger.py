@@ -7,6 +7,7 @@ import hashlib
 import io
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -22,8 +23,9 @@ from emoforge.storage.records import (
     SegmentRow,
     Status,
     Usage,
+    Verdict,
 )
-from emoforge.storage.schema import rows_to_table
+from emoforge.storage.schema import rows_to_table, table_to_rows
 from emoforge.storage.shards import CorpusWriter, read_manifest, read_rows, write_manifest
 from emoforge.storage.summary import summarize
 
@@ -119,3 +121,58 @@ def test_shards_written_before_the_jury_column_still_load(tmp_path: Path) -> Non
     info = summarize(str(tmp_path))
     assert info["rows"] == 4 and info["jury"]["segments"] == 1  # the old rows are read, not skipped
     assert not info["problems"]
+
+
+def _judged(row: SegmentRow, usage: Usage | None, judge: str = "llm") -> SegmentRow:
+    verdicts = [
+        Verdict(
+            id=f"{a.id}-{judge}", annotation_id=a.id, judge=judge, s_rec=0.8, s_reason=0.7, s_cot=0.6, s_final=0.7,
+            weights=[0.4, 0.3, 0.3], usage=usage, provenance=CTX.provenance("judge"),
+        )
+        for a in row.annotations
+    ]  # fmt: skip
+    return row.model_copy(update={"verdicts": verdicts})
+
+
+JUDGED = [
+    _judged(ROWS[0], Usage(calls=1, attempts=1, input_tokens=800, output_tokens=60, cost_usd=0.0005)),
+    _judged(ROWS[1], Usage(cached=True)),  # a rerun: the judgement came from the response cache
+    _judged(ROWS[2], None, judge="rules"),  # the offline judge spends nothing and says so with null
+]
+
+
+def test_the_judge_spend_is_in_the_ledger_and_survives_the_shards(tmp_path: Path) -> None:
+    ledger = RunLedger()
+    for row in JUDGED:
+        ledger.add(row)
+    judge = ledger.by_agent["judge:llm"]
+    # Row 0 has one annotation judged by one paid call; row 1's two judgements were cached.
+    assert (judge.asked, judge.calls, judge.cached, judge.input_tokens, judge.cost_usd) == (3, 1, 2, 800, 0.0005)
+    assert "judge:rules" not in ledger.by_agent
+    assert ledger.calls == 2 + 1 and ledger.cost_usd == pytest.approx(0.004 + 0.0005)
+    assert ledger.per_labelled_segment == {"cost_usd": pytest.approx(0.00225), "calls": 1.5}
+    writer = CorpusWriter(str(tmp_path), StorageConfig(), CTX.run_id)
+    writer.write(JUDGED)
+    writer.close()
+    assert [v.usage for r in read_rows(str(tmp_path)) for v in r.verdicts] == [
+        v.usage for r in JUDGED for v in r.verdicts
+    ]
+    assert summarize(str(tmp_path))["jury"] == ledger.model_dump(mode="json")
+
+
+def test_verdicts_written_before_they_kept_their_spend_still_load(tmp_path: Path) -> None:
+    """`Verdict.usage` was added within schema v1: a shard without it reads with None."""
+    table = rows_to_table(JUDGED[:1])
+    verdicts = table.column("verdicts").combine_chunks()
+    item = verdicts.type.value_type
+    keep = [i for i in range(item.num_fields) if item.field(i).name != "usage"]
+    flat = verdicts.values
+    old_items = pa.StructArray.from_arrays([flat.field(i) for i in keep], fields=[item.field(i) for i in keep])
+    old = pa.ListArray.from_arrays(verdicts.offsets, old_items, mask=verdicts.is_null())
+    table = table.set_column(table.schema.get_field_index("verdicts"), "verdicts", old)
+    pq.write_table(table, tmp_path / "old.parquet")
+    (row,) = table_to_rows(pq.read_table(tmp_path / "old.parquet"))
+    assert [v.usage for v in row.verdicts] == [None] and row.verdicts[0].s_final == 0.7
+    ledger = RunLedger()
+    ledger.add(row)
+    assert "judge:llm" not in ledger.by_agent
