@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import re
 import threading
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -284,25 +283,16 @@ class LLMAnnotator:
 
     def _call(self, prompt: Prompt, usage: Usage) -> ModelReply:
         _, _, estimate = self._estimate_call(prompt)
-        outcome = RetryOutcome()
-        started = time.perf_counter()
-        try:
-            reply, actual = budgeted_call(
-                lambda: self._chat.complete(prompt, self.config.max_output_tokens, self.config.temperature),
-                ledger=self.ledger,
-                price=self.config.price,
-                estimate_usd=estimate,
-                limiter=self.limiter,
-                policy=self.retry_policy,
-                outcome=outcome,
-            )
-        finally:
-            usage.latency_s += time.perf_counter() - started
-            usage.calls += outcome.attempts
-            usage.attempts += outcome.attempts
-        usage.input_tokens += reply.input_tokens
-        usage.output_tokens += reply.output_tokens
-        usage.cost_usd += actual
+        reply, _ = budgeted_call(
+            lambda: self._chat.complete(prompt, self.config.max_output_tokens, self.config.temperature),
+            ledger=self.ledger,
+            price=self.config.price,
+            estimate_usd=estimate,
+            limiter=self.limiter,
+            policy=self.retry_policy,
+            outcome=RetryOutcome(),
+            usage=usage,
+        )
         return reply
 
     def _ask(self, prompt: Prompt, usage: Usage) -> dict[str, Any] | AnnotatorError:

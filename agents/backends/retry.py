@@ -17,7 +17,7 @@ from typing import TypeVar
 from emoforge.agents.base import AnnotatorError, ModelReply
 from emoforge.agents.costs import BudgetExceeded, CostLedger, cost_usd
 from emoforge.configs.agents import Price
-from emoforge.storage.records import ErrorKind
+from emoforge.storage.records import ErrorKind, Usage
 from emoforge.storage.secrets import scrubbed_logger
 
 # Provider error text can quote the key it was sent: scrubbed before any handler sees it.
@@ -78,23 +78,36 @@ def budgeted_call(
     limiter: AbstractContextManager[object],
     policy: RetryPolicy,
     outcome: RetryOutcome,
+    usage: Usage | None = None,
 ) -> tuple[ModelReply, float]:
     """One paid call as annotators and the LLM judge make it; returns the reply and its USD.
 
     Reserve the estimate (past the cap: ``budget_exceeded`` and no call), call under the
     provider's concurrency limit with retries, then settle the real cost; a call that fails
-    settles at zero so its reservation does not hold the budget.
+    settles at zero so its reservation does not hold the budget. ``usage`` (the record's)
+    gets the attempts and wall time, also of a call that failed, and the tokens and USD.
     """
+    started = time.perf_counter()
     try:
-        ledger.reserve(estimate_usd)
-    except BudgetExceeded as exc:
-        raise AnnotatorError(ErrorKind.budget_exceeded, str(exc)) from exc
-    try:
-        with limiter:
-            reply = call_with_retry(call, policy, outcome)
-    except BaseException:
-        ledger.settle(estimate_usd, 0.0)
-        raise
+        try:
+            ledger.reserve(estimate_usd)
+        except BudgetExceeded as exc:
+            raise AnnotatorError(ErrorKind.budget_exceeded, str(exc)) from exc
+        try:
+            with limiter:
+                reply = call_with_retry(call, policy, outcome)
+        except BaseException:
+            ledger.settle(estimate_usd, 0.0)
+            raise
+    finally:
+        if usage is not None:
+            usage.latency_s += time.perf_counter() - started
+            usage.calls += outcome.attempts
+            usage.attempts += outcome.attempts
     actual = cost_usd(price, reply.input_tokens, reply.output_tokens, reply.audio_input_tokens)
     ledger.settle(estimate_usd, actual)
+    if usage is not None:
+        usage.input_tokens += reply.input_tokens
+        usage.output_tokens += reply.output_tokens
+        usage.cost_usd += actual
     return reply, actual

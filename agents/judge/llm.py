@@ -22,7 +22,6 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -284,25 +283,17 @@ class LLMJudge:
         """One call under the budget: reserve the estimate, settle the real cost, add it to ``usage``."""
         _, estimate = self._estimate(prompt)
         outcome = RetryOutcome()
-        started = time.perf_counter()
-        try:
-            reply, actual = budgeted_call(
-                lambda: self.backend.complete(prompt, self.agent.max_output_tokens, self.agent.temperature),
-                ledger=self.ledger,
-                price=self.agent.price,
-                estimate_usd=estimate,
-                limiter=self._limiter,
-                policy=self.retry_policy,
-                outcome=outcome,
-            )
-        finally:
-            usage.latency_s += time.perf_counter() - started
-            usage.calls += outcome.attempts
-            usage.attempts += outcome.attempts
-        log.debug("judge call: %d attempts, %.2fs", outcome.attempts, time.perf_counter() - started)
-        usage.input_tokens += reply.input_tokens
-        usage.output_tokens += reply.output_tokens
-        usage.cost_usd += actual
+        reply, _ = budgeted_call(
+            lambda: self.backend.complete(prompt, self.agent.max_output_tokens, self.agent.temperature),
+            ledger=self.ledger,
+            price=self.agent.price,
+            estimate_usd=estimate,
+            limiter=self._limiter,
+            policy=self.retry_policy,
+            outcome=outcome,
+            usage=usage,
+        )
+        log.debug("judge call: %d attempts", outcome.attempts)
         return reply
 
     def _verdict(self, annotation: Annotation, entry: dict[str, Any]) -> Verdict:
