@@ -5,8 +5,9 @@ agents that make no call there (offline cue agents and recognizers, and paid age
 answer is in the response cache). Then, while segments stay open, the judge scores each
 open segment's annotations, the consensus builder pools them, and ``AdaptivePolicy``
 (``agents/policy.py``) decides: stop (decisive, every agent asked, budget or cap spent) or
-ask the next paid agent, cheapest first by its estimated cost. Each later round asks one
-agent on every open segment that needs it (``Jury.ask``); for an agent in ``mode: batch``
+ask the paid agent its plan buys next (the Bayes-optimal vote for the price, under
+``agents.adaptive.objective``). Each later round asks one agent on every open segment whose
+plan chose it (``Jury.ask``); for an agent in ``mode: batch``
 the round is one provider batch (``_ask``), and a segment waiting on it is left for a later
 run, which replays the rounds from the cache and goes on.
 

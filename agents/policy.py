@@ -1,30 +1,42 @@
-"""When the adaptive jury stops buying votes: a decision on the pooled consensus so far.
+"""Which vote the adaptive jury buys next, and when it stops: a plan on the pooled consensus.
 
-After each round the consensus builder pools the segment's votes into a posterior ``p``
-over the labels (``emoforge/quality/aggregation/pooled.py``). The jury stops when ``p`` is
-decisive: its top label has probability at least ``min_confidence`` and buying the votes
-still left could not raise the expected accuracy of the label by more than ``max_gain``.
+After each round the consensus builder pools the segment's votes into a posterior ``p`` over
+the labels (``emoforge/quality/aggregation/pooled.py``). Each paid agent ``w`` not asked yet
+votes with its calibrated accuracy ``a_w`` (right with probability ``a_w``, else one of the
+other ``K - 1`` labels alike), so its vote for label ``v`` has predictive probability
+``sum_k p(k) P_w(v | k)`` and moves the log-odds of ``v`` by ``beta_w log(a_w (K - 1) /
+(1 - a_w))`` (``beta_w`` its pool exponent), as the pooled vote then will.
 
-That second condition is the value of the remaining votes. Each agent ``w`` left votes
-with its calibrated accuracy ``a_w`` (right with probability ``a_w``, else one of the other
-``K - 1`` labels alike). Reading ``p`` as the belief about the truth, the expected accuracy
-after all of them have voted is::
+The plan is the Bayes-optimal sequential decision over those agents (the finite-horizon
+optimal stopping and selection problem of crowdsourcing control; Dai, Mausam and Weld,
+"Decision-theoretic control of crowd-sourced workflows", AAAI 2010)::
 
-    E_v[ P(z = c(v) | v) ] = sum_v  p(c(v)) prod_w P_w(v_w | c(v))
+    V(p, R) = max( max_k p(k),                                    stop: the label's accuracy
+                   max_{w in R} -c_w + sum_v P_w(v) V(p | v, R - w) )   ask w, then decide again
 
-where ``c(v)`` is the label the pooled vote would then elect (each vote for label ``k``
-adds ``beta_w log(a_w (K - 1) / (1 - a_w))`` to the log-odds of ``k``; ``beta_w`` its pool
-exponent). The gain is that minus ``max_k p(k)``, summed exactly over the ``K^R`` outcomes
-(sampled past ``MAX_OUTCOMES``). A shortcut makes the common case exact and cheap: when
-``log p(top) - log p(runner-up)`` exceeds the sum of those log-odds over every agent left,
-no outcome can flip the label and the gain is 0 (a vote for a third label moves it by the
-same amount from a lower start, so the runner-up is the binding case). Where the jury
-stops early it gives up at most ``max_gain`` of accuracy in expectation, if the votes are
-calibrated: an agent stating more confidence than its accuracy breaks that, so set
+where ``c_w`` is the price of ``w``'s vote in units of accuracy: its estimated USD over
+``label_value_usd`` (objective ``usd``) or ``min_gain_per_call`` (objective ``calls``). It
+is summed exactly over every vote outcome (a vote for a label of probability 0 moves
+nothing, so those outcomes are one). A plan may stop where asking every agent left would
+still gain accuracy: when the dearest votes are worth less than they cost, or when only
+another cheap vote's answer decides whether they are needed. That is what a fixed "ask the
+next one until the votes left could not matter" rule cannot do.
+
+Two shortcuts keep it cheap and exact. When ``log p(top) - log p(runner-up)`` exceeds what
+every agent left could move together (``flip_bound``), no outcome can change the label and
+the plan stops. When the expected accuracy gained by asking all of them (``gain``, the
+value of perfect use of their votes) is below the cheapest one's price, no plan that asks
+can pay, and it stops too. Past ``MAX_PLAN`` agents the plan looks at the cheapest
+``MAX_PLAN``; the rest come in as those are asked.
+
+Where the votes are calibrated the plan gives up accuracy only where buying it costs more
+than it is worth; an agent stating more confidence than its accuracy breaks that, so set
 ``agents.adaptive.accuracy`` from a calibration run (``benchmarks/bench_quality.py``).
-
-Otherwise the next agent, cheapest first, is asked, unless its estimated cost would pass
-the segment's cap or what is left of the corpus budget: then the segment goes to review.
+The plan's stop is taken only when the top label has probability >= ``min_confidence``
+and no review flag is raised; otherwise the best vote is bought anyway. A vote that would
+pass the segment's cap or what is left of the corpus budget is not bought: the plan is made
+again over the affordable agents, and where it still wants one it cannot buy, the segment
+goes to review.
 """
 
 from __future__ import annotations
@@ -42,6 +54,8 @@ from emoforge.storage.records import Consensus
 
 # Outcomes of the remaining votes summed exactly (7 labels, 4 agents: 2,401); past it, sampled.
 MAX_OUTCOMES = 4096
+# Agents the plan looks ahead over (7 labels, 4 agents: about 9,000 nodes; the rest later).
+MAX_PLAN = 4
 
 Stop = Literal["decisive", "exhausted", "budget", "segment_cap"]
 
@@ -66,6 +80,18 @@ class Decision:
     gain: float = 0.0
 
 
+@dataclass(frozen=True)
+class Plan:
+    """The plan's value (expected accuracy net of the votes' prices), the agent to ask next
+    (None: stop), the agent it would ask if it had to (``best``), and the accuracy that asking
+    every agent left would add (``gain``; where ``decide`` computed it)."""
+
+    value: float
+    ask: str | None
+    best: str | None
+    gain: float = 0.0
+
+
 def vote_strength(accuracy: float, n_labels: int, exponent: float = 1.0) -> float:
     """Most log-odds one calibrated vote moves between two labels (module docstring)."""
     k = max(n_labels, 2)
@@ -83,7 +109,7 @@ def top_margin(distribution: Mapping[str, float], top: str | None) -> float:
 
 
 class AdaptivePolicy:
-    """The stopping rule of the adaptive jury (module docstring)."""
+    """The adaptive jury's plan and stopping rule (module docstring)."""
 
     def __init__(
         self,
@@ -94,9 +120,17 @@ class AdaptivePolicy:
         self.config = config
         self.n_labels = n_labels
         self.exponents = dict(exponents or {})  # aggregation.pool_weights: the votes' exponents
+        # Plans of states seen before (same posterior, same agents left): a corpus repeats them.
+        self._memo: dict[tuple[bytes, tuple[tuple[str, float], ...]], Plan] = {}
 
     def accuracy(self, agent: str) -> float:
         return self.config.accuracy.get(agent, self.config.default_accuracy)
+
+    def price(self, offer: Offer) -> float:
+        """The offer's price in units of accuracy (module docstring)."""
+        if self.config.objective == "calls":
+            return self.config.min_gain_per_call
+        return offer.cost_usd / self.config.label_value_usd
 
     def flip_bound(self, remaining: Sequence[Offer]) -> float:
         """Most log-odds every vote left could move against the top label together."""
@@ -104,12 +138,17 @@ class AdaptivePolicy:
             vote_strength(self.accuracy(o.agent), self.n_labels, self.exponents.get(o.agent, 1.0)) for o in remaining
         )
 
-    def gain(self, distribution: Mapping[str, float], remaining: Sequence[Offer]) -> float:
-        """Expected accuracy gained by asking every agent in ``remaining`` (module docstring)."""
+    def _belief(self, distribution: Mapping[str, float]) -> np.ndarray:
+        """``distribution`` as a vector over ``K`` labels (labels it does not name: 0)."""
         labels = sorted(distribution)
         k = max(self.n_labels, len(labels), 2)
         p = np.array([distribution[x] for x in labels] + [0.0] * (k - len(labels)), dtype=float)
-        p = p / p.sum()
+        return p / p.sum()
+
+    def gain(self, distribution: Mapping[str, float], remaining: Sequence[Offer]) -> float:
+        """Expected accuracy gained by asking every agent in ``remaining`` (module docstring)."""
+        p = self._belief(distribution)
+        k = len(p)
         if not remaining:
             return 0.0
         acc = np.array([self.accuracy(o.agent) for o in remaining])
@@ -139,6 +178,45 @@ class AdaptivePolicy:
             after = float((joint[rows, chosen] / joint.sum(axis=1)).mean())
         return max(0.0, after - float(p.max()))
 
+    def plan(self, distribution: Mapping[str, float], remaining: Sequence[Offer]) -> Plan:
+        """The Bayes-optimal next step over ``remaining`` (module docstring)."""
+        p = self._belief(distribution)
+        offers = sorted(remaining, key=lambda o: self.price(o))[:MAX_PLAN]  # stable: ties keep the order
+        if not offers:
+            return Plan(float(p.max()), None, None)
+        return self._plan(p, tuple(o.agent for o in offers), {o.agent: o for o in offers})
+
+    def _plan(self, p: np.ndarray, left: tuple[str, ...], offers: Mapping[str, Offer]) -> Plan:
+        key = (np.round(p, 9).tobytes(), tuple((a, self.price(offers[a])) for a in left))
+        if (hit := self._memo.get(key)) is not None:
+            return hit
+        k = len(p)
+        stop = float(p.max())
+        best: tuple[float, str | None] = (-math.inf, None)
+        for agent in left:
+            rest = tuple(a for a in left if a != agent)
+            a = self.accuracy(agent)
+            factor = math.exp(vote_strength(a, k, self.exponents.get(agent, 1.0)))
+            wrong = (1 - a) / (k - 1)
+            seen = np.flatnonzero(p > 0)
+            predictive = p[seen] * a + (1 - p[seen]) * wrong  # P(vote = label) for labels of p > 0
+            after = np.repeat(p[None, :], len(seen), axis=0)
+            after[np.arange(len(seen)), seen] *= factor
+            after /= after.sum(axis=1, keepdims=True)
+            if rest:
+                values = np.array([self._plan(q, rest, offers).value for q in after])
+                unseen = self._plan(p, rest, offers).value  # a vote for a label at 0 moves nothing
+            else:
+                values, unseen = after.max(axis=1), stop
+            value = float(predictive @ values) + (1 - float(predictive.sum())) * unseen
+            value -= self.price(offers[agent])
+            if value > best[0] + 1e-12:
+                best = (value, agent)
+        plan = Plan(best[0], best[1], best[1]) if best[0] > stop + 1e-12 else Plan(stop, None, best[1])
+        if len(self._memo) < 200_000:
+            self._memo[key] = plan
+        return plan
+
     def decide(
         self,
         consensus: Consensus | None,
@@ -156,24 +234,54 @@ class AdaptivePolicy:
             corpus_left_usd: what is left of the corpus budget (None: no budget).
         """
         margin, bound, gain = -math.inf, self.flip_bound(remaining), math.inf
+        cap = self.config.segment_cap_usd
+
+        def blocked(offer: Offer) -> Stop | None:
+            if cap is not None and segment_spent_usd + offer.cost_usd > cap + 1e-12:
+                return "segment_cap"
+            if corpus_left_usd is not None and offer.cost_usd > corpus_left_usd + 1e-12:
+                return "budget"
+            return None
+
+        want = remaining[0] if remaining else None  # nothing to plan on yet: the cheapest vote
         if consensus is not None and consensus.primary_label is not None:
             margin = top_margin(consensus.distribution, consensus.primary_label)
             clean = not (self.config.require_unflagged and consensus.needs_review)
-            sure = consensus.confidence >= self.config.min_confidence
-            if clean and sure:
-                # No outcome of the votes left can flip the label: nothing to gain, exactly.
-                gain = 0.0 if margin > bound else self.gain(consensus.distribution, remaining)
-                if gain <= self.config.max_gain:
-                    return Decision(stop="decisive", margin=margin, flip_bound=bound, gain=gain)
-        if not remaining:
+            decisive = clean and consensus.confidence >= self.config.min_confidence
+            plan = self._decide_plan(consensus.distribution, remaining, margin, bound)
+            gain = plan.gain
+            if plan.ask is None and decisive:
+                return Decision(stop="decisive", margin=margin, flip_bound=bound, gain=gain)
+            want = self._offer(remaining, plan.ask or plan.best) or want  # not decisive: the best vote anyway
+            affordable = [o for o in remaining if blocked(o) is None]
+            if want is not None and blocked(want) is not None and affordable:
+                # The vote it wants is past the cap or the budget: the best of what it can buy,
+                # if that is worth buying (or the label is not decisive yet).
+                cheaper = self._decide_plan(consensus.distribution, affordable, margin, self.flip_bound(affordable))
+                if cheaper.ask is not None or not decisive:
+                    want = self._offer(affordable, cheaper.ask or cheaper.best) or affordable[0]
+        if want is None:
             return Decision(stop="exhausted", margin=margin, flip_bound=bound, gain=0.0)
-        nxt = remaining[0]
-        cap = self.config.segment_cap_usd
-        if cap is not None and segment_spent_usd + nxt.cost_usd > cap + 1e-12:
-            return Decision(stop="segment_cap", route="review", margin=margin, flip_bound=bound, gain=gain)
-        if corpus_left_usd is not None and nxt.cost_usd > corpus_left_usd + 1e-12:
-            return Decision(stop="budget", route="review", margin=margin, flip_bound=bound, gain=gain)
-        return Decision(ask=nxt.agent, margin=margin, flip_bound=bound, gain=gain)
+        why = blocked(want)
+        if why is not None:
+            return Decision(stop=why, route="review", margin=margin, flip_bound=bound, gain=gain)
+        return Decision(ask=want.agent, margin=margin, flip_bound=bound, gain=gain)
+
+    def _decide_plan(
+        self, distribution: Mapping[str, float], remaining: Sequence[Offer], margin: float, bound: float
+    ) -> Plan:
+        """The plan with its two exact shortcuts (module docstring), and the gain of asking all."""
+        if not remaining or margin > bound:
+            return Plan(0.0, None, None, gain=0.0)  # no outcome of the votes left can flip the label
+        gain = self.gain(distribution, remaining)
+        if gain <= min(self.price(o) for o in remaining):
+            return Plan(0.0, None, None, gain=gain)  # even all of them are worth less than the cheapest
+        plan = self.plan(distribution, remaining)
+        return Plan(plan.value, plan.ask, plan.best, gain=gain)
+
+    @staticmethod
+    def _offer(offers: Sequence[Offer], agent: str | None) -> Offer | None:
+        return next((o for o in offers if o.agent == agent), None)
 
 
 def cost_order(costs: Mapping[str, float], order: Sequence[str]) -> tuple[list[str], list[str]]:

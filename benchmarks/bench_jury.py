@@ -1,6 +1,6 @@
 """Full jury vs adaptive jury: paid calls, cost and accuracy -> benchmarks/results/jury.json.
 
-    .venv/bin/python benchmarks/bench_jury.py [--segments 600] [--seeds 3]
+    .venv/bin/python benchmarks/bench_jury.py [--segments 600] [--seeds 3] [--sets ...]
 
 Both policies see the same votes: every annotator's answer on every segment is drawn once
 per seed, then the full jury asks everyone and the adaptive jury (``agents/adaptive.py``)
@@ -14,15 +14,23 @@ Sets:
   (face 0.60, voice 0.50 accuracy) and three paid LLM agents (0.70, 0.80, 0.90 accuracy at
   0.0003, 0.001 and 0.01 USD a call). Each stated confidence is the agent's accuracy;
   rationales cite the action units of the label given (wrong answers cite what the face
-  does not show, so the judge can object), a quarter of them vague.
+  does not show, so the judge can object), a quarter of them vague. Segment difficulty
+  after GLAD (Whitehill et al. 2009); ``simulated_uniform``: every segment equally hard;
+  ``simulated_no_judge``: ``simulated`` with the judge and its discount off.
 * ``crema_d``: real human votes (``$EMOFORGE_FIXTURES/labels/crema_d_tabulated_votes.csv``,
   as in bench_quality.py): per clip, a free voice-only and a free face-only rater and three
   paid audio-visual raters, each one label drawn from that clip's real votes in its mode,
   with the confidence P(intended | label) of its mode measured on the even actors; scored
   on the odd actors. The policy's accuracies are the modes' measured accuracies.
+* ``ravdess``: the fixtures with the offline jury. RAVDESS actors 1-12 (720 clips), the
+  free round being the real offline agents' real answers (voice_model out of fold by actor,
+  text_model; as in bench_quality.py), then the three paid agents of ``simulated``, scripted
+  (no API here) without rationales, so the judge is off.
 
-Per policy: accuracy of the consensus (all segments, and the labelled ones: not in the
-review queue), paid calls, USD, USD and calls per labelled segment, and the review queue.
+Per set and objective (``usd``, the default, and ``calls``): accuracy of the consensus (all
+segments, and the labelled ones: not in the review queue), paid calls, USD, USD and calls
+per labelled segment, the review queue, and a sweep of the objective's knob. Besides the
+sets, ``bayes_reference``: the same plan where its model is exact (``bayes_reference``).
 """
 
 from __future__ import annotations
@@ -35,7 +43,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -47,7 +55,7 @@ sys.path.insert(0, str(REPO))
 
 from emoforge.agents.adaptive import AdaptiveJury  # noqa: E402
 from emoforge.agents.judge import Judge  # noqa: E402
-from emoforge.agents.policy import AdaptivePolicy  # noqa: E402
+from emoforge.agents.policy import AdaptivePolicy, Offer  # noqa: E402
 from emoforge.configs.agents import AdaptiveConfig, TaxonomyConfig  # noqa: E402
 from emoforge.configs.quality import AggregationConfig, JudgeConfig  # noqa: E402
 from emoforge.quality.consensus import ConsensusBuilder  # noqa: E402
@@ -84,22 +92,39 @@ class Case:
     rationale: Callable[[Segment, str], tuple[list[str], list[Cue]]] | None = None
     judge: bool = True
     aggregation: AggregationConfig = field(default_factory=AggregationConfig)
+    priors: dict[str, dict[str, float]] = field(default_factory=dict)  # agent -> output prior (recognizers)
+    replay: dict[str, dict[str, Any]] = field(default_factory=dict)  # free agent -> segment id -> real Annotation
+
+
+class Replay(ScriptedAnnotator):
+    """A free agent that answers with the real annotation an offline agent gave the segment."""
+
+    def __init__(self, name: str, answers: dict[str, Any], ctx: RunContext, backend: str) -> None:
+        super().__init__(name, {}, 0.0, ctx, backend)
+        self.answers = answers
+
+    def annotate(self, segment: Segment, features: Features, clip: Any = None) -> Any:
+        return self.answers[segment.id]
 
 
 def run_policy(case: Case, policy: str, config: AdaptiveConfig = POLICY) -> dict[str, Any]:
     """The metrics of one policy on one case (module docstring)."""
     annotators = [
-        ScriptedAnnotator(j.name, case.votes[j.name], j.price_usd, CTX, j.backend, case.rationale) for j in case.jurors
+        Replay(j.name, case.replay[j.name], CTX, j.backend)
+        if j.name in case.replay
+        else ScriptedAnnotator(j.name, case.votes[j.name], j.price_usd, CTX, j.backend, case.rationale)
+        for j in case.jurors
     ]
     jury = scripted_jury(annotators, CTX, case.labels)
     judge = Judge(JudgeConfig(), CTX) if case.judge else None
     score = judge.score if judge is not None else (lambda s, f, a: [])
-    builder = ConsensusBuilder(case.aggregation, CTX, TaxonomyConfig(labels=case.labels, embedding_model=None))
+    taxonomy = TaxonomyConfig(labels=case.labels, embedding_model=None)
+    builder = ConsensusBuilder(case.aggregation, CTX, taxonomy, case.priors)
     try:
         if policy == "full":
             results: list[tuple[list[Any], Any]] = [(jury.annotate(s, f), None) for s, f in case.segments]
         else:
-            accuracy = {j.name: j.accuracy for j in case.jurors}
+            accuracy = {j.name: j.accuracy for j in case.jurors if j.price_usd > 0}
             rule = AdaptivePolicy(config.model_copy(update={"accuracy": accuracy}), len(case.labels))
             results = list(AdaptiveJury(jury, rule, score, builder.build).run(case.segments))
     finally:
@@ -160,18 +185,31 @@ def compare(
     return out
 
 
-SWEEP = (0.005, 0.01, 0.02, 0.05, 0.1, 0.15, 0.2)
+# Each objective's knob, swept with the rest as shipped (configs/agents.py AdaptiveConfig).
+SWEEPS: dict[str, tuple[str, tuple[float, ...]]] = {
+    "usd": ("label_value_usd", (0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0)),
+    "calls": ("min_gain_per_call", (0.01, 0.02, 0.05, 0.1, 0.15)),
+}
+KEYS = ("paid_calls_saved", "cost_saved", "accuracy_drop_points", "review_queue_change", "targets")
 
 
 def evaluate(cases: Sequence[Case]) -> dict[str, Any]:
-    """The shipped policy, and the trade-off as ``max_gain`` moves (the rest as shipped)."""
-    out = compare(cases)
-    full = out.pop("_full_runs")
-    out["max_gain_sweep"] = []
-    for gain in SWEEP:
-        r = compare(cases, POLICY.model_copy(update={"max_gain": gain}), full)
-        keys = ("paid_calls_saved", "cost_saved", "accuracy_drop_points", "review_queue_change", "targets")
-        out["max_gain_sweep"].append({"max_gain": gain, **{k: r[k] for k in keys}})
+    """The full jury; the adaptive one under each objective as shipped (``usd`` is the
+    default), and the trade-off as that objective's knob moves."""
+    first = compare(cases)
+    full = first.pop("_full_runs")
+    out: dict[str, Any] = {"full": first["full"]}
+    for objective, (knob, values) in SWEEPS.items():
+        shipped = POLICY.model_copy(update={"objective": objective})
+        r = first if objective == POLICY.objective else compare(cases, shipped, full)
+        block = {"adaptive": r["adaptive"], **{k: r[k] for k in KEYS}, "sweep": []}
+        for value in values:
+            if value == getattr(shipped, knob):
+                swept = r
+            else:
+                swept = compare(cases, shipped.model_copy(update={knob: value}), full)
+            block["sweep"].append({knob: value, **{k: swept[k] for k in KEYS}})
+        out[f"adaptive_{objective}"] = block
     out["n_segments"], out["seeds"] = len(cases[0].segments), len(cases)
     return out
 
@@ -309,6 +347,132 @@ def crema_d_cases(seeds: int, limit: int | None) -> list[Case]:
     return cases
 
 
+# --------------------------------------------------------------------------- RAVDESS
+
+
+def ravdess_cases(seeds: int) -> list[Case]:
+    """The fixtures with the offline jury (module docstring), one case per seed."""
+    from bench_quality import LABELS
+    from quality_sets import ravdess_juries
+
+    from emoforge.agents.recognizers.base import output_prior
+
+    jury = ravdess_juries()
+    segments = list(zip(jury["segments"], jury["features"], strict=True))
+    truth = {s.id: t for s, t in zip(jury["segments"], jury["truth"], strict=True)}
+    replay: dict[str, dict[str, Any]] = {}
+    backends: dict[str, str] = {}
+    for (seg, _), answers in zip(segments, jury["juries"], strict=True):
+        for a in answers:
+            replay.setdefault(a.agent, {})[seg.id] = a
+            backends[a.agent] = a.backend
+    free = [Juror(name, backends[name], 0.0, 0.5) for name in sorted(replay)]
+    paid = [
+        Juror("mini", "openai", 0.0003, 0.70),
+        Juror("flash", "gemini", 0.001, 0.80),
+        Juror("pro", "openai", 0.01, 0.90),
+    ]
+    priors = {n: p for n, b in backends.items() if (p := output_prior(b, None)) is not None}
+    labels = list(LABELS)
+    cases = []
+    for seed in range(seeds):
+        rng = np.random.default_rng(seed)
+        votes: dict[str, dict[str, tuple[str, float]]] = {j.name: {} for j in paid}
+        for seg, _ in segments:
+            for j in paid:
+                wrong = [k for k in labels if k != truth[seg.id]]
+                right = rng.random() < j.accuracy
+                votes[j.name][seg.id] = (truth[seg.id] if right else wrong[int(rng.integers(len(wrong)))], j.accuracy)
+        # The paid votes are scripted without rationales (there is no API here): the judge is off.
+        cases.append(
+            Case(
+                labels,
+                segments,
+                truth,
+                free + paid,
+                votes,
+                judge=False,
+                aggregation=AggregationConfig(judge_discount="none"),
+                priors=priors,
+                replay=replay,
+            )
+        )
+    return cases
+
+
+# --------------------------------------------------------------------------- Bayes reference
+
+
+def bayes_reference(jurors: Sequence[Juror], n_labels: int, n: int = 20000, seed: int = 0) -> dict[str, Any]:
+    """The plan where its model is exact: votes drawn as the policy assumes (each agent right
+    with its accuracy on every segment alike, else another label at random), the consensus
+    the Bayes posterior, no judge and no review guard. What the pipeline gives up against this
+    comes from the consensus it plans on (the judge's discount, the review flags)."""
+    rng = np.random.default_rng(seed)
+    k = n_labels
+    acc = np.array([j.accuracy for j in jurors])
+    truth = rng.integers(0, k, size=n)
+    right = rng.random((n, len(jurors))) < acc
+    votes = np.where(right, truth[:, None], (truth[:, None] + rng.integers(1, k, size=(n, len(jurors)))) % k)
+
+    def update(p: np.ndarray, j: int, vote: int) -> np.ndarray:
+        like = np.full(k, (1 - acc[j]) / (k - 1))
+        like[vote] = acc[j]
+        q = p * like
+        return q / q.sum()
+
+    free = [i for i, j in enumerate(jurors) if j.price_usd <= 0]
+    paid = [i for i, j in enumerate(jurors) if j.price_usd > 0]
+    full_right = 0
+    start = []
+    for s in range(n):
+        p = np.full(k, 1.0 / k)
+        for i in free:
+            p = update(p, i, votes[s, i])
+        start.append(p)
+        q = p
+        for i in paid:
+            q = update(q, i, votes[s, i])
+        full_right += int(q.argmax() == truth[s])
+    full_cost = sum(jurors[i].price_usd for i in paid)
+    out: dict[str, Any] = {"segments": n, "full_accuracy": round(full_right / n, 4)}
+    for objective, (knob, values) in SWEEPS.items():
+        rows = []
+        for value in values:
+            config = POLICY.model_copy(
+                update={
+                    "objective": objective,
+                    knob: value,
+                    "accuracy": {jurors[i].name: jurors[i].accuracy for i in paid},
+                }
+            )
+            policy = AdaptivePolicy(config, k)
+            calls = cost = hits = 0
+            for s in range(n):
+                p, left = start[s], list(paid)
+                while left:
+                    plan = policy.plan(
+                        {str(x): float(p[x]) for x in range(k)},
+                        [Offer(jurors[i].name, jurors[i].price_usd) for i in left],
+                    )
+                    if plan.ask is None:
+                        break
+                    i = next(i for i in left if jurors[i].name == plan.ask)
+                    p, calls, cost = update(p, i, votes[s, i]), calls + 1, cost + jurors[i].price_usd
+                    left.remove(i)
+                hits += int(p.argmax() == truth[s])
+            rows.append(
+                {
+                    knob: value,
+                    "paid_calls_saved": round(1 - calls / (n * len(paid)), 4),
+                    "cost_saved": round(1 - cost / (n * full_cost), 4),
+                    "accuracy_drop_points": round(100 * (full_right - hits) / n, 2),
+                }
+            )
+        out[objective] = rows
+    return out
+
+
 def protocol() -> str:
     """The module docstring's paragraph on what runs, as one line."""
     return " ".join(__doc__.split("Sets:")[0].split("\n\n")[2].split())
@@ -320,14 +484,34 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--crema-clips", type=int, default=None, help="odd-actor CREMA-D clips to use (all)")
     parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--sets", default="simulated,simulated_uniform,simulated_no_judge,crema_d,ravdess")
     args = parser.parse_args(argv)
+    wanted = set(args.sets.split(","))
     t0 = time.perf_counter()
     sets: dict[str, Any] = {}
-    for name, difficulty in (("simulated", True), ("simulated_uniform", False)):
-        sets[name] = evaluate([simulated(args.segments, seed, difficulty) for seed in range(args.seeds)])
+
+    def done(name: str) -> None:
         print(f"[jury] {name}: {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
-    if (fixtures() / "labels" / "crema_d_tabulated_votes.csv").exists():
+
+    for name, difficulty in (("simulated", True), ("simulated_uniform", False)):
+        if name in wanted:
+            sets[name] = evaluate([simulated(args.segments, seed, difficulty) for seed in range(args.seeds)])
+            done(name)
+    if "simulated_no_judge" in wanted:
+        # The simulated corpus with the judge and its discount off: how much of what the
+        # pipeline falls short of the Bayes reference is the judge's doing.
+        plain = AggregationConfig(judge_discount="none")
+        cases = [replace(simulated(args.segments, s, True), judge=False, aggregation=plain) for s in range(args.seeds)]
+        sets["simulated_no_judge"] = evaluate(cases)
+        done("simulated_no_judge")
+    if "crema_d" in wanted and (fixtures() / "labels" / "crema_d_tabulated_votes.csv").exists():
         sets["crema_d"] = evaluate(crema_d_cases(args.seeds, args.crema_clips))
+        done("crema_d")
+    if "ravdess" in wanted and (fixtures() / "ravdess" / "labels.csv").exists():
+        sets["ravdess"] = evaluate(ravdess_cases(args.seeds))
+        done("ravdess")
+    reference = bayes_reference(simulated(10, 0, False).jurors, 4)
+    done("bayes_reference")
     result = {
         "date": datetime.now(UTC).strftime("%Y-%m-%d"),
         "command": "benchmarks/bench_jury.py " + " ".join(argv if argv is not None else sys.argv[1:]),
@@ -335,6 +519,7 @@ def main(argv: list[str] | None = None) -> int:
         "seconds": round(time.perf_counter() - t0, 1),
         "policy": POLICY.model_dump(mode="json"),
         "protocol": protocol(),
+        "bayes_reference": reference,
         "sets": sets,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -342,8 +527,9 @@ def main(argv: list[str] | None = None) -> int:
     print(
         json.dumps(
             {
-                k: {m: v[m] for m in ("paid_calls_saved", "accuracy_drop_points", "review_queue_change", "targets")}
+                f"{k} {objective}": {m: v[f"adaptive_{objective}"][m] for m in KEYS}
                 for k, v in sets.items()
+                for objective in SWEEPS
             },
             indent=1,
         )

@@ -175,19 +175,31 @@ class ClipConfig(Section):
 
 
 class AdaptiveConfig(Section):
-    """The adaptive jury (``agents.policy: adaptive``; agents/adaptive.py): when to stop buying votes."""
+    """The adaptive jury (``agents.policy: adaptive``; agents/adaptive.py): which vote to buy
+    next, and when to stop buying (agents/policy.py)."""
 
+    objective: Literal["usd", "calls"] = Field(
+        "usd",
+        description="What a paid vote costs the jury's plan: usd = its estimated price (the cheapest "
+        "informative votes first); calls = one call each, whatever its price (the most informative agent first: "
+        "fewest calls, for rate-limited or per-request-priced servers).",
+    )
+    label_value_usd: float = Field(
+        0.5,
+        gt=0,
+        description="objective usd: what one label made right is worth. A vote is bought only when, with the "
+        "votes it may lead to, it is expected to raise the label's accuracy by more than its price / this "
+        "(0.5: about one human review of a clip, 2 minutes at 15 USD/h).",
+    )
+    min_gain_per_call: float = Field(
+        0.05,
+        gt=0,
+        le=1,
+        description="objective calls: a call is bought only when, with the calls it may lead to, it is expected "
+        "to raise the label's accuracy by more than this each.",
+    )
     min_confidence: float = Field(
         0.8, ge=0, le=1, description="Stop only when the pooled probability of the top label is at least this."
-    )
-    max_gain: float = Field(
-        0.05,
-        ge=0,
-        le=1,
-        description="... and asking every agent left would raise the expected accuracy of the label by at most this "
-        "(the value of the remaining votes, each at its agent's accuracy, under the pooled posterior): the most "
-        "accuracy an early stop may give up, in expectation. Measured (benchmarks/results/jury.json): 0.05 cost "
-        "no accuracy on the simulated juries and 0.15 points on CREMA-D's votes.",
     )
     segment_cap_usd: float | None = Field(
         None, ge=0, description="Most a segment's paid agents may cost (estimated before each call); null = no cap."
@@ -201,7 +213,7 @@ class AdaptiveConfig(Section):
     require_unflagged: bool = Field(
         True,
         description="Stop early only when the consensus so far raises no review flag (judge score, modality "
-        "conflict, agreement): the judge's objections buy more votes.",
+        "conflict, agreement): the judge's objections buy more votes, even ones the plan would not buy.",
     )
 
     @model_validator(mode="after")
@@ -227,8 +239,9 @@ class AgentsConfig(Section):
     budget_usd: float | None = Field(None, ge=0, description="Stop new paid calls past this.")
     policy: Literal["full", "adaptive"] = Field(
         "full",
-        description="full: every agent labels every segment; adaptive: agents asked cheapest first, stopping "
-        "when the consensus is decisive, past `budget_usd` or the segment cap (then to human review).",
+        description="full: every agent labels every segment; adaptive: the free agents first, then the paid "
+        "vote worth most for its price, one at a time, stopping when no vote left is worth its price and the "
+        "consensus is decisive, or past `budget_usd` or the segment cap (then to human review).",
     )
     adaptive: AdaptiveConfig = AdaptiveConfig()
     max_workers: int = Field(4, ge=1, description="Agents run concurrently per segment (threads).")

@@ -218,7 +218,7 @@ class Preprocess(Stage):
 
 class Annotate(Stage):
     """The jury labels every row (with its clip, for agents that take one): every agent, or
-    with ``agents.policy: adaptive`` the cheapest ones until the label is decided."""
+    with ``agents.policy: adaptive`` only the votes worth their price until the label is decided."""
 
     name = "annotate"
 

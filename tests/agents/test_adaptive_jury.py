@@ -46,7 +46,7 @@ def _run(
     jury = scripted_jury(agents, CTX, LABELS, budget_usd)
     # The judge is left out here (no verdicts, no discount): these tests pin the stopping rule.
     builder = ConsensusBuilder(AggregationConfig(judge_discount="none"), CTX, TaxonomyConfig(labels=LABELS))
-    policy = AdaptivePolicy(config or AdaptiveConfig(min_confidence=0.8, max_gain=0.01, accuracy=ACCURACY), len(LABELS))
+    policy = AdaptivePolicy(config or AdaptiveConfig(min_confidence=0.8, accuracy=ACCURACY), len(LABELS))
     runner = AdaptiveJury(jury, policy, lambda s, f, a: [], builder.build)
     try:
         results = runner.run(_segments(n))
@@ -72,18 +72,20 @@ def test_a_split_jury_buys_votes_cheapest_first_until_decisive() -> None:
         [("happy", 0.6), ("sad", 0.6)], {"big": ("happy", 0.9), "mid": ("happy", 0.9), "mini": ("happy", 0.8)}
     )
     (d,) = decisions
-    # After mini: p(happy) = 0.89 >= 0.8, but mid and big (accuracy 0.9 each) could still
-    # change the label often enough to be worth more than a point: mid is bought. Then the
-    # margin over sad is log 12 + log 27 = 5.78 nats, more than big's vote can move
-    # (log 27 = 3.30): no answer of big's flips the label, stop before the dearest agent.
+    # The split free round leaves happy and sad at 0.41 each. At 0.5 USD a label every vote is
+    # cheap next to what it adds, so the plan buys mini, then mid. After mid the margin over
+    # sad (log 12 + log 27 = 5.78 nats) is more than big's vote can move (log 27 = 3.30): no
+    # answer of big's flips the label, so the dearest agent is never asked.
     assert d.asked == ["free0", "free1", "mini", "mid"] and d.skipped == ["big"]
     assert (d.stop, d.route, d.rounds, d.calls, d.calls_saved) == ("decisive", "label", 3, 2, 1)
     assert d.cost_usd == pytest.approx(0.003) and d.saved_usd == pytest.approx(0.01)
     assert [len(paid[a].calls) for a in ("mini", "mid", "big")] == [1, 1, 0]
 
 
-def test_a_larger_tolerated_gain_stops_sooner() -> None:
-    config = AdaptiveConfig(min_confidence=0.8, accuracy=ACCURACY, max_gain=0.2)
+def test_a_label_worth_less_buys_fewer_votes() -> None:
+    # At 0.01 USD a label, mid's vote (0.002 USD) must add 20 points of accuracy: after mini
+    # the top label is at 0.89 and no vote left is worth its price.
+    config = AdaptiveConfig(min_confidence=0.8, accuracy=ACCURACY, label_value_usd=0.01)
     decisions, _ = _run([("happy", 0.6), ("sad", 0.6)], {"mid": ("happy", 0.9), "mini": ("happy", 0.8)}, config=config)
     assert decisions[0].asked == ["free0", "free1", "mini"] and decisions[0].stop == "decisive"
 
@@ -112,13 +114,14 @@ def test_the_corpus_budget_is_shared_by_a_round_and_the_rest_go_to_review() -> N
 
 
 def test_the_segment_cap_stops_a_segment_short_of_its_next_vote() -> None:
-    config = AdaptiveConfig(min_confidence=0.8, max_gain=0.01, accuracy=ACCURACY, segment_cap_usd=0.0025)
+    config = AdaptiveConfig(min_confidence=0.8, accuracy=ACCURACY, segment_cap_usd=0.0025)
     decisions, paid = _run(
         [("happy", 0.6), ("sad", 0.6)], {"mini": ("angry", 0.8), "mid": ("neutral", 0.9)}, n=2, config=config
     )
-    # mini (0.001) fits the cap, mini + mid (0.003) does not.
+    # At 0.5 USD a label both votes are cheap, so the plan asks the more accurate mid first;
+    # mid (0.002) fits the cap, mid + mini (0.003) does not.
     assert [(d.stop, d.route, d.calls) for d in decisions] == [("segment_cap", "review", 1)] * 2
-    assert len(paid["mini"].calls) == 2 and paid["mid"].calls == []
+    assert len(paid["mid"].calls) == 2 and paid["mini"].calls == []
 
 
 def test_a_failed_paid_vote_moves_on_to_the_next_agent() -> None:
@@ -151,7 +154,7 @@ def test_flip_bound_gain_and_margin_arithmetic() -> None:
 
 
 def test_a_flagged_consensus_is_never_decisive_while_votes_are_left() -> None:
-    policy = AdaptivePolicy(AdaptiveConfig(min_confidence=0.5, max_gain=1.0), 4)
+    policy = AdaptivePolicy(AdaptiveConfig(min_confidence=0.5, label_value_usd=0.001), 4)
     flagged = Consensus(
         segment_id="s",
         method="pooled",
@@ -169,3 +172,75 @@ def test_a_flagged_consensus_is_never_decisive_while_votes_are_left() -> None:
     assert policy.decide(flagged, [], 0.0, None).stop == "exhausted"
     clean = flagged.model_copy(update={"needs_review": False, "review_reasons": []})
     assert policy.decide(clean, [Offer("a", 0.01)], 0.0, None).stop == "decisive"
+
+
+def _brute_force(p: list[float], agents: list[tuple[float, float]]) -> float:
+    """V(p, R) of agents/policy.py written out independently: every order, every answer."""
+    k = len(p)
+    best = max(p)
+    for i, (acc, price) in enumerate(agents):
+        rest = agents[:i] + agents[i + 1 :]
+        value = -price
+        for v in range(k):
+            like = [acc if z == v else (1 - acc) / (k - 1) for z in range(k)]
+            joint = [pz * lz for pz, lz in zip(p, like, strict=True)]
+            if sum(joint) > 0:
+                value += sum(joint) * _brute_force([j / sum(joint) for j in joint], rest)
+        best = max(best, value)
+    return best
+
+
+@pytest.mark.parametrize(
+    "p, agents",
+    [
+        ([0.6, 0.4], [(0.9, 0.29)]),
+        ([0.6, 0.4], [(0.9, 0.31)]),
+        ([0.5, 0.3, 0.2], [(0.8, 0.01), (0.7, 0.002)]),
+        ([0.4, 0.4, 0.1, 0.1], [(0.8, 0.002), (0.9, 0.004), (0.9, 0.02)]),
+        ([0.9, 0.05, 0.05], [(0.7, 0.05), (0.95, 0.001)]),
+    ],
+)
+def test_the_plan_is_the_bayes_optimal_value(p: list[float], agents: list[tuple[float, float]]) -> None:
+    names = [f"w{i}" for i in range(len(agents))]
+    config = AdaptiveConfig(accuracy=dict(zip(names, (a for a, _ in agents), strict=True)), label_value_usd=1.0)
+    policy = AdaptivePolicy(config, len(p))
+    labels = "abcd"[: len(p)]
+    plan = policy.plan(
+        dict(zip(labels, p, strict=True)), [Offer(n, c) for n, (_, c) in zip(names, agents, strict=True)]
+    )
+    assert plan.value == pytest.approx(_brute_force(p, agents), abs=1e-9)
+    # One vote at 0.9 on 0.6 / 0.4 lifts the expected accuracy to 0.9: worth buying below 0.3.
+    if agents == [(0.9, 0.29)]:
+        assert plan.ask == "w0" and plan.value == pytest.approx(0.9 - 0.29)
+    if agents == [(0.9, 0.31)]:
+        assert plan.ask is None and plan.value == pytest.approx(0.6)
+
+
+def test_objective_usd_asks_the_cheap_vote_first_and_calls_the_strong_one() -> None:
+    split = {"happy": 0.45, "sad": 0.45, "angry": 0.05, "neutral": 0.05}
+    offers = [Offer("mini", 0.001), Offer("big", 0.02)]
+    accuracy = {"mini": 0.75, "big": 0.95}
+    usd = AdaptivePolicy(AdaptiveConfig(accuracy=accuracy, label_value_usd=0.1), 4)
+    calls = AdaptivePolicy(AdaptiveConfig(accuracy=accuracy, objective="calls", min_gain_per_call=0.05), 4)
+    # In USD big costs 20 times mini; by the call they cost the same and big tells more.
+    assert usd.plan(split, offers).ask == "mini"
+    assert calls.plan(split, offers).ask == "big"
+
+
+def test_a_vote_that_cannot_flip_the_label_is_never_bought_however_cheap() -> None:
+    policy = AdaptivePolicy(AdaptiveConfig(accuracy={"a": 0.7}, label_value_usd=1e6), 4)
+    sure = Consensus(
+        segment_id="s",
+        method="pooled",
+        primary_label="happy",
+        distribution={"happy": 0.9, "sad": 0.05, "angry": 0.05},
+        confidence=0.9,
+        entropy=0.3,
+        n_annotations=2,
+        n_valid=2,
+        needs_review=False,
+        provenance=CTX.provenance("aggregate"),
+    )
+    # log(0.9 / 0.05) = 2.89 nats > one vote at 0.7 on 4 labels (log 7 = 1.95).
+    d = policy.decide(sure, [Offer("a", 1e-9)], 0.0, None)
+    assert (d.stop, d.gain) == ("decisive", 0.0) and d.margin > d.flip_bound
