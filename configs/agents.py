@@ -216,6 +216,16 @@ class AdaptiveConfig(Section):
         "conflict, agreement): the judge's objections buy more votes, even ones the plan would not buy.",
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _no_max_gain(cls, data: object) -> object:
+        if isinstance(data, dict) and "max_gain" in data:
+            raise ValueError(
+                "agents.adaptive.max_gain is gone: the adaptive jury now buys a vote when it is worth its price; "
+                "set objective (usd | calls) and label_value_usd or min_gain_per_call instead (README, Adaptive jury)"
+            )
+        return data
+
     @model_validator(mode="after")
     def _accuracies_in_range(self) -> "AdaptiveConfig":
         bad = {k: v for k, v in self.accuracy.items() if not 0 < v < 1}

@@ -244,3 +244,8 @@ def test_a_vote_that_cannot_flip_the_label_is_never_bought_however_cheap() -> No
     # log(0.9 / 0.05) = 2.89 nats > one vote at 0.7 on 4 labels (log 7 = 1.95).
     d = policy.decide(sure, [Offer("a", 1e-9)], 0.0, None)
     assert (d.stop, d.gain) == ("decisive", 0.0) and d.margin > d.flip_bound
+
+
+def test_the_old_max_gain_key_is_refused_with_what_replaced_it() -> None:
+    with pytest.raises(ValueError, match=r"max_gain is gone.*label_value_usd or min_gain_per_call"):
+        AdaptiveConfig.model_validate({"max_gain": 0.05})
