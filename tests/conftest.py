@@ -78,6 +78,17 @@ def run_ffmpeg(*args: str) -> None:
     subprocess.run([exe, "-hide_banner", "-loglevel", "error", "-y", *args], check=True)
 
 
+def media_duration(path: Path) -> float:
+    """Container duration by ffprobe: an independent check of the files emoforge cuts."""
+    out = subprocess.run(
+        ["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", str(path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return float(out.stdout)
+
+
 def espeak(text: str, out: Path, voice: str = "en-us", speed: int = 150, pitch: int = 50) -> Path:
     """Synthesize speech with espeak-ng into a 16 kHz mono WAV."""
     exe = shutil.which("espeak-ng")

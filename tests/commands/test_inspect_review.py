@@ -13,25 +13,8 @@ from emoforge.cli import app
 from emoforge.configs.release import ReviewConfig
 from emoforge.release.splits import release_label
 from emoforge.review.importer import ReviewImporter
-from emoforge.storage.records import ErrorKind, Failure, Status, Verdict
 from emoforge.storage.shards import read_rows
-from tests.release.factory import make_row, write_corpus
-
-
-def _judge_failure(verdict: Verdict, annotation_id: str) -> Verdict:
-    return verdict.model_copy(
-        update={
-            "id": f"{annotation_id}-llm",
-            "annotation_id": annotation_id,
-            "judge": "llm",
-            "status": Status.failed,
-            "s_rec": 0.0,
-            "s_reason": 0.0,
-            "s_cot": 0.0,
-            "s_final": 0.0,
-            "failure": Failure(stage="judge", kind=ErrorKind.timeout, message="slow"),
-        }
-    )
+from tests.release.factory import failed_judgement, make_row, write_corpus
 
 
 def _export(path: Path, labels: dict[str, str]) -> Path:
@@ -66,9 +49,9 @@ def test_inspect_agrees_with_the_review_after_an_import(tmp_path: Path) -> None:
     # q0: the voice agent refused, and the LLM judge "failed" on that refusal too (an echo, not
     # a second failure); ok0: the judge timed out on a good annotation (a real judge failure).
     q0 = make_row("q0", 0, "sad", needs_review=True, votes=("sad", None, "sad"))
-    rows[0] = q0.model_copy(update={"verdicts": [*q0.verdicts, _judge_failure(q0.verdicts[0], "q0-00000-voice")]})
+    rows[0] = q0.model_copy(update={"verdicts": [*q0.verdicts, failed_judgement(q0.verdicts[0], "q0-00000-voice")]})
     ok0 = rows[4]
-    rows[4] = ok0.model_copy(update={"verdicts": [*ok0.verdicts, _judge_failure(ok0.verdicts[0], "ok0-00000-face")]})
+    rows[4] = ok0.model_copy(update={"verdicts": [*ok0.verdicts, failed_judgement(ok0.verdicts[0], "ok0-00000-face")]})
     root = write_corpus(str(tmp_path / "corpus"), rows)
 
     runner = CliRunner()

@@ -151,6 +151,23 @@ def make_row(
     )
 
 
+def failed_judgement(verdict: Verdict, annotation_id: str, judge: str = "llm") -> Verdict:
+    """``verdict`` turned into a judge's failed (timed-out) judgement of ``annotation_id``."""
+    return verdict.model_copy(
+        update={
+            "id": f"{annotation_id}-{judge}",
+            "annotation_id": annotation_id,
+            "judge": judge,
+            "status": Status.failed,
+            "s_rec": 0.0,
+            "s_reason": 0.0,
+            "s_cot": 0.0,
+            "s_final": 0.0,
+            "failure": Failure(stage="judge", kind=ErrorKind.timeout, message="slow"),
+        }
+    )
+
+
 def human(label: str, reviewer: str = "ann@example.org", day: int = 1, **kw: object) -> HumanLabel:
     return HumanLabel(
         reviewer=reviewer,

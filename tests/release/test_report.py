@@ -15,8 +15,8 @@ import pytest
 from typer.testing import CliRunner
 
 from emoforge.cli import app
-from emoforge.storage.records import ErrorKind, Failure, Status
-from tests.release.factory import human, make_row, write_corpus
+from emoforge.storage.records import ErrorKind, Failure
+from tests.release.factory import failed_judgement, human, make_row, write_corpus
 
 TITLES = (
     "Label distribution",
@@ -47,18 +47,7 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
     ]
     rows += [make_row("bad0", 0, failed=True), make_row("bad1", 0, failed=True)]
     ref = make_row("ref0", 0, "happy", votes=("happy", None, "happy"))
-    failed_verdict = ref.verdicts[0].model_copy(
-        update={
-            "id": "ref0-00000-face-llm",
-            "judge": "llm",
-            "status": Status.failed,
-            "s_rec": 0.0,
-            "s_reason": 0.0,
-            "s_cot": 0.0,
-            "s_final": 0.0,
-            "failure": Failure(stage="judge", kind=ErrorKind.timeout, message="slow"),
-        }
-    )
+    failed_verdict = failed_judgement(ref.verdicts[0], ref.verdicts[0].annotation_id)
     # The judge's echo of the voice annotation that had already failed (agents/judge/verdicts.py).
     echo = failed_verdict.model_copy(
         update={

@@ -5,7 +5,6 @@ file://: the query-string filters and audio elements that load with the segment'
 from __future__ import annotations
 
 import io
-import json
 import re
 import shutil
 import subprocess
@@ -27,6 +26,7 @@ from emoforge.storage.records import (
     Transcript,
     Word,
 )
+from tests.conftest import media_duration
 from tests.release.factory import human, make_row, write_corpus
 
 EVIL = "</title><script>alert(1)</script>\"'><img src=x onerror=alert(2)>"
@@ -162,16 +162,6 @@ def _ids(page: str) -> list[str]:
     return re.findall(r"<h2>([^<]+)-00000</h2>", page)
 
 
-def _probe_duration(path: Path) -> float:
-    out = subprocess.run(
-        ["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "json", str(path)],
-        capture_output=True,
-        check=True,
-        text=True,
-    ).stdout
-    return float(json.loads(out)["format"]["duration"])
-
-
 def test_clips_cut_media_and_say_why_not(browser: Path) -> None:
     from PIL import Image
 
@@ -192,7 +182,7 @@ def test_clips_cut_media_and_say_why_not(browser: Path) -> None:
     assert [p.name.split("-")[0] for p in audio] == ["jfk", "mer3358", "mer4735", "mer694"]
     for path in audio:
         start, end = SPANS[path.name.split("-")[0]]
-        assert _probe_duration(path) == pytest.approx(end - start, abs=0.05)
+        assert media_duration(path) == pytest.approx(end - start, abs=0.05)
     frames = {p.name: p for p in (browser / "media").glob("*.jpg")}
     assert sorted(n.split("-")[0] for n in frames) == ["mer3358"] + ["mer4735"] * 3 + ["mer694"]
     stored = next(p for n, p in frames.items() if n.startswith("mer3358"))
@@ -339,7 +329,7 @@ def test_cutter_skips_cover_art_and_names_unreadable_media(
     rows = [_row("tone", 0.5, 2.5, uri=str(cover)), _row("broken", 0.0, 1.0, uri=str(corrupt_media))]
     cut = ClipMediaCutter(tmp_path).cut_all(rows)
     tone, broken = cut["tone-00000"], cut["broken-00000"]
-    assert tone.audio is not None and _probe_duration(tmp_path / tone.audio) == pytest.approx(2.0, abs=0.05)
+    assert tone.audio is not None and media_duration(tmp_path / tone.audio) == pytest.approx(2.0, abs=0.05)
     assert tone.frames == [] and tone.notes == ["no video stream: audio only"]  # the cover is no frame of the clip
     assert broken.audio is None and broken.frames == []
     assert len(broken.notes) == 1 and broken.notes[0].startswith("media unreadable: ")

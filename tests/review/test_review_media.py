@@ -14,19 +14,10 @@ from typer.testing import CliRunner
 from emoforge.cli import app
 from emoforge.configs.release import ReviewConfig
 from emoforge.review.exporter import LabelStudioExporter
+from tests.conftest import media_duration
 from tests.release.factory import TAXONOMY, human, make_row, write_corpus
 
 PREFIX = "/data/local-files/?d="
-
-
-def _duration(path: Path) -> float:
-    out = subprocess.run(
-        ["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", str(path)],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return float(out.stdout)
 
 
 def _streams(path: Path) -> list[str]:
@@ -58,7 +49,7 @@ def test_export_cuts_each_segment_into_its_player(tmp_path: Path, media_dir: Pat
         assert " " not in url  # quoted: the row id has a space
         clip = tmp_path / unquote(url.removeprefix(PREFIX))
         assert _streams(clip) == streams
-        assert _duration(clip) == pytest.approx(1.5, abs=0.06)  # the segment (2.0-3.5 s / 4.0-5.5 s), not the file
+        assert media_duration(clip) == pytest.approx(1.5, abs=0.06)  # the segment (2.0-3.5 s / 4.0-5.5 s), not the file
     # three key frames from the segment's span, as images beside the clip; audio has none
     assert len(video["keyframes"]) == 3 and "keyframes" not in audio
     assert all((tmp_path / unquote(u.removeprefix(PREFIX))).read_bytes()[:2] == b"\xff\xd8" for u in video["keyframes"])
