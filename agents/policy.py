@@ -271,11 +271,12 @@ class AdaptivePolicy:
         self, distribution: Mapping[str, float], remaining: Sequence[Offer], margin: float, bound: float
     ) -> Plan:
         """The plan with its two exact shortcuts (module docstring), and the gain of asking all."""
+        stop = max(distribution.values(), default=0.0)  # the value of stopping: the top label's accuracy
         if not remaining or margin > bound:
-            return Plan(0.0, None, None, gain=0.0)  # no outcome of the votes left can flip the label
+            return Plan(stop, None, None, gain=0.0)  # no outcome of the votes left can flip the label
         gain = self.gain(distribution, remaining)
         if gain <= min(self.price(o) for o in remaining):
-            return Plan(0.0, None, None, gain=gain)  # even all of them are worth less than the cheapest
+            return Plan(stop, None, None, gain=gain)  # even all of them are worth less than the cheapest
         plan = self.plan(distribution, remaining)
         return Plan(plan.value, plan.ask, plan.best, gain=gain)
 

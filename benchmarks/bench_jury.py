@@ -366,7 +366,17 @@ def ravdess_cases(seeds: int) -> list[Case]:
         for a in answers:
             replay.setdefault(a.agent, {})[seg.id] = a
             backends[a.agent] = a.backend
-    free = [Juror(name, backends[name], 0.0, 0.5) for name in sorted(replay)]
+    # Juror.accuracy is the policy's belief about a vote; the policy plans over paid agents only, so for
+    # these free ones it is not read. Their measured accuracy on these clips, not a made-up number.
+    free = [
+        Juror(
+            name,
+            backends[name],
+            0.0,
+            float(np.mean([replay[name][s.id].primary_label == truth[s.id] for s, _ in segments])),
+        )
+        for name in sorted(replay)
+    ]
     paid = [
         Juror("mini", "openai", 0.0003, 0.70),
         Juror("flash", "gemini", 0.001, 0.80),
