@@ -115,6 +115,11 @@ class ReviewFlagsConfig(Section):
     conflict_min_valence: float = Field(
         0.25, ge=0, le=1, description="|valence| each side needs for a modality conflict."
     )
+    flag_off_domain: bool = Field(
+        True,
+        description="Flag when a trained recognizer's input is unlike its training data (its domain check's "
+        "trust below its min_trust): its vote then leans on its prior, and the label on the other votes.",
+    )
 
 
 class AggregationConfig(Section):

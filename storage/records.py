@@ -425,6 +425,17 @@ class Usage(Record):
     attempts: int = Field(default=0, description="Attempts including re-asks and retries.")
 
 
+class DomainCheck(Record):
+    """How far a trained recognizer's input was from its training data (agents/recognizers/domain.py)."""
+
+    distance: float = Field(ge=0, description="Mahalanobis distance in the training data's main subspace (~1 there).")
+    residual: float = Field(ge=0, description="Energy outside that subspace over the training mean (~1 there).")
+    trust: float = Field(ge=0, le=1, description="Weight of the model's own probabilities against its output prior.")
+    min_trust: float = Field(ge=0, le=1, description="Trust below which an input is off-domain.")
+    off_domain: bool = Field(description="trust < min_trust: unlike anything the model was trained on.")
+    reference: str = Field(description="The training data the distance is measured against.")
+
+
 class Annotation(Record):
     """One annotator's answer for one segment: {labels, rationale steps, evidence}."""
 
@@ -451,6 +462,9 @@ class Annotation(Record):
     evidence: list[Cue] = Field(default_factory=list, description="Cited cues per modality.")
     modalities_seen: list[str] = Field(default_factory=list, description="Modalities given to the agent.")
     usage: Usage = Field(default_factory=Usage, description="Tokens, cost, latency, cache use.")
+    domain: DomainCheck | None = Field(
+        default=None, description="Trained recognizers: distance of the input to their training data."
+    )
     provenance: Provenance = Field(description="Model, prompt version, config hash.")
 
     @model_validator(mode="after")

@@ -24,6 +24,7 @@ from emoforge.configs.emotions import CIRCUMPLEX, DEFAULT_LABELS, SYNONYMS
 from emoforge.storage.records import (
     Annotation,
     Cue,
+    DomainCheck,
     ErrorKind,
     Features,
     RunContext,
@@ -49,6 +50,7 @@ class CueReading:
     valence: float | None = None
     arousal: float | None = None
     modalities_seen: list[str] = field(default_factory=list)
+    domain: DomainCheck | None = None  # trained recognizers: how far the input is from their training data
 
 
 def usable_transcript(features: Features) -> Transcript:
@@ -152,6 +154,7 @@ class CueAnnotator:
             evidence=reading.evidence,
             modalities_seen=reading.modalities_seen,
             usage=Usage(),
+            domain=reading.domain,
         )
 
     def estimate(self, segment: Segment, features: Features, clip: SegmentClip | None = None) -> Usage:

@@ -4,8 +4,10 @@
 or judge-weighted vote (``emoforge/quality/aggregation``), adds the multi-label set, intensity and
 valence/arousal means, confidence, entropy and agreement, and flags the segment for review
 with typed reasons: ``too_few_valid``, ``low_confidence``, ``annotator_conflict``,
-``low_judge_score``, ``judge_failed`` and ``modality_conflict`` (e.g. a smiling face with a
-sad voice: single-modality annotators whose valence points opposite ways). It also scores the
+``low_judge_score``, ``judge_failed``, ``modality_conflict`` (e.g. a smiling face with a
+sad voice: single-modality annotators whose valence points opposite ways) and ``off_domain``
+(a trained recognizer heard or saw something unlike its training data; its vote already
+leans on its prior, so the label rests on the others). It also scores the
 label's quality (``label_quality.segment_label_quality``, CROWDLAB at segment scope), which
 orders the review queue.
 """
@@ -128,6 +130,8 @@ class ConsensusBuilder:
         reasons += self._judge_reasons(judged)
         if review.flag_modality_conflict:
             reasons += self._modality_conflict(features, valid)
+        if review.flag_off_domain:
+            reasons += off_domain_reasons(valid)
         return Consensus(
             segment_id=segment.id,
             method=method,
@@ -269,6 +273,17 @@ class ConsensusBuilder:
             for pm, pv, pl in sorted(positive)
             for nm, nv, nl in sorted(negative)
         ]
+
+
+def off_domain_reasons(valid: list[Annotation]) -> list[str]:
+    """One ``off_domain`` reason naming every vote whose input was unlike its model's training data."""
+    off = [a for a in valid if a.domain is not None and a.domain.off_domain]
+    if not off:
+        return []
+    return [
+        "off_domain: "
+        + ", ".join(f"{a.agent} trust {a.domain.trust:.2f} < {a.domain.min_trust:.2f}" for a in off if a.domain)
+    ]
 
 
 def _weighted_mean(values: list[float | None], weights: list[float]) -> float | None:
