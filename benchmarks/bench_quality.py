@@ -1,6 +1,6 @@
 """Label quality on every human-labelled set we ship -> benchmarks/results/quality.json.
 
-    .venv/bin/python benchmarks/bench_quality.py [--sets crema_d,meld,ravdess,mer] [--quick]
+    .venv/bin/python benchmarks/bench_quality.py [--sets crema_d,meld,speech,mer]
 
 For each set: every agent that can read it (accuracy, macro-F1, ECE of its stated
 confidence, share of failures), the per-segment consensus of the offline default jury and
@@ -17,8 +17,12 @@ Sets (paths under $EMOFORGE_FIXTURES, default ../shared/fixtures):
   presentation mode, with a confidence calibrated on the other actors; scores the
   aggregators against the intended emotion.
 * ``meld``: MELD dev text (1,109 English TV lines, 7 labels): the text agents.
-* ``ravdess``: RAVDESS speech, actors 1-12 (720 clips; calm counted as neutral): the voice
-  and text agents (the transcript is the clip's fixed sentence) and their consensus.
+* ``speech``: the three labelled speech corpora (RAVDESS actors 1-12, English; nEMO, Polish;
+  EmoDB, German; 1,891 clips, calm counted as neutral), each scored two ways: ``speaker``
+  (the voice model never heard the clip's speaker) and ``corpus`` (leave one corpus out: it
+  never heard the clip's corpus or language), with the voice model's temperature and trust
+  fitted without that corpus; the text model reads the sentence spoken; the consensus of
+  the two per protocol, with balanced accuracy, ECE and selective accuracy.
 * ``mer``: the three MER2023 clips through the whole offline pipeline: every offline
   agent, the default jury's consensus and the judge, per segment (each segment carries
   its clip's label) and per clip.
@@ -59,18 +63,30 @@ def fixtures() -> Path:
 
 
 def score(truth: Sequence[str], predicted: Sequence[str | None], confidence: Sequence[float | None]) -> dict[str, Any]:
-    """Accuracy (failures count wrong), macro-F1 over the labels in ``truth``, ECE of the
-    confidence on the answered items, and the answered share."""
+    """Accuracy and balanced accuracy (failures count wrong), macro-F1 over the labels in
+    ``truth``, ECE of the confidence on the answered items, the answered share, and selective
+    accuracy: the accuracy of the most confident 30 % (failures last), with its coverage curve."""
     answered = [i for i, p in enumerate(predicted) if p is not None]
     correct = [predicted[i] == truth[i] for i in answered]
     conf = [float(confidence[i] or 0.0) for i in answered]
+    hits = np.array([p == t for p, t in zip(predicted, truth, strict=True)], dtype=float)
+    order = np.argsort([-(c or 0.0) if p is not None else 1.0 for p, c in zip(predicted, confidence, strict=True)])
+
+    def selective(coverage: float) -> float:
+        return round(float(hits[order[: max(1, round(coverage * len(hits)))]].mean()), 4)
+
     return {
         "n": len(truth),
         "answered": round(len(answered) / len(truth), 4) if truth else None,
-        "accuracy": round(float(np.mean([p == t for p, t in zip(predicted, truth, strict=True)])), 4),
+        "accuracy": round(float(hits.mean()), 4),
+        "balanced_accuracy": round(
+            float(np.mean([hits[[t == k for t in truth]].mean() for k in sorted(set(truth))])), 4
+        ),
         "macro_f1": round(macro_f1(truth, predicted, sorted(set(truth))), 4),
         "ece": round(expected_calibration_error(conf, correct), 4) if answered else None,
         "mean_confidence": round(float(np.mean(conf)), 4) if answered else None,
+        "selective_accuracy_30pct": selective(0.3),
+        "coverage_curve": {f"{c:.1f}": selective(c) for c in (0.1, 0.3, 0.5, 0.7, 1.0)},
         "predicted": dict(sorted({p or "failed": sum(q == p for q in predicted) for p in predicted}.items())),
     }
 
@@ -289,11 +305,13 @@ def jury_consensus(
     juries: Sequence[Sequence[Any]],
     truth: Sequence[str],
     groups: Sequence[Any] | None = None,
+    only: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """Consensus of the given per-segment juries with every per-segment method and the default
     judge, plus the judge's AUROC and the consensus-support check. With ``groups`` (e.g. the
     speaker), also ``pooled_fitted``: the default with per-agent exponents fitted on the
-    other groups' labelled segments (``fit_pool_weights``), leave one group out."""
+    other groups' labelled segments (``fit_pool_weights``), leave one group out. ``only``
+    names the methods to run (all by default)."""
     from emoforge.agents.judge import Judge
     from emoforge.agents.recognizers.base import output_prior
     from emoforge.configs.agents import TaxonomyConfig
@@ -315,6 +333,8 @@ def jury_consensus(
         "weighted": (AggregationConfig(method="weighted"), priors),
         "majority": (AggregationConfig(method="majority"), priors),
     }
+    if only is not None:
+        variants = {name: variants[name] for name in only}
 
     def build(config: AggregationConfig, pr: dict[str, dict[str, float]], index: Sequence[int]) -> list[Any]:
         builder = ConsensusBuilder(config, ctx(), TaxonomyConfig(), pr)
@@ -452,7 +472,7 @@ def _mer_rows() -> list[Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sets", default="crema_d,meld,ravdess,mer")
+    parser.add_argument("--sets", default="crema_d,meld,speech,mer")
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args(argv)
     import quality_sets
@@ -460,12 +480,13 @@ def main(argv: list[str] | None = None) -> int:
     runners: dict[str, Callable[[], dict[str, Any]]] = {
         "crema_d": crema_d,
         "meld": quality_sets.meld,
-        "ravdess": quality_sets.ravdess,
+        "speech": quality_sets.speech_sets,
         "mer": quality_sets.mer,
         "faithfulness": faithfulness,
     }
     previous = json.loads(args.out.read_text()) if args.out.exists() else {}
-    sets = dict(previous.get("sets", {}))
+    # "ravdess" was the RAVDESS-only set before the speech corpora (now under "speech").
+    sets = {k: v for k, v in previous.get("sets", {}).items() if k != "ravdess"}
     timings = dict(previous.get("seconds", {}))
     for name in [s for s in args.sets.split(",") if s]:
         t0 = time.perf_counter()

@@ -122,94 +122,146 @@ def wav_bytes(audio: np.ndarray, sr: int) -> bytes:
     return buf.getvalue()
 
 
-def ravdess() -> dict[str, Any]:
-    jury = ravdess_juries()
-    truth, rows, anns = jury["truth"], jury["rows"], jury["annotations"]
-    return {
-        "n": len(rows),
-        "protocol": "voice_model out of fold by actor (it never heard the test actor); calm counted as "
-        "neutral; transcript = the clip's fixed sentence; jury = voice_model + text_model (no video)",
-        "majority_baseline": majority_baseline(truth),
-        "agents": {k: score(truth, *answers(v)) for k, v in anns.items()},
-        "consensus": jury_consensus(
-            jury["segments"], jury["features"], jury["juries"], truth, groups=[int(r["actor"]) for r in rows]
-        ),
-    }
+def speech_sets() -> dict[str, dict[str, Any]]:
+    """RAVDESS, nEMO and EmoDB, each scored two ways: ``speaker`` (voice model trained without
+    the clip's speakers) and ``corpus`` (trained without the clip's whole corpus); the jury
+    is that voice model + the shipped text model reading the sentence spoken."""
+    juries = speech_juries()
+    out: dict[str, dict[str, Any]] = {}
+    for corpus in juries["corpora"]:
+        rows = [i for i, c in enumerate(juries["corpus"]) if c == corpus]
+        truth = [juries["truth"][i] for i in rows]
+        entry: dict[str, Any] = {
+            "n": len(rows),
+            "speakers": len({juries["speaker"][i] for i in rows}),
+            "protocol": "voice_model held out two ways (speaker: 6 speaker-grouped folds over the three corpora; "
+            "corpus: trained on the other two corpora), its temperature and trust fitted without this corpus; "
+            "text_model as shipped, reading the sentence spoken; jury = voice_model + text_model (no video); "
+            "calm counted as neutral",
+            "majority_baseline": majority_baseline(truth),
+            "agents": {"text_model": score(truth, *answers([juries["text_model"][i] for i in rows]))},
+        }
+        for protocol in ("speaker", "corpus"):
+            voice = [juries["voice_model"][protocol][i] for i in rows]
+            entry["agents"][f"voice_model_{protocol}"] = score(truth, *answers(voice)) | off_domain_share(voice)
+            entry[f"consensus_{protocol}"] = jury_consensus(
+                [juries["segments"][i] for i in rows],
+                [juries["features"][i] for i in rows],
+                [juries["juries"][protocol][i] for i in rows],
+                truth,
+                only=("pooled", "majority"),
+            )
+        out[corpus] = entry
+    return out
 
 
-def ravdess_juries() -> dict[str, Any]:
-    """RAVDESS actors 1-12 through the real agents: segments, features, every agent's
-    annotations, the jury (voice_model out of fold + text_model) per clip, and the truth."""
+def off_domain_share(annotations: Sequence[Any]) -> dict[str, float]:
+    checks = [a.domain for a in annotations if a is not None and a.domain is not None]
+    return {"off_domain_share": round(float(np.mean([c.off_domain for c in checks])), 4) if checks else 0.0}
+
+
+def speech_juries() -> dict[str, Any]:
+    """The three speech corpora through the real agents: segments, features, the text model's
+    answers, the voice model's answers under each protocol (each fold's weights written by the
+    training script's own ``fit`` and ``mapping`` and loaded through ``AgentConfig.model``) and
+    the jury (voice + text) per clip and protocol."""
     import json
 
     import soundfile as sf
     import train_voice_model as tvm
+    from speech_corpora import speech_clips
 
     from emoforge.agents.clips import SegmentClip
     from emoforge.agents.recognizers.base import weights_path
+    from emoforge.agents.recognizers.domain import DomainModel
     from emoforge.configs.preprocess import ProsodyConfig
     from emoforge.preprocess.prosody import ProsodyAnalyzer
 
-    root = fixtures() / "ravdess"
-    rows = read_csv(root / "labels.csv")
-    truth = [
-        "neutral" if r["emotion"] == "calm" else ("disgusted" if r["emotion"] == "disgust" else r["emotion"])
-        for r in rows
-    ]
+    clips = speech_clips(fixtures())
     prosody = ProsodyAnalyzer(ProsodyConfig())
-    segs, feats, clips = [], [], []
-    for i, r in enumerate(rows):
-        audio, sr = sf.read(root / r["file"], dtype="float32")
+    segs, feats, cuts = [], [], []
+    for i, c in enumerate(clips):
+        audio, sr = sf.read(c.path, dtype="float32")
         duration = len(audio) / sr
-        f = transcript_features(f"rav{i}", r["statement"], duration)
+        f = transcript_features(f"sp{i}", c.text, duration, language=c.language)
         f = f.model_copy(update={"prosody": prosody.analyze(audio, sr, 0.0, f.transcript.words)})
-        segs.append(segment(f"rav{i}", duration))
+        segs.append(segment(f"sp{i}", duration))
         feats.append(f)
-        clips.append(
+        cuts.append(
             SegmentClip(
                 segment_id=segs[-1].id, start_s=0.0, end_s=duration, audio_wav=wav_bytes(audio, sr), audio_s=duration
             )
         )
-    anns: dict[str, list[Any]] = {}
-    for backend in ("voice_cues", "text_cues", "text_model"):
-        agent = make_agent(backend)
-        anns[backend] = [agent.annotate(s, f, c) for s, f, c in zip(segs, feats, clips, strict=True)]
-    anns["voice_model"] = [None] * len(rows)
-    # Leave one actor out, through the real agent: each fold's weights are the shipped ones
-    # refitted (same C, same temperature, same feature spec) without the held-out actor.
-    shipped = weights_path(None, "voice-ravdess-v1.npz")
+    text = make_agent("text_model")
+    text_anns = [text.annotate(s, f, c) for s, f, c in zip(segs, feats, cuts, strict=True)]
+    shipped = weights_path(None, tvm.WEIGHTS)
     with np.load(shipped, allow_pickle=False) as data:
         arrays = {k: data[k] for k in data.files}
-    c = float(json.loads(str(arrays["meta"]))["C"])
-    views = tvm.extract(root, rows)
-    y = np.array([tvm.CLASSES.index(t) for t in truth])
-    actors = np.array([int(r["actor"]) for r in rows])
+    meta = json.loads(str(arrays["meta"]))
+    y = np.array([tvm.CLASSES.index(c.label) for c in clips])
+    corpus = np.array([c.corpus for c in clips])
+    speaker = np.array([c.speaker for c in clips])
+    views = tvm.candidates(tvm.extract(clips, tvm.REPO / "out" / "cache" / "voice-features.npz"))[meta["candidate"]][0]
+    fits = {
+        p: tvm.held_out(views, y, corpus, speaker, meta["C"], meta["nuisance_dims"], p) for p in ("speaker", "corpus")
+    }
+    runs = {p: run for p, (run, _) in fits.items()}
+    # Each corpus's clips are read with a temperature and trust fitted without that corpus.
+    maps = {c: tvm.mapping(runs, y, corpus != c) for c in np.unique(corpus)}
+    voice: dict[str, list[Any]] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for actor in np.unique(actors):
-            test = actors == actor
-            fold = tvm.Standardised([views["a"][~test], views["a_whole_file"][~test]], y[~test], c)
-            path = Path(tmp) / f"voice-without-actor{actor}.npz"
-            np.savez_compressed(
-                path,
-                **{
-                    **arrays,
-                    "mean": fold.mean.astype(np.float32),
-                    "scale": fold.scale.astype(np.float32),
-                    "coef": fold.coef.astype(np.float32),
-                    "intercept": fold.intercept.astype(np.float32),
-                },
-            )
-            agent = make_agent("voice_model", str(path))
-            for i in np.flatnonzero(test):
-                anns["voice_model"][i] = agent.annotate(segs[i], feats[i], clips[i])
-    juries = [[anns["voice_model"][i], anns["text_model"][i]] for i in range(len(rows))]
+        for protocol, (_, models) in fits.items():
+            voice[protocol] = [None] * len(clips)
+            for f, (test, model) in enumerate(models):
+                for c in np.unique(corpus[test]):
+                    temperature, coef, min_trust = maps[c]
+                    components, variances, residual = model.subspace
+                    domain = DomainModel(components, variances, residual, coef, temperature, min_trust, tvm.REFERENCE)
+                    path = Path(tmp) / f"voice-{protocol}-{f}-{c}.npz"
+                    np.savez(
+                        path,
+                        **{
+                            **arrays,
+                            "mean": model.mean,
+                            "scale": model.scale,
+                            "nuisance": model.nuisance,
+                            "coef": model.coef,
+                            "intercept": model.intercept,
+                            "output_prior": model.prior,
+                            **domain.arrays(),
+                        },
+                    )
+                    agent = make_agent("voice_model", str(path))
+                    for i in np.flatnonzero(test & (corpus == c)):
+                        voice[protocol][i] = agent.annotate(segs[i], feats[i], cuts[i])
     return {
-        "rows": rows,
-        "truth": truth,
+        "corpora": sorted(set(corpus.tolist()), key=list(corpus).index),
+        "corpus": corpus.tolist(),
+        "speaker": speaker.tolist(),
+        "truth": [c.label for c in clips],
         "segments": segs,
         "features": feats,
-        "annotations": anns,
-        "juries": juries,
+        "clips": cuts,
+        "text_model": text_anns,
+        "voice_model": voice,
+        "juries": {p: [[voice[p][i], text_anns[i]] for i in range(len(clips))] for p in voice},
+    }
+
+
+def ravdess_juries() -> dict[str, Any]:
+    """RAVDESS actors 1-12 through the real agents, the voice model held out by speaker
+    (``speech_juries``): what bench_review and bench_jury score their queues and juries on."""
+    juries = speech_juries()
+    rows = [i for i, c in enumerate(juries["corpus"]) if c == "ravdess"]
+    voice = [juries["voice_model"]["speaker"][i] for i in rows]
+    text = [juries["text_model"][i] for i in rows]
+    return {
+        "rows": [{"actor": juries["speaker"][i].split("_")[-1]} for i in rows],
+        "truth": [juries["truth"][i] for i in rows],
+        "segments": [juries["segments"][i] for i in rows],
+        "features": [juries["features"][i] for i in rows],
+        "annotations": {"voice_model": voice, "text_model": text},
+        "juries": [[v, t] for v, t in zip(voice, text, strict=True)],
     }
 
 

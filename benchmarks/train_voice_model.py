@@ -1,66 +1,76 @@
-"""Fit the voice recognizer shipped as ``agents/recognizers/weights/voice-ravdess-v1.npz``.
+"""Fit the voice recognizer shipped as ``agents/recognizers/weights/voice-multi-v2.npz``.
 
     .venv/bin/python benchmarks/train_voice_model.py            # refit, write weights + results
     .venv/bin/python benchmarks/train_voice_model.py --check    # refit, compare with the shipped weights
 
-Data: RAVDESS speech of actors 1-12 in ``$EMOFORGE_FIXTURES/ravdess`` (default
-``../shared/fixtures``): 720 clips, 7 classes (``calm`` counts as neutral). Read in place,
-never copied.
+Data: the three labelled speech corpora of the fixtures (``benchmarks/speech_corpora.py``):
+RAVDESS actors 1-12 (English, 720 clips), nEMO (Polish, 5 speakers, 717) and EmoDB (German,
+10 speakers, 454), 1,891 clips, 27 speakers, 7 classes. Read in place, never copied.
 
-Protocol (everything speaker-independent, folds grouped by actor):
+Features (the recognizer's own, ``emoforge.agents.recognizers.voice``): the clip's active
+span in canonical form -> Whisper-base encoder, final-layer frames mean+SD pooled, + 7 Praat
+prosody values; the whole file (silences included) is a training-only augmentation view.
+Candidate: + 88 eGeMAPS-style functionals (``acoustic_functionals``).
 
-1. Features of every clip for two candidate sets: (a) the recognizer's own, from
-   ``emoforge.agents.recognizers.voice`` (canonical clip -> Whisper-base encoder, mean+SD
-   pooled, + 7 Praat prosody values), and (b) eGeMAPS-style acoustic functionals (MFCC and
-   delta statistics, spectral shape, loudness, F0, jitter, shimmer, HNR) of the same span.
-   Set (a) also gets an augmentation view for training only: the whole file, silences
-   included, which teaches the model that the context around the speech is not emotion.
-2. Leave-one-actor-out: for each held-out actor, C of a multinomial logistic regression on
-   standardised features is chosen by 4-fold actor-grouped CV on the other 11 actors, the
-   model is fitted on them and scores the held-out actor's canonical clips.
-3. A temperature is fitted on the out-of-fold logits (NLL); ECE (10 bins) before and after.
-4. The better set within the cost budget (<= 60 ms per audio second) is refitted on all 12
-   actors (C chosen the same way) and written with its temperature. Only set (a) has an
-   inference path in the recognizer; if (b) ever won, the script says so and stops.
+Balance. Each corpus weighs the same and, within it, each class: a class that exists in one
+corpus only (disgust is German and English, surprise Polish and English) cannot be learnt
+as that corpus's language or channel. Candidates also remove *nuisance directions*: the
+top principal directions of the speakers' mean offsets from their class means (speaker,
+corpus, language, microphone), projected out before the classifier (nuisance attribute
+projection, as in speaker verification).
 
-Writes the weights and ``benchmarks/results/voice_model.json``. Costs are measured on the
-machine it runs on (the JSON records its load); deterministic: same data, same weights.
+Protocols (everything speaker-independent):
+* ``speaker``: 6 folds grouped by speaker across all corpora (new speakers of known corpora);
+* ``corpus``: leave one corpus out (train on the other two, score the third): the number that
+  predicts a user's media.
+Each candidate's C is chosen by the mean leave-one-corpus-out balanced accuracy, and the
+candidate too.
+
+Confidence. ``agents/recognizers/domain.py``: the held-out predictions of both protocols,
+each with its distance to its own fold's training data, fit the temperature and the trust
+mapping together. Reported ECE is cross-fitted: the mapping applied to a corpus was fitted
+without that corpus's predictions. ``min_trust`` (off-domain below it) is the 5th
+percentile of the trust of held-out speakers.
+
+Writes the weights and ``benchmarks/results/voice_model.json``; deterministic.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import datetime
+import hashlib
 import json
 import logging
 import os
 import platform
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from speech_corpora import REPO, SpeechClip, fixtures_root, speech_clips
+
+from emoforge.agents.recognizers.domain import DomainModel, fit_subspace, fit_trust, mix, trust_of
 from emoforge.agents.recognizers.voice import PROSODY, SPEC, WEIGHTS, PooledEncoder, hear
 
 log = logging.getLogger("train_voice_model")
-REPO = Path(__file__).resolve().parents[1]
 CLASSES = ("neutral", "happy", "sad", "angry", "fearful", "disgusted", "surprised")
-RAVDESS_TO_BASIC = {"calm": "neutral", "disgust": "disgusted"}
-C_GRID = (0.03, 0.1, 0.3, 1.0)
-BUDGET_MS_PER_S = 60.0
+C_GRID = (0.01, 0.03, 0.1)
+NUISANCE_GRID = (0, 8)
+DOMAIN_DIMS = 32
+SPEAKER_FOLDS = 6
 SEED = 0
-
-
-def fixtures_root(arg: str | None) -> Path:
-    root = Path(arg or os.environ.get("EMOFORGE_FIXTURES") or REPO.parent / "shared" / "fixtures")
-    return root if root.is_absolute() else (REPO / root).resolve()
+REFERENCE = "acted speech: RAVDESS (en), nEMO (pl), EmoDB (de)"
 
 
 def acoustic_functionals(speech: np.ndarray, sr: int) -> np.ndarray:
-    """Feature set (b): 88 eGeMAPS-style functionals of the active span."""
+    """Candidate feature set: 88 eGeMAPS-style functionals of the active span."""
     import librosa
     import parselmouth
     from parselmouth.praat import call
@@ -101,19 +111,26 @@ def acoustic_functionals(speech: np.ndarray, sr: int) -> np.ndarray:
     return np.nan_to_num(out.astype(np.float64))
 
 
-def extract(root: Path, rows: list[dict[str, str]]) -> dict[str, Any]:
-    """Both feature sets for every clip, the augmentation view of (a), and their costs."""
+def extract(clips: list[SpeechClip], cache: Path | None) -> dict[str, Any]:
+    """Features of every clip (canonical and whole-file views, functionals) and their costs;
+    read from ``cache`` when it holds the same clips under the same spec."""
     import soundfile as sf
 
+    key = hashlib.sha256(json.dumps([SPEC, [str(c.path) for c in clips]], sort_keys=True).encode()).hexdigest()[:16]
+    if cache is not None and cache.exists():
+        with np.load(cache, allow_pickle=False) as z:
+            if str(z["key"]) == key:
+                log.info("features from %s", cache)
+                return {k: z[k] for k in z.files if k != "key"} | {"cost_ms_per_s": json.loads(str(z["cost"]))}
     encoder = PooledEncoder(SPEC)
     sr = int(SPEC["sample_rate"])
     views: dict[str, list[np.ndarray]] = {"a": [], "a_whole_file": [], "b": []}
     seconds = {"audio": 0.0, "a": 0.0, "b": 0.0}
-    encoder.features(hear(sf.read(root / rows[0]["file"], dtype="float32")[0], SPEC))  # warm-up, untimed
-    for i, row in enumerate(rows):
-        audio, rate = sf.read(root / row["file"], dtype="float32")
+    encoder.features(hear(sf.read(clips[0].path, dtype="float32")[0], SPEC))  # warm-up, untimed
+    for i, clip in enumerate(clips):
+        audio, rate = sf.read(clip.path, dtype="float32")
         if rate != sr or audio.ndim != 1:
-            raise ValueError(f"{row['file']}: expected {sr} Hz mono, got {rate} Hz, shape {audio.shape}")
+            raise ValueError(f"{clip.path}: expected {sr} Hz mono, got {rate} Hz, shape {audio.shape}")
         seconds["audio"] += len(audio) / sr
         t0 = time.perf_counter()
         heard = hear(audio, SPEC)
@@ -126,57 +143,162 @@ def extract(root: Path, rows: list[dict[str, str]]) -> dict[str, Any]:
         gain = SPEC["target_rms"] / max(float(np.sqrt(np.mean(heard.speech.astype(np.float64) ** 2))), 1e-9)
         whole = encoder.embed((audio * gain).astype(np.float32))
         views["a_whole_file"].append(np.concatenate([whole, [heard.prosody[k] for k in PROSODY]]))
-        if i % 100 == 0:
-            log.info("features: %d/%d clips", i, len(rows))
+        if i % 200 == 0:
+            log.info("features: %d/%d clips", i, len(clips))
     out: dict[str, Any] = {k: np.array(v) for k, v in views.items()}
-    out["cost_ms_per_s"] = {k: round(1000 * seconds[k] / seconds["audio"], 1) for k in ("a", "b")}
-    out["audio_s"] = round(seconds["audio"], 1)
-    return out
+    out["audio_s"] = np.array(seconds["audio"])
+    cost = {k: round(1000 * seconds[k] / seconds["audio"], 1) for k in ("a", "b")}
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(cache, key=np.array(key), cost=np.array(json.dumps(cost)), **out)
+    return out | {"cost_ms_per_s": cost}
 
 
-class Standardised:
-    """Multinomial logistic regression on z-scored features; the numbers the recognizer ships."""
+def balance_weights(y: np.ndarray, corpus: np.ndarray) -> np.ndarray:
+    """Each corpus the same total weight, split equally over the classes it has; mean 1."""
+    w = np.zeros(len(y))
+    corpora = np.unique(corpus)
+    for c in corpora:
+        in_c = corpus == c
+        classes = np.unique(y[in_c])
+        for k in classes:
+            cell = in_c & (y == k)
+            w[cell] = 1.0 / (len(corpora) * len(classes) * cell.sum())
+    return w * len(y) / w.sum()
 
-    def __init__(self, views: list[np.ndarray], y: np.ndarray, c: float) -> None:
-        from sklearn.linear_model import LogisticRegression
 
-        x = np.vstack(views)
-        self.mean = x.mean(axis=0)
-        self.scale = np.where(x.std(axis=0) > 1e-12, x.std(axis=0), 1.0)
-        clf = LogisticRegression(C=c, max_iter=5000, tol=1e-6, random_state=SEED)
-        clf.fit((x - self.mean) / self.scale, np.tile(y, len(views)))
-        order = [list(clf.classes_).index(k) for k in range(len(CLASSES))]
-        self.coef, self.intercept = clf.coef_[order], clf.intercept_[order]
+def output_prior(y: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """What the balanced model says on average: the training label distribution under ``weights``."""
+    prior = np.bincount(y, weights=weights, minlength=len(CLASSES))
+    return prior / prior.sum()
+
+
+def nuisance_basis(z: np.ndarray, y: np.ndarray, speaker: np.ndarray, w: np.ndarray, k: int) -> np.ndarray:
+    """(k, d) orthonormal top directions of the speakers' mean offsets from their class means."""
+    if k == 0:
+        return np.zeros((0, z.shape[1]))
+    class_mean = np.stack(
+        [
+            np.average(z[y == c], axis=0, weights=w[y == c]) if np.any(y == c) else np.zeros(z.shape[1])
+            for c in range(len(CLASSES))
+        ]
+    )
+    offsets = z - class_mean[y]
+    speakers = np.unique(speaker)
+    means = np.stack([offsets[speaker == s].mean(axis=0) for s in speakers])
+    _, _, vt = np.linalg.svd(means - means.mean(axis=0), full_matrices=False)
+    return vt[: min(k, len(speakers) - 1)]
+
+
+@dataclass
+class Fitted:
+    """A fitted voice model in the numbers the recognizer ships."""
+
+    mean: np.ndarray
+    scale: np.ndarray
+    nuisance: np.ndarray
+    coef: np.ndarray
+    intercept: np.ndarray
+    prior: np.ndarray
+    subspace: tuple[np.ndarray, np.ndarray, float]
+
+    def inputs(self, x: np.ndarray) -> np.ndarray:
+        z = (x - self.mean) / self.scale
+        return z - (z @ self.nuisance.T) @ self.nuisance if len(self.nuisance) else z
 
     def logits(self, x: np.ndarray) -> np.ndarray:
-        return ((x - self.mean) / self.scale) @ self.coef.T + self.intercept
+        return self.inputs(x) @ self.coef.T + self.intercept
+
+    def distances(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        components, variances, residual = self.subspace
+        probe = DomainModel(components, variances, residual, np.zeros(3), 1.0, 0.0, "")
+        return probe.distances(self.inputs(x))
 
 
-def choose_c(views: list[np.ndarray], y: np.ndarray, actors: np.ndarray) -> float:
-    """C with the best accuracy over 4 actor-grouped folds (canonical view scored); ties -> smaller C."""
-    groups = np.unique(actors)
-    folds = [groups[k::4] for k in range(4)]
-    scores = []
-    for c in C_GRID:
-        hits = 0
-        for held in folds:
-            test = np.isin(actors, held)
-            model = Standardised([v[~test] for v in views], y[~test], c)
-            hits += int((model.logits(views[0][test]).argmax(axis=1) == y[test]).sum())
-        scores.append(hits)
-    return C_GRID[int(np.argmax(scores))]
+def fit(views: list[np.ndarray], y: np.ndarray, corpus: np.ndarray, speaker: np.ndarray, c: float, k: int) -> Fitted:
+    """Balanced multinomial logistic regression on standardised, nuisance-projected features."""
+    from sklearn.linear_model import LogisticRegression
+
+    x = np.vstack(views)
+    yy, cc, ss = (np.tile(a, len(views)) for a in (y, corpus, speaker))
+    w = balance_weights(yy, cc)
+    mean = np.average(x, axis=0, weights=w)
+    sd = np.sqrt(np.average((x - mean) ** 2, axis=0, weights=w))
+    scale = np.where(sd > 1e-12, sd, 1.0)
+    z = (x - mean) / scale
+    basis = nuisance_basis(z, yy, ss, w, k)
+    if len(basis):
+        z = z - (z @ basis.T) @ basis
+    clf = LogisticRegression(C=c, max_iter=3000, tol=1e-5, random_state=SEED)
+    clf.fit(z, yy, sample_weight=w)
+    coef = np.zeros((len(CLASSES), z.shape[1]))
+    intercept = np.full(len(CLASSES), -30.0)  # a class no training corpus has is never said
+    for row, k_ in enumerate(clf.classes_):
+        coef[k_], intercept[k_] = clf.coef_[row], clf.intercept_[row]
+    canonical = z[: len(y)]
+    return Fitted(mean, scale, basis, coef, intercept, output_prior(yy, w), fit_subspace(canonical, DOMAIN_DIMS))
 
 
-def softmax(logits: np.ndarray) -> np.ndarray:
-    z = np.exp(logits - logits.max(axis=1, keepdims=True))
-    return z / z.sum(axis=1, keepdims=True)
+def folds(corpus: np.ndarray, speaker: np.ndarray, protocol: str) -> list[np.ndarray]:
+    """Held-out masks: whole corpora (``corpus``) or speaker groups across corpora (``speaker``)."""
+    if protocol == "corpus":
+        return [corpus == c for c in np.unique(corpus)]
+    groups: list[list[str]] = [[] for _ in range(SPEAKER_FOLDS)]
+    i = 0
+    for c in np.unique(corpus):  # deal each corpus's speakers round the folds
+        for s in sorted(np.unique(speaker[corpus == c])):
+            groups[i % SPEAKER_FOLDS].append(s)
+            i += 1
+    return [np.isin(speaker, g) for g in groups]
+
+
+@dataclass
+class HeldOut:
+    logits: np.ndarray
+    d_pca: np.ndarray
+    d_res: np.ndarray
+    prior: np.ndarray  # per row: its fold model's output prior
+
+
+def held_out(
+    views: list[np.ndarray], y: np.ndarray, corpus: np.ndarray, speaker: np.ndarray, c: float, k: int, protocol: str
+) -> tuple[HeldOut, list[tuple[np.ndarray, Fitted]]]:
+    """Held-out logits and distances of every clip under ``protocol``, and the fold models."""
+    out = HeldOut(
+        np.zeros((len(y), len(CLASSES))), np.zeros(len(y)), np.zeros(len(y)), np.zeros((len(y), len(CLASSES)))
+    )
+    models = []
+    for test in folds(corpus, speaker, protocol):
+        model = fit([v[~test] for v in views], y[~test], corpus[~test], speaker[~test], c, k)
+        out.logits[test] = model.logits(views[0][test])
+        out.d_pca[test], out.d_res[test] = model.distances(views[0][test])
+        out.prior[test] = model.prior
+        models.append((test, model))
+    return out, models
+
+
+def mapping(runs: dict[str, HeldOut], y: np.ndarray, keep: np.ndarray) -> tuple[float, np.ndarray, float]:
+    """Temperature, trust coefficients and ``min_trust`` fitted on the held-out predictions of
+    both protocols for the clips in ``keep``; ``min_trust`` from the ``speaker`` protocol's."""
+    names = list(runs)
+    rows = np.tile(keep, len(names))
+    logits = np.vstack([runs[n].logits for n in names])[rows]
+    d_pca = np.concatenate([runs[n].d_pca for n in names])[rows]
+    d_res = np.concatenate([runs[n].d_res for n in names])[rows]
+    prior = np.vstack([runs[n].prior for n in names]).mean(axis=0)
+    temperature, coef = fit_trust(logits, np.tile(y, len(names))[rows], prior, d_pca, d_res)
+    speaker_rows = np.repeat(np.array(names) == "speaker", len(y))[rows]
+    min_trust = float(np.percentile(trust_of(coef, d_pca[speaker_rows], d_res[speaker_rows]), 5))
+    return temperature, coef, min_trust
+
+
+def balanced_accuracy(y: np.ndarray, pred: np.ndarray) -> float:
+    return float(np.mean([np.mean(pred[y == k] == k) for k in np.unique(y)]))
 
 
 def ece(probs: np.ndarray, y: np.ndarray, bins: int = 10) -> float:
-    """Expected calibration error of the top-class confidence, equal-width bins."""
     conf, hit = probs.max(axis=1), probs.argmax(axis=1) == y
-    edges = np.linspace(0, 1, bins + 1)
-    idx = np.clip(np.digitize(conf, edges[1:-1]), 0, bins - 1)
+    idx = np.clip(np.digitize(conf, np.linspace(0, 1, bins + 1)[1:-1]), 0, bins - 1)
     return float(
         sum(
             abs(hit[idx == b].mean() - conf[idx == b].mean()) * (idx == b).mean()
@@ -186,46 +308,91 @@ def ece(probs: np.ndarray, y: np.ndarray, bins: int = 10) -> float:
     )
 
 
-def nll(probs: np.ndarray, y: np.ndarray) -> float:
-    return float(-np.mean(np.log(probs[np.arange(len(y)), y] + 1e-12)))
+def selective_accuracy(probs: np.ndarray, y: np.ndarray, coverage: float = 0.3) -> float:
+    """Accuracy of the ``coverage`` share of rows with the highest confidence."""
+    order = np.argsort(-probs.max(axis=1), kind="stable")[: max(1, round(coverage * len(y)))]
+    return float(np.mean(probs[order].argmax(axis=1) == y[order]))
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    z = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return z / z.sum(axis=1, keepdims=True)
+
+
+def metrics(
+    probs: np.ndarray, y: np.ndarray, trust: np.ndarray | None = None, min_trust: float = 0.0
+) -> dict[str, Any]:
+    pred = probs.argmax(axis=1)
+    out = {
+        "n": len(y),
+        "accuracy": round(float(np.mean(pred == y)), 4),
+        "balanced_accuracy": round(balanced_accuracy(y, pred), 4),
+        "ece": round(ece(probs, y), 4),
+        "mean_confidence": round(float(probs.max(axis=1).mean()), 4),
+        "selective_accuracy_30pct": round(selective_accuracy(probs, y), 4),
+        "coverage_curve": {f"{c:.1f}": round(selective_accuracy(probs, y, c), 4) for c in (0.1, 0.3, 0.5, 0.7, 1.0)},
+    }
+    if trust is not None:
+        out["mean_trust"] = round(float(trust.mean()), 4)
+        out["off_domain_share"] = round(float(np.mean(trust < min_trust)), 4)
+    return out
+
+
+def calibrated(runs: dict[str, HeldOut], y: np.ndarray, corpus: np.ndarray) -> dict[str, Any]:
+    """Each corpus's held-out predictions, cross-fitted: temperature and trust fitted without
+    that corpus's rows; before (raw, temperature only) and after (temperature and trust)."""
+    prior = np.vstack([r.prior for r in runs.values()]).mean(axis=0)
+    report: dict[str, Any] = {}
+    for c in np.unique(corpus):
+        temperature, coef, min_trust = mapping(runs, y, corpus != c)
+        rest = np.tile(corpus != c, len(runs))
+        t_only = fit_temperature(np.vstack([r.logits for r in runs.values()])[rest], np.tile(y, len(runs))[rest])
+        for name, run in runs.items():
+            rows = corpus == c
+            lam = trust_of(coef, run.d_pca[rows], run.d_res[rows])
+            report.setdefault(name, {})[str(c)] = {
+                "raw": metrics(softmax(run.logits[rows]), y[rows]),
+                "temperature_only": metrics(softmax(run.logits[rows] / t_only), y[rows]),
+                "with_trust": metrics(mix(run.logits[rows] / temperature, prior, lam), y[rows], lam, min_trust),
+            }
+    return report
 
 
 def fit_temperature(logits: np.ndarray, y: np.ndarray) -> float:
     from scipy.optimize import minimize_scalar
 
-    res = minimize_scalar(lambda lt: nll(softmax(logits / np.exp(lt)), y), bounds=(-3, 3), method="bounded")
-    return float(np.exp(res.x))
+    def nll(lt: float) -> float:
+        p = softmax(logits / np.exp(lt))
+        return float(-np.mean(np.log(p[np.arange(len(y)), y] + 1e-12)))
+
+    return float(np.exp(minimize_scalar(nll, bounds=(-3, 3), method="bounded").x))
 
 
-def cross_validate(views: list[np.ndarray], y: np.ndarray, actors: np.ndarray) -> dict[str, Any]:
-    """Leave-one-actor-out with nested C choice; out-of-fold logits of the canonical view."""
-    from sklearn.metrics import confusion_matrix, f1_score
+@dataclass(frozen=True)
+class Candidate:
+    """A feature set: its training views, its cost, the nuisance directions removed, and which
+    of the recognizer's features it reads (``index``; None: the recognizer cannot compute it)."""
 
-    logits = np.zeros((len(y), len(CLASSES)))
-    folds = []
-    for actor in np.unique(actors):
-        test = actors == actor
-        c = choose_c([v[~test] for v in views], y[~test], actors[~test])
-        logits[test] = Standardised([v[~test] for v in views], y[~test], c).logits(views[0][test])
-        acc = float((logits[test].argmax(axis=1) == y[test]).mean())
-        folds.append({"held_out_actor": int(actor), "n": int(test.sum()), "C": c, "accuracy": round(acc, 4)})
-        log.info("actor %d: C=%s accuracy %.3f", actor, c, acc)
-    pred = logits.argmax(axis=1)
-    temperature = fit_temperature(logits, y)
-    before, after = softmax(logits), softmax(logits / temperature)
+    views: list[np.ndarray]
+    cost_ms_per_s: float
+    nuisance_dims: int
+    index: np.ndarray | None
+
+
+def candidates(feats: dict[str, Any]) -> dict[str, Candidate]:
+    """The feature sets compared by leave-one-corpus-out balanced accuracy."""
+    a, whole, b = feats["a"], feats["a_whole_file"], feats["b"]
+    cost = feats["cost_ms_per_s"]
+    every = np.arange(a.shape[1])
+    mean = np.r_[0:512, 1024 : a.shape[1]]  # Whisper mean (not SD) + prosody
     return {
-        "accuracy": round(float((pred == y).mean()), 4),
-        "macro_f1": round(float(f1_score(y, pred, average="macro")), 4),
-        "per_fold": folds,
-        "fold_accuracy_mean_sd": [
-            round(float(np.mean([f["accuracy"] for f in folds])), 4),
-            round(float(np.std([f["accuracy"] for f in folds])), 4),
-        ],
-        "temperature": round(temperature, 4),
-        "ece_10_bins": {"before": round(ece(before, y), 4), "after": round(ece(after, y), 4)},
-        "nll": {"before": round(nll(before, y), 4), "after": round(nll(after, y), 4)},
-        "confusion_matrix": {"rows_true_cols_pred": list(CLASSES), "matrix": confusion_matrix(y, pred).tolist()},
-        "_temperature": temperature,
+        "whisper_mean_sd_prosody_wholefile_aug": Candidate([a, whole], cost["a"], 0, every),
+        "whisper_mean_sd_prosody_wholefile_aug_nap8": Candidate([a, whole], cost["a"], 8, every),
+        "whisper_mean_prosody": Candidate([a[:, mean]], cost["a"], 0, mean),
+        "whisper_mean_prosody_wholefile_aug": Candidate([a[:, mean], whole[:, mean]], cost["a"], 0, mean),
+        "whisper_mean_prosody_functionals_nap8": Candidate(
+            [np.hstack([a[:, mean], b])], cost["a"] + cost["b"], 8, None
+        ),
     }
 
 
@@ -234,77 +401,99 @@ def main() -> int:
     parser.add_argument("--fixtures", help="fixtures folder (default $EMOFORGE_FIXTURES or ../shared/fixtures)")
     parser.add_argument("--weights", type=Path, default=REPO / "agents" / "recognizers" / "weights" / WEIGHTS)
     parser.add_argument("--results", type=Path, default=REPO / "benchmarks" / "results" / "voice_model.json")
+    parser.add_argument("--cache", type=Path, default=REPO / "out" / "cache" / "voice-features.npz")
     parser.add_argument("--check", action="store_true", help="compare with the weights at --weights, write nothing")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    np.random.seed(SEED)
-    root = fixtures_root(args.fixtures) / "ravdess"
-    with open(root / "labels.csv", newline="", encoding="utf-8") as fh:
-        rows = list(csv.DictReader(fh))
-    y = np.array([CLASSES.index(RAVDESS_TO_BASIC.get(r["emotion"], r["emotion"])) for r in rows])
-    actors = np.array([int(r["actor"]) for r in rows])
+    from threadpoolctl import threadpool_limits
+
+    clips = speech_clips(fixtures_root(args.fixtures))
+    y = np.array([CLASSES.index(c.label) for c in clips])
+    corpus = np.array([c.corpus for c in clips])
+    speaker = np.array([c.speaker for c in clips])
     load_before = os.getloadavg()
     t_start = time.perf_counter()
-    feats = extract(root, rows)
-    sets = {
-        "a_whisper_enc_prosody": ([feats["a"], feats["a_whole_file"]], feats["cost_ms_per_s"]["a"]),
-        "b_acoustic_functionals": ([feats["b"]], feats["cost_ms_per_s"]["b"]),
-    }
-    results = {
-        name: cross_validate(views, y, actors) | {"cost_ms_per_audio_s": cost, "dims": int(views[0].shape[1])}
-        for name, (views, cost) in sets.items()
-    }
-    within = [n for n in results if results[n]["cost_ms_per_audio_s"] <= BUDGET_MS_PER_S] or list(results)
-    best = max(within, key=lambda n: results[n]["accuracy"])
-    if best != "a_whisper_enc_prosody":
-        log.error("set %s won; the recognizer only implements set (a): nothing written", best)
-        return 1
-    views = sets[best][0]
-    c_final = choose_c(views, y, actors)
-    final = Standardised(views, y, c_final)
-    cv = results[best]
-    temperature = cv.pop("_temperature")
-    for r in results.values():
-        r.pop("_temperature", None)
-    t_infer = time.perf_counter()
-    for _ in range(100):
-        softmax(final.logits(views[0][:1]) / temperature)
-    infer_ms = 1000 * (time.perf_counter() - t_infer) / 100
-    names = [f"whisper_mean_{i}" for i in range(512)] + [f"whisper_sd_{i}" for i in range(512)] + list(PROSODY)
+    feats = extract(clips, args.cache)
+    results: dict[str, Any] = {}
+    with threadpool_limits(2):
+        for name, cand in candidates(feats).items():
+            per_c = {}
+            for c in C_GRID:
+                run, _ = held_out(cand.views, y, corpus, speaker, c, cand.nuisance_dims, "corpus")
+                pred = run.logits.argmax(axis=1)
+                per_c[c] = float(
+                    np.mean([balanced_accuracy(y[corpus == g], pred[corpus == g]) for g in np.unique(corpus)])
+                )
+                log.info("%s C=%s: leave-one-corpus-out mean balanced accuracy %.3f", name, c, per_c[c])
+            best_c = max(per_c, key=lambda c: (per_c[c], -c))
+            results[name] = {
+                "cost_ms_per_audio_s": cand.cost_ms_per_s,
+                "nuisance_dims": cand.nuisance_dims,
+                "features": None if cand.index is None else len(cand.index),
+                "C": best_c,
+                "loco_mean_balanced_accuracy": {str(c): round(v, 4) for c, v in per_c.items()},
+            }
+        # Costs measured here vary with the machine's load (see loadavg); the shipped default's
+        # speed is bench_pipeline's. Only sets the recognizer computes can ship.
+        sets = candidates(feats)
+
+        def loco(n: str) -> float:
+            return float(results[n]["loco_mean_balanced_accuracy"][str(results[n]["C"])])
+
+        best_overall = max(results, key=loco)
+        shippable = {n: c.index for n, c in sets.items() if c.index is not None}
+        best = max(shippable, key=loco)
+        cand, index = sets[best], shippable[best]
+        views, k = cand.views, cand.nuisance_dims
+        c_final = results[best]["C"]
+        runs = {p: held_out(views, y, corpus, speaker, c_final, k, p)[0] for p in ("speaker", "corpus")}
+        report = calibrated(runs, y, corpus)
+        temperature, coef, min_trust = mapping(runs, y, np.ones(len(y), dtype=bool))
+        final = fit(views, y, corpus, speaker, c_final, k)
+    components, variances, residual = final.subspace
+    domain = DomainModel(components, variances, residual, coef, temperature, min_trust, REFERENCE)
+    every_name = [f"whisper_mean_{i}" for i in range(512)] + [f"whisper_sd_{i}" for i in range(512)] + list(PROSODY)
+    names = [every_name[i] for i in index]
     meta = {
-        "training_data": "RAVDESS speech, actors 1-12 (16 kHz mono), calm counted as neutral",
-        "n_clips": len(rows),
-        "views_per_clip": ["canonical (the inference input)", "whole file (augmentation)"],
+        "training_data": "RAVDESS actors 1-12 (en), nEMO 5 speakers (pl), EmoDB 10 speakers (de); calm = neutral",
+        "n_clips": len(clips),
+        "candidate": best,
         "C": c_final,
-        "cv": "leave-one-actor-out, C nested (4 actor-grouped folds)",
-        "cv_accuracy": cv["accuracy"],
-        "cv_macro_f1": cv["macro_f1"],
-        "ece_after": cv["ece_10_bins"]["after"],
+        "nuisance_dims": k,
+        "balance": "each corpus equal weight, each class equal weight within its corpus",
+        "cv": "6 speaker-grouped folds across corpora, and leave one corpus out",
         "script": "benchmarks/train_voice_model.py",
     }
     arrays: dict[str, Any] = {
         "classes": np.array(CLASSES),
         "feature_names": np.array(names),
+        # Which of the recognizer's features (``PooledEncoder.features``) the classifier reads.
+        "feature_index": index.astype(np.int64),
         "mean": final.mean.astype(np.float32),
         "scale": final.scale.astype(np.float32),
+        "nuisance": final.nuisance.astype(np.float32),
         "coef": final.coef.astype(np.float32),
         "intercept": final.intercept.astype(np.float32),
-        "temperature": np.array(temperature, dtype=np.float64),
+        # The recognizer divides by the domain model's temperature; 1 here keeps old readers exact.
+        "temperature": np.array(1.0),
         "spec": np.array(json.dumps(SPEC, sort_keys=True)),
         "meta": np.array(json.dumps(meta, sort_keys=True)),
-        # The label distribution it was trained on: what a calibrated model says on average,
-        # and what the pooled vote divides out (emoforge/quality/aggregation/pooled.py).
-        "output_prior": np.bincount(y, minlength=len(CLASSES)).astype(np.float64) / len(y),
+        # What the balanced model says on average, and what the pooled vote divides out.
+        "output_prior": final.prior.astype(np.float64),
+        **domain.arrays(),
     }
     if args.check:
         with np.load(args.weights, allow_pickle=False) as shipped:
-            diffs = {k: float(np.max(np.abs(shipped[k] - v))) for k, v in arrays.items() if v.dtype.kind == "f"}
-            same = all(np.array_equal(shipped[k], v) for k, v in arrays.items() if v.dtype.kind != "f")
+            diffs = {
+                k: float(np.max(np.abs(shipped[k] - v))) for k, v in arrays.items() if v.dtype.kind == "f" and v.size
+            }
+            same = all(np.array_equal(shipped[k], v) for k, v in arrays.items() if v.dtype.kind not in "f")
         log.info("max abs difference to the shipped weights: %s; non-numeric equal: %s", diffs, same)
-        return 0 if same and max(diffs.values()) < 1e-4 else 1
+        return 0 if same and max(diffs.values()) < 1e-3 else 1
     args.weights.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(args.weights, **arrays)
-    report = {
+    summary = {p: {c: report[p][c]["with_trust"] for c in report[p]} for p in report}
+    out = {
         "date": datetime.date.today().isoformat(),
         "command": " ".join([".venv/bin/python", "benchmarks/train_voice_model.py", *sys.argv[1:]]),
         "machine": {
@@ -314,38 +503,34 @@ def main() -> int:
             "loadavg_after": os.getloadavg(),
         },
         "data": {
-            "clips": len(rows),
-            "actors": sorted(int(a) for a in np.unique(actors)),
-            "audio_s": feats["audio_s"],
-            "class_counts": {k: int((y == i).sum()) for i, k in enumerate(CLASSES)},
+            "clips": len(clips),
+            "speakers": len(np.unique(speaker)),
+            "audio_s": round(float(feats["audio_s"]), 1),
+            "class_counts": {
+                str(g): {k: int(((corpus == g) & (y == i)).sum()) for i, k in enumerate(CLASSES)}
+                for g in np.unique(corpus)
+            },
         },
-        "always_neutral_accuracy": round(float((y == 0).mean()), 4),
+        "candidates": results,
         "chosen": best,
-        "chosen_because": f"highest speaker-independent accuracy among the sets within {BUDGET_MS_PER_S:.0f} ms/s",
-        "feature_sets": results,
+        "best_overall": best_overall,
+        "chosen_because": "highest mean leave-one-corpus-out balanced accuracy",
+        "held_out": report,
+        "summary_with_trust": summary,
         "final_model": {
             "C": c_final,
             "weights": os.path.relpath(args.weights, REPO),
             "bytes": args.weights.stat().st_size,
             "temperature": round(temperature, 4),
+            "trust_coef": [round(float(v), 4) for v in coef],
+            "min_trust": round(min_trust, 4),
         },
-        "cost_ms_per_audio_s": {
-            "features": cv["cost_ms_per_audio_s"],
-            "logreg_ms_per_clip": round(infer_ms, 3),
-            "budget": BUDGET_MS_PER_S,
-        },
+        "cost_ms_per_audio_s": cand.cost_ms_per_s,
         "runtime_s": round(time.perf_counter() - t_start, 1),
     }
     args.results.parent.mkdir(parents=True, exist_ok=True)
-    args.results.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    log.info(
-        "CV accuracy %.3f, macro-F1 %.3f, ECE %.3f -> %.3f; wrote %s",
-        cv["accuracy"],
-        cv["macro_f1"],
-        cv["ece_10_bins"]["before"],
-        cv["ece_10_bins"]["after"],
-        args.weights,
-    )
+    args.results.write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
+    log.info("summary: %s", json.dumps(summary))
     return 0
 
 

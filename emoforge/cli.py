@@ -260,6 +260,7 @@ def inspect(
         ("failures", "failures"),
         ("failed annotations and judgements", "failure_kinds"),
         ("annotations", "annotations"),
+        ("review reasons (segments)", "review_reasons"),
     ):
         if info[key]:
             table = Table(title=title)
@@ -272,6 +273,12 @@ def inspect(
         f"review queue: {info['needs_review']} segments waiting ({info['verified']} verified by a human); "
         f"mean confidence: {info['mean_confidence']}"
     )
+    far = info["off_domain"]
+    if far["segments"]:
+        out.print(
+            f"off-domain: {far['segments']} segments ({far['share']:.0%}) where a trained recognizer's input was "
+            "unlike its training data (" + ", ".join(f"{k} {v}" for k, v in sorted(far["by_agent"].items())) + ")"
+        )
     if info["jury"]["segments"]:
         _print_ledger(info["jury"], out)
     if info.get("batches"):

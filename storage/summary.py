@@ -20,7 +20,9 @@ def summarize(root: str) -> dict[str, Any]:
     labels: Counter[str] = Counter()
     annotations: Counter[str] = Counter()
     kinds: Counter[str] = Counter()
-    review = verified = 0
+    reasons: Counter[str] = Counter()
+    off_domain: Counter[str] = Counter()
+    review = verified = judged = off_domain_rows = 0
     confidences = []
     for failure, consensus, anns, jury, verdicts, humans in zip(
         table.column("failure").to_pylist(),
@@ -42,6 +44,12 @@ def summarize(root: str) -> dict[str, Any]:
             labels[(human or {}).get("label") or consensus["primary_label"] or "(none)"] += 1
             review += bool(consensus["needs_review"]) and not humans
             confidences.append(consensus["confidence"])
+            judged += 1
+            # "off_domain: voice trust 0.05 < 0.30" counts as off_domain.
+            reasons.update(r.split(":", 1)[0] for r in consensus.get("review_reasons") or [])
+        far = [a["agent"] for a in anns or [] if (a.get("domain") or {}).get("off_domain")]
+        off_domain.update(far)
+        off_domain_rows += bool(far)
         for a in anns or []:
             annotations[f"{a['agent']}:{a['status']}"] += 1
         kinds.update(failure_kinds(anns or [], verdicts or []))
@@ -56,6 +64,12 @@ def summarize(root: str) -> dict[str, Any]:
         "failures": dict(failures),
         "annotations": dict(annotations),
         "needs_review": review,
+        "review_reasons": dict(reasons),
+        "off_domain": {
+            "segments": off_domain_rows,
+            "share": round(off_domain_rows / judged, 4) if judged else None,
+            "by_agent": dict(off_domain),
+        },
         "verified": verified,
         "failure_kinds": dict(kinds),
         "mean_confidence": round(sum(confidences) / len(confidences), 3) if confidences else None,

@@ -8,9 +8,14 @@ put in one canonical form first: the active span (10 ms frames within ``active_d
 gain is not emotion) and padded with ``pad_s`` of digital silence on each side. Whisper
 base (multilingual, CTranslate2 int8, the ASR stage's model) encodes it; its final-layer
 frames are mean- and SD-pooled (1024 values) and seven gain-free prosody values of the
-span are appended. A multinomial logistic regression on standardised inputs gives logits;
-divided by the temperature fitted on held-out actors they give calibrated probabilities.
-``benchmarks/train_voice_model.py`` fits the weights and writes every setting into them.
+span are appended. Standardised, less the directions in which speakers and corpora differ
+(nuisance projection), a multinomial logistic regression trained on three acted corpora in
+three languages (RAVDESS, nEMO, EmoDB; each corpus and class weighted equally) gives
+logits. ``DomainModel`` (``domain.py``) measures how far the input is from that training
+speech and leans the probabilities toward the output prior as it moves away, with a
+temperature and trust fitted on held-out speakers and held-out corpora: calibrated off the
+training domain, not only on it. ``benchmarks/train_voice_model.py`` fits the weights and
+writes every setting into them.
 """
 
 from __future__ import annotations
@@ -28,8 +33,9 @@ import numpy as np
 from emoforge.agents.base import AnnotatorError
 from emoforge.agents.cues.base import CueReading
 from emoforge.agents.recognizers.base import SHIPPED_WEIGHTS, ModelAnnotator, weights_path
+from emoforge.agents.recognizers.domain import DomainModel
 from emoforge.configs.agents import AgentConfig, TaxonomyConfig
-from emoforge.storage.records import Cue, ErrorKind, Features, RunContext, Segment
+from emoforge.storage.records import Cue, DomainCheck, ErrorKind, Features, RunContext, Segment
 
 if TYPE_CHECKING:
     from emoforge.agents.clips import SegmentClip
@@ -159,20 +165,45 @@ class VoiceModel:
         with np.load(path, allow_pickle=False) as z:
             self.classes = [str(c) for c in z["classes"]]
             self.feature_names = [str(f) for f in z["feature_names"]]
+            # The encoder gives mean+SD+prosody; a model may read a subset (e.g. no SD: better across corpora).
+            self.index = z["feature_index"].astype(np.intp) if "feature_index" in z.files else None
             self.mean, self.scale = z["mean"].astype(np.float64), z["scale"].astype(np.float64)
+            # Nuisance directions (speaker, corpus, language) projected out before the classifier.
+            self.nuisance = z["nuisance"].astype(np.float64) if "nuisance" in z.files else np.zeros((0, len(self.mean)))
             self.coef, self.intercept = z["coef"].astype(np.float64), z["intercept"].astype(np.float64)
             self.temperature = float(z["temperature"])
+            self.prior = (
+                z["output_prior"].astype(np.float64)
+                if "output_prior" in z.files
+                else np.full(len(self.classes), 1 / len(self.classes))
+            )
+            self.domain = DomainModel.from_arrays(z)
             self.spec: dict[str, Any] = json.loads(str(z["spec"]))
             self.meta: dict[str, Any] = json.loads(str(z["meta"]))
         self.encoder = PooledEncoder(self.spec)
 
+    def select(self, x: np.ndarray) -> np.ndarray:
+        """The features this model reads, out of ``PooledEncoder.features``."""
+        return x if self.index is None else x[self.index]
+
+    def inputs(self, x: np.ndarray) -> np.ndarray:
+        """What the classifier reads: standardised features less their nuisance directions."""
+        z = (x - self.mean) / self.scale
+        return z - (self.nuisance @ z) @ self.nuisance if len(self.nuisance) else z
+
     def contributions(self, x: np.ndarray) -> np.ndarray:
         """(classes, features) terms of the logits, each relative to the mean over classes."""
-        return (self.coef - self.coef.mean(axis=0)) * ((x - self.mean) / self.scale)
+        return (self.coef - self.coef.mean(axis=0)) * self.inputs(x)
 
-    def log_proba(self, x: np.ndarray) -> np.ndarray:
-        logits = (self.coef @ ((x - self.mean) / self.scale) + self.intercept) / self.temperature
-        return logits - (logits.max() + np.log(np.exp(logits - logits.max()).sum()))
+    def log_proba(self, x: np.ndarray) -> tuple[np.ndarray, DomainCheck | None]:
+        """Calibrated log-probabilities of ``x`` and, for weights with a domain model, how far
+        ``x`` is from the training data (the probabilities already lean on the prior there)."""
+        z = self.inputs(x)
+        logits = (self.coef @ z + self.intercept) / self.temperature
+        if self.domain is None:
+            return logits - (logits.max() + np.log(np.exp(logits - logits.max()).sum())), None
+        probs, _ = self.domain.probabilities(logits, self.prior, z)
+        return np.log(np.maximum(probs[0], 1e-12)), self.domain.check(z)
 
 
 _SHARED: dict[Path, VoiceModel] = {}
@@ -205,8 +236,8 @@ class VoiceModelAnnotator(ModelAnnotator):
     """Trained voice recognizer in the jury; its model loads on the first clip it hears."""
 
     backend = "voice_model"
-    model_id = "whisper-base-enc+prosody+logreg-ravdess-v1"
-    version = "voice-model-v1"
+    model_id = "whisper-base-enc+prosody+logreg-multi-v2"
+    version = "voice-model-v2"
 
     def __init__(self, config: AgentConfig, ctx: RunContext, taxonomy: TaxonomyConfig) -> None:
         super().__init__(config, ctx, taxonomy)
@@ -234,11 +265,11 @@ class VoiceModelAnnotator(ModelAnnotator):
 
             audio = resample_poly(audio, model.spec["sample_rate"], rate).astype(np.float32)
         heard = hear(audio, model.spec)
-        x = model.encoder.features(heard)
-        logp = model.log_proba(x)
+        x = model.select(model.encoder.features(heard))
+        logp, domain = model.log_proba(x)
         top = [int(i) for i in np.argsort(-logp)[:3]]
         terms = model.contributions(x)[top[0]]
-        n_enc = len(x) - len(PROSODY)
+        n_enc = len(x) - len(PROSODY)  # prosody comes last in every feature set
         drivers = sorted(range(n_enc, len(x)), key=lambda i: -abs(terms[i]))[:2]
         t0, t1 = segment.start_s + heard.start_s, segment.start_s + heard.end_s
         steps = [
@@ -250,6 +281,16 @@ class VoiceModelAnnotator(ModelAnnotator):
             + ", ".join(f"{model.feature_names[i]}={x[i]:.2f} {terms[i]:+.2f}" for i in drivers)
             + ").",
         ]
+        if domain is not None:
+            steps.append(
+                f"Distance to the training speech ({domain.reference}): {domain.distance:.2f} inside its main "
+                f"directions, {domain.residual:.2f} outside (about 1 there); trust {domain.trust:.2f}"
+                + (
+                    f" < {domain.min_trust:.2f}: off-domain, probabilities lean on the prior."
+                    if domain.off_domain
+                    else "."
+                )
+            )
         cited = {"level_dbfs": heard.level_dbfs, "f0_mean_hz": heard.f0_mean_hz, **heard.prosody}
         evidence = [
             Cue(modality="voice", cue=f"{k} {cited[k]:.2f}", feature=k, value=round(cited[k], 4), start_s=t0, end_s=t1)
@@ -261,4 +302,5 @@ class VoiceModelAnnotator(ModelAnnotator):
             steps=steps,
             evidence=evidence,
             modalities_seen=["voice"],
+            domain=domain,
         )

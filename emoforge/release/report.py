@@ -84,6 +84,7 @@ class CorpusReporter:
                 ("failed", len(rows) - ok),
                 ("recordings", len({r.recording.id for r in rows})),
                 ("flagged for review", sum(bool(r.consensus and r.consensus.needs_review) for r in rows)),
+                ("off-domain (a recognizer's input unlike its training data)", _off_domain(rows)),
                 ("waiting for review", sum(review_status(r) == "waiting" for r in rows)),
                 ("human-verified", sum(review_status(r) == "verified" for r in rows)),
                 ("shards", len(manifest.get("shards", []))),
@@ -269,3 +270,10 @@ class CorpusReporter:
         lines.append(("consensus labels no annotator gave", report.consensus_not_given))
         lines.append(("human-verified segments", report.n_labelled_segments))
         return _table(lines)
+
+
+def _off_domain(rows: list[SegmentRow]) -> str:
+    """Segments where some trained recognizer found its input off its training domain, and the share."""
+    judged = [r for r in rows if r.consensus is not None]
+    far = sum(any(a.domain is not None and a.domain.off_domain for a in r.annotations) for r in judged)
+    return f"{far} ({far / len(judged):.0%})" if judged else "0"

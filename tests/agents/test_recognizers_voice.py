@@ -133,3 +133,40 @@ def test_jury_instances_share_one_loaded_model(ctx: RunContext) -> None:
     config = AgentConfig(name="voice", backend="voice_model", modalities=["voice", "audio"])
     one, two = VoiceModelAnnotator(config, ctx, TaxonomyConfig()), VoiceModelAnnotator(config, ctx, TaxonomyConfig())
     assert one.model() is two.model()
+
+
+def test_polish_and_german_training_speech_is_recognised_and_in_domain(
+    annotator: VoiceModelAnnotator, fixtures_dir: Path
+) -> None:
+    """nEMO and EmoDB are in its training data now: their clips read well above chance and
+    almost never off-domain (held-out speakers and corpora: benchmarks/results/voice_model.json)."""
+    root = fixtures_dir / "train" / "speech"
+    with open(root / "labels.csv", newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    picked = [r for i, r in enumerate(rows) if i % 40 == 0]  # 30 clips over both corpora
+    hits = off = 0
+    for r in picked:
+        ann = hear_file(annotator, root / r["file"])
+        assert ann.status == Status.ok and ann.domain is not None, ann.failure
+        hits += ann.primary_label == RAVDESS_TO_BASIC.get(r["emotion"], r["emotion"])
+        off += ann.domain.off_domain
+    assert {r["corpus"] for r in picked} == {"nemo", "emodb"}
+    assert hits / len(picked) >= 0.5 and off <= 3
+
+
+def test_weights_without_a_domain_model_still_load(ctx: RunContext, tmp_path: Path, fixtures_dir: Path) -> None:
+    """A user's weights written before domain checks: no domain record, the softmax as it is."""
+    from emoforge.agents.recognizers.base import weights_path
+    from emoforge.agents.recognizers.voice import WEIGHTS
+
+    with np.load(weights_path(None, WEIGHTS), allow_pickle=False) as z:
+        old = {k: z[k] for k in z.files if not k.startswith("domain_") and k != "nuisance"}
+    np.savez(tmp_path / "old.npz", **old)
+    agent = VoiceModelAnnotator(
+        AgentConfig(name="v", backend="voice_model", model=str(tmp_path / "old.npz"), modalities=["audio"]),
+        ctx,
+        TaxonomyConfig(),
+    )
+    ann = hear_file(agent, fixtures_dir / "ravdess" / "03-01-05-02-01-01-01.flac")
+    assert ann.status == Status.ok and ann.domain is None
+    assert math.isclose(sum(ann.label_scores.values()), 1.0, abs_tol=2e-3)

@@ -135,3 +135,26 @@ def test_judge_then_consensus_downweights_contradicted_reasoning() -> None:
         SEGMENT, features, jury, verdicts
     )
     assert undiscounted.distribution["sad"] > 3 * c.distribution["sad"]
+
+
+def test_an_off_domain_recognizer_flags_the_segment_and_names_itself() -> None:
+    from emoforge.storage.records import DomainCheck
+
+    def check(trust: float) -> DomainCheck:
+        return DomainCheck(
+            distance=1.0, residual=40.0, trust=trust, min_trust=0.3, off_domain=trust < 0.3, reference="acted speech"
+        )
+
+    voice = annotation("voice", ["angry"], modalities=["voice"]).model_copy(
+        update={"backend": "voice_model", "confidence": 0.2, "domain": check(0.05)}
+    )
+    text = annotation("text", ["happy"], modalities=["text"]).model_copy(
+        update={"backend": "text_model", "confidence": 0.8, "domain": check(0.9)}
+    )
+    c = build([voice, text], None, method="pooled")
+    assert c.primary_label == "happy"
+    assert [r for r in c.review_reasons if r.startswith("off_domain")] == ["off_domain: voice trust 0.05 < 0.30"]
+    in_domain = voice.model_copy(update={"domain": check(0.6)})
+    assert not any(r.startswith("off_domain") for r in build([in_domain, text], None, "pooled").review_reasons)
+    quiet = build([voice, text], None, method="pooled", flag_off_domain=False)
+    assert not any(r.startswith("off_domain") for r in quiet.review_reasons)

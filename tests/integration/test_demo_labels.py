@@ -1,0 +1,74 @@
+"""The demo tells the truth: its generated clips are labelled right by the default jury, or
+flagged for review with the reason; the voice model knows a TTS voice is not what it was
+trained on, and the text carries the label."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from emoforge.flows.annotate import annotate_corpus
+from emoforge.samples import SENTENCES, make_sample_media
+from emoforge.storage.records import SegmentRow, Status
+from emoforge.storage.shards import read_rows
+
+
+@pytest.fixture(scope="module")
+def demo_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("demo")
+    media = make_sample_media(root / "media")
+    annotate_corpus(inputs=[str(p) for p in media], out=str(root / "corpus"))
+    return root / "corpus"
+
+
+@pytest.fixture(scope="module")
+def demo_rows(demo_corpus: Path) -> list[SegmentRow]:
+    return [r for r in read_rows(str(demo_corpus)) if r.segment is not None]
+
+
+def intended(row: SegmentRow) -> str:
+    stem = Path(row.recording.uri).stem
+    return "happy" if stem == "talk_bars" else stem.removeprefix("speech_")  # the video speaks the happy line
+
+
+def test_every_demo_clip_is_labelled_right_or_flagged_with_a_reason(demo_rows: list[SegmentRow]) -> None:
+    clips = {Path(r.recording.uri).stem for r in demo_rows}
+    assert clips == {f"speech_{name}" for name, *_ in SENTENCES} | {"talk_bars"}
+    for row in demo_rows:
+        consensus = row.consensus
+        assert consensus is not None and consensus.primary_label is not None, row.row_id
+        right = consensus.primary_label == intended(row)
+        assert right or (consensus.needs_review and consensus.review_reasons), (
+            row.row_id,
+            consensus.primary_label,
+            consensus.confidence,
+        )
+    # On this media the text carries every label: right on each clip.
+    assert all(r.consensus is not None and r.consensus.primary_label == intended(r) for r in demo_rows)
+
+
+def test_the_voice_model_knows_a_synthetic_voice_is_off_its_domain(demo_rows: list[SegmentRow]) -> None:
+    voices = [a for r in demo_rows for a in r.annotations if a.backend == "voice_model" and a.status == Status.ok]
+    assert len(voices) >= 4
+    for vote in voices:
+        assert vote.domain is not None and vote.domain.off_domain, vote.domain
+        # The vote leans on its prior: no more confident than a guess between two labels.
+        assert vote.confidence is not None and vote.confidence < 0.5
+    flagged = [
+        r for r in demo_rows if r.consensus and any(x.startswith("off_domain") for x in r.consensus.review_reasons)
+    ]
+    assert len(flagged) == len(demo_rows)
+
+
+def test_inspect_and_the_report_show_the_off_domain_share(demo_corpus: Path, demo_rows: list[SegmentRow]) -> None:
+    from emoforge.configs.release import ReleaseConfig
+    from emoforge.release.report import CorpusReporter
+    from emoforge.storage.summary import summarize
+
+    info = summarize(str(demo_corpus))
+    assert info["off_domain"]["segments"] == len(demo_rows) and info["off_domain"]["share"] == 1.0
+    assert info["off_domain"]["by_agent"] == {"voice": len(demo_rows)}
+    assert info["review_reasons"]["off_domain"] == len(demo_rows)
+    page = CorpusReporter(ReleaseConfig()).render(str(demo_corpus))
+    assert f"{len(demo_rows)} (100%)" in page
