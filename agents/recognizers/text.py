@@ -128,8 +128,8 @@ _SHARED_ENCODER: dict[str, Any] = {}
 
 class TextModelAnnotator(ModelAnnotator):
     backend = "text_model"
-    model_id = "use-multilingual-3+logreg-meld-v1"
-    version = "text-meld-v1"
+    model_id = "use-multilingual-3+logreg-meld-v2"
+    version = "text-meld-v2"
 
     def __init__(
         self,
