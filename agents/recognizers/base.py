@@ -12,7 +12,7 @@ from emoforge.agents.cues.base import CueAnnotator, CueReading
 from emoforge.configs.agents import AgentsConfig
 
 # The weights each trained recognizer ships in ``weights/`` (the face net ships in ``fer``).
-SHIPPED_WEIGHTS = {"text_model": "text-meld-v1.npz", "voice_model": "voice-multi-v2.npz"}
+SHIPPED_WEIGHTS = {"text_model": "text-meld-v2.npz", "voice_model": "voice-multi-v2.npz"}
 
 
 def weights_path(configured: str | None, default_name: str) -> Path:

