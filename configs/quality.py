@@ -117,8 +117,8 @@ class ReviewFlagsConfig(Section):
     )
     flag_off_domain: bool = Field(
         True,
-        description="Flag when a trained recognizer's input is unlike its training data (its domain check's "
-        "trust below its min_trust): its vote then leans on its prior, and the label on the other votes.",
+        description="Flag when the label rests only on trained recognizers whose input was unlike their training "
+        "data (domain check: trust below min_trust); their votes already lean on their priors.",
     )
 
 

@@ -6,8 +6,8 @@ valence/arousal means, confidence, entropy and agreement, and flags the segment 
 with typed reasons: ``too_few_valid``, ``low_confidence``, ``annotator_conflict``,
 ``low_judge_score``, ``judge_failed``, ``modality_conflict`` (e.g. a smiling face with a
 sad voice: single-modality annotators whose valence points opposite ways) and ``off_domain``
-(a trained recognizer heard or saw something unlike its training data; its vote already
-leans on its prior, so the label rests on the others). It also scores the
+(the label rests only on trained recognizers that heard or saw something unlike their
+training data; their votes already lean on their priors). It also scores the
 label's quality (``label_quality.segment_label_quality``, CROWDLAB at segment scope), which
 orders the review queue.
 """
@@ -131,7 +131,7 @@ class ConsensusBuilder:
         if review.flag_modality_conflict:
             reasons += self._modality_conflict(features, valid)
         if review.flag_off_domain:
-            reasons += off_domain_reasons(valid)
+            reasons += off_domain_reasons(valid, primary)
         return Consensus(
             segment_id=segment.id,
             method=method,
@@ -275,14 +275,17 @@ class ConsensusBuilder:
         ]
 
 
-def off_domain_reasons(valid: list[Annotation]) -> list[str]:
-    """One ``off_domain`` reason naming every vote whose input was unlike its model's training data."""
-    off = [a for a in valid if a.domain is not None and a.domain.off_domain]
-    if not off:
+def off_domain_reasons(valid: list[Annotation], primary: str | None) -> list[str]:
+    """``off_domain`` when the elected label rests only on votes whose input was unlike their
+    model's training data: no vote without that doubt (in-domain, or an agent that declares no
+    domain, such as an LLM) gave it. An off-domain vote the others outweigh, or one that merely
+    agrees with an in-domain vote, leaves the label standing on something its model knows."""
+    backing = [a for a in valid if a.primary_label == primary]
+    if primary is None or not backing or not all(a.domain is not None and a.domain.off_domain for a in backing):
         return []
     return [
         "off_domain: "
-        + ", ".join(f"{a.agent} trust {a.domain.trust:.2f} < {a.domain.min_trust:.2f}" for a in off if a.domain)
+        + ", ".join(f"{a.agent} trust {a.domain.trust:.2f} < {a.domain.min_trust:.2f}" for a in backing if a.domain)
     ]
 
 

@@ -137,7 +137,7 @@ def test_judge_then_consensus_downweights_contradicted_reasoning() -> None:
     assert undiscounted.distribution["sad"] > 3 * c.distribution["sad"]
 
 
-def test_an_off_domain_recognizer_flags_the_segment_and_names_itself() -> None:
+def test_a_label_resting_only_on_off_domain_votes_is_flagged_and_names_them() -> None:
     from emoforge.storage.records import DomainCheck
 
     def check(trust: float) -> DomainCheck:
@@ -145,16 +145,26 @@ def test_an_off_domain_recognizer_flags_the_segment_and_names_itself() -> None:
             distance=1.0, residual=40.0, trust=trust, min_trust=0.3, off_domain=trust < 0.3, reference="acted speech"
         )
 
-    voice = annotation("voice", ["angry"], modalities=["voice"]).model_copy(
-        update={"backend": "voice_model", "confidence": 0.2, "domain": check(0.05)}
-    )
-    text = annotation("text", ["happy"], modalities=["text"]).model_copy(
-        update={"backend": "text_model", "confidence": 0.8, "domain": check(0.9)}
-    )
-    c = build([voice, text], None, method="pooled")
-    assert c.primary_label == "happy"
+    def vote(name: str, label: str, confidence: float, trust: float | None) -> Annotation:
+        return annotation(name, [label], modalities=["voice" if name == "voice" else "text"]).model_copy(
+            update={
+                "backend": f"{name}_model",
+                "confidence": confidence,
+                "domain": None if trust is None else check(trust),
+            }
+        )
+
+    def off(jury: list[Annotation], **review: object) -> list[str]:
+        return [r for r in build(jury, None, "pooled", **review).review_reasons if r.startswith("off_domain")]
+
+    # The off-domain voice is outvoted by the in-domain text: the label stands on the text.
+    assert off([vote("voice", "angry", 0.2, 0.05), vote("text", "happy", 0.8, 0.9)]) == []
+    # It agrees with the in-domain text: not only off-domain votes behind the label.
+    assert off([vote("voice", "happy", 0.3, 0.05), vote("text", "happy", 0.8, 0.9)]) == []
+    # The label is the off-domain voice's alone (the text is off-domain too, or silent on it).
+    c = build([vote("voice", "angry", 0.6, 0.05), vote("text", "happy", 0.2, 0.1)], None, "pooled")
+    assert c.primary_label == "angry"
     assert [r for r in c.review_reasons if r.startswith("off_domain")] == ["off_domain: voice trust 0.05 < 0.30"]
-    in_domain = voice.model_copy(update={"domain": check(0.6)})
-    assert not any(r.startswith("off_domain") for r in build([in_domain, text], None, "pooled").review_reasons)
-    quiet = build([voice, text], None, method="pooled", flag_off_domain=False)
-    assert not any(r.startswith("off_domain") for r in quiet.review_reasons)
+    # An agent that declares no domain (an LLM) is no doubt of this kind.
+    assert off([vote("voice", "angry", 0.6, 0.05), vote("llm", "angry", 0.7, None)]) == []
+    assert off([vote("voice", "angry", 0.6, 0.05), vote("text", "happy", 0.2, 0.1)], flag_off_domain=False) == []
