@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from emoforge.configs import ConfigError, load_config
@@ -141,6 +141,7 @@ _terms = st.builds(
 )
 
 
+@settings(suppress_health_check=[HealthCheck.too_slow], deadline=None)
 @given(_terms, _terms, _terms)
 def test_merge_keeps_what_is_given_and_is_associative(a: Terms, b: Terms, c: Terms) -> None:
     merged = merge_terms(a, b)
