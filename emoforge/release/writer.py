@@ -241,6 +241,7 @@ class ReleaseWriter:
         hashes salted with ``salt`` (the corpus's: ``pseudonyms.corpus_salt``; None: a fresh
         one, so hashes differ from any other export) unless the policy keeps them."""
         from emoforge.release.card import DatasetCard, licence_unset
+        from emoforge.release.datasheet import Datasheet
 
         out = Path(out)
         hide = self.config.hide_test_labels
@@ -301,6 +302,7 @@ class ReleaseWriter:
         }
         (out / "release.json").write_text(json.dumps(info, indent=2, sort_keys=True))
         card = DatasetCard(self.config).render(kept, flat, info, manifest or {})
+        card += "\n" + "\n".join(Datasheet(self.config).sections(kept, flat, info, manifest or {}))
         (out / "README.md").write_text(card, encoding="utf-8")
         files = _write_sums(out)
         warnings = []

@@ -1,7 +1,7 @@
 """Fail-closed checks of a release from a corpus mixing publish, research, no-consent and
 unknown clips: the release holds exactly what release.policy allows, the hidden test split
 never carries a research clip's media, speaker hashes are stable across exports and unlinkable
-across corpora."""
+across corpora, and the datasheet's counts are the release's."""
 
 from __future__ import annotations
 
@@ -167,6 +167,43 @@ def test_hashes_are_stable_across_exports_and_unlinkable_across_corpora(
     mine, theirs = _speakers(out), _speakers(tmp_path / "other")
     assert mine.keys() == theirs.keys()
     assert not set(mine.values()) & set(theirs.values())
+
+
+def _card_table(card: str, heading: str) -> dict[tuple[str, ...], list[int]]:
+    block = card.split(heading, 1)[1].split("\n\n", 2)[1]
+    out = {}
+    for line in block.splitlines()[2:]:
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        out[tuple(cells[:-4])] = [int(c) for c in cells[-4:]]
+    return out
+
+
+def test_the_datasheet_counts_are_the_releases(release: tuple[Path, str]) -> None:
+    out, _ = release
+    card = (out / "README.md").read_text()
+    published = _published(out)
+    table = _card_table(card, "### By terms and what the release did with the media")
+    expected: dict[tuple[str, ...], list[int]] = {}
+    for i, split in enumerate(SPLITS):
+        for r in published[split]:
+            counts = expected.setdefault((r["consent"], r["licence"], r["media_action"]), [0, 0, 0, 0])
+            counts[i] += 1
+            counts[3] += 1
+    assert table == expected
+    sources = _card_table(card, "### By source, licence and consent")
+    assert {k: v[3] for k, v in sources.items()} == {
+        ("pub", "CC-BY-4.0", "publish"): 16, ("show", "none", "publish"): 6, ("res", "CC-BY-NC-SA-4.0", "research"): 24,
+    }  # fmt: skip
+    total = sum(len(published[s]) for s in SPLITS)
+    assert f"{total} instances: " + ", ".join(f"{s} {len(published[s])}" for s in SPLITS) in card
+    assert "- Media, by what the release policy did: copy 16, link 0, features 30; withheld 4, terms unknown 10" in card
+    assert "  - RAVDESS (24 rows)" in card and "  - Open Talks (16 rows)" in card
+    for section in ("## Motivation", "## Composition", "## Collection process", "## Preprocessing and labelling",
+                    "## Known biases", "## Uses", "## Licence and terms", "## Maintenance"):  # fmt: skip
+        assert section in card, section
+    assert "Article 5(1)(f)" in card and card.count("**[A human must write this.]**") >= 8
+    # the hidden test split's labels give no distribution either
+    assert "| label | train | validation |\n" in card
 
 
 def test_allow_unknown_publishes_unknown_terms_as_features_only(
