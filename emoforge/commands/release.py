@@ -175,13 +175,18 @@ def export(
     for problem in verify(str(corpus)):  # its rows are left out: say so before publishing
         typer.echo(f"warning: corpus integrity: {problem}", err=True)
     try:
+        salt = corpus_salt(str(corpus)) if cfg.policy.speakers == "hash" else None
+    except (OSError, ValueError) as exc:  # a read-only corpus, or a salt file someone edited
+        typer.echo(f"error: {corpus}: cannot read or make its speaker salt: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    try:
         summary = ReleaseWriter(cfg).write(
             list(read_rows(str(corpus))),
             out,
             read_manifest(str(corpus)),
             answers_out=answers_out,
             allow_unknown=allow_unknown,
-            salt=corpus_salt(str(corpus)) if cfg.policy.speakers == "hash" else None,
+            salt=salt,
         )
     except ReleaseError as exc:
         typer.echo(f"error: {exc}", err=True)

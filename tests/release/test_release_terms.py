@@ -234,3 +234,12 @@ def test_a_copy_of_changed_media_is_refused(corpus: tuple[str, list[SegmentRow]]
     res = CliRunner().invoke(app, ["export", root, "--out", str(tmp_path / "r"), "--config", str(config)])
     assert res.exit_code == 2
     assert "its bytes changed since it was annotated" in res.output
+
+
+def test_an_unreadable_salt_stops_the_export(tmp_path: Path) -> None:
+    root = write_corpus(str(tmp_path / "c"), [make_row("rec0", 0, "happy", speaker="ann")])
+    (Path(root) / "speaker-salt").write_text("not a hex salt")
+    res = CliRunner().invoke(app, ["export", root, "--out", str(tmp_path / "r")])
+    assert res.exit_code == 2
+    assert "cannot read or make its speaker salt" in res.output
+    assert not (tmp_path / "r").exists()
