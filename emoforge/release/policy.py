@@ -79,8 +79,16 @@ class PolicyGate:
 
     def __init__(self, policy: ReleasePolicy, allow_unknown: bool = False) -> None:
         self.policy, self.allow_unknown = policy, allow_unknown
+        # A corpus has a handful of distinct terms and many rows: decide each once.
+        self._decided: dict[tuple[str | None, str], Decision] = {}
 
     def decide(self, terms: Terms) -> Decision:
+        key = (terms.licence, terms.consent)
+        if key not in self._decided:
+            self._decided[key] = self._decide(terms)
+        return self._decided[key]
+
+    def _decide(self, terms: Terms) -> Decision:
         klass = licence_class(terms.licence, self.policy.open_licences)
         unknown = terms.consent == "unknown" or klass == "unknown"
         if unknown and not self.allow_unknown:

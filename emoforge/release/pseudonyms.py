@@ -39,8 +39,11 @@ class SpeakerHasher:
 
     def __init__(self, salt: bytes) -> None:
         self.salt = salt
+        self._hashed: dict[str, str] = {}
 
     def __call__(self, name: str | None) -> str | None:
         if name is None:
             return None
-        return "spk-" + hmac.new(self.salt, name.encode(), hashlib.sha256).hexdigest()[:16]
+        if name not in self._hashed:
+            self._hashed[name] = "spk-" + hmac.new(self.salt, name.encode(), hashlib.sha256).hexdigest()[:16]
+        return self._hashed[name]
