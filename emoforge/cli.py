@@ -38,6 +38,7 @@ COMMAND_MODULES = (
     "emoforge.commands.quality",
     "emoforge.commands.release",
     "emoforge.commands.schedule",
+    "emoforge.commands.terms",
 )
 
 
