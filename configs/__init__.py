@@ -18,6 +18,7 @@ from pydantic import Field, ValidationError, model_validator
 
 from emoforge.configs.agents import AgentConfig, AgentsConfig
 from emoforge.configs.base import Section
+from emoforge.configs.inputs import InputsConfig
 from emoforge.configs.preprocess import PreprocessConfig
 from emoforge.configs.quality import AggregationConfig, JudgeConfig
 from emoforge.configs.release import ReleaseConfig
@@ -39,6 +40,7 @@ class PipelineConfig(Section):
     """The whole resolved configuration of a run."""
 
     name: str = Field("default", description="Config name, shown in manifests and reports.")
+    inputs: InputsConfig = InputsConfig()
     sampling: SamplingConfig = SamplingConfig()
     preprocess: PreprocessConfig = PreprocessConfig()
     agents: AgentsConfig = AgentsConfig()

@@ -5,6 +5,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from emoforge.configs.base import Section
+from emoforge.configs.terms import MediaAction
 
 
 class SplitSizes(Section):
@@ -52,6 +53,51 @@ class ReviewConfig(Section):
     icc_pass: float = Field(0.9, description="ICC above this counts as near-expert agreement.")
 
 
+# SPDX ids of licences that allow anyone to redistribute the media (no NC, no ND clause).
+OPEN_LICENCES = ["CC0-1.0", "CC-BY-3.0", "CC-BY-4.0", "CC-BY-SA-3.0", "CC-BY-SA-4.0", "PDDL-1.0", "ODC-By-1.0"]
+
+
+class ConsentActions(Section):
+    """What a release does with a row's media, by the consent of the people in it."""
+
+    publish: MediaAction = Field("link", description="Consent to publication.")
+    research: MediaAction = Field("features", description="Consent to research use only: no pixels or waveforms.")
+    none: MediaAction = Field("withhold", description="No consent, or consent withdrawn.")
+
+
+class LicenceActions(Section):
+    """What a release does with a row's media, by the class of its licence."""
+
+    open: MediaAction = Field("link", description="A licence listed in release.policy.open_licences.")
+    noncommercial: MediaAction = Field("link", description="A Creative Commons NC licence.")
+    restricted: MediaAction = Field(
+        "features", description="Any other licence text: research-only, all rights reserved, none."
+    )
+
+
+class ReleasePolicy(Section):
+    """What may leave the building: a row gets the more restrictive of its consent's and its
+    licence's action (copy > link > features > withhold); terms unknown are refused unless
+    ``export --allow-unknown``, and then get ``unknown``."""
+
+    consent: ConsentActions = ConsentActions()
+    licence: LicenceActions = LicenceActions()
+    unknown: MediaAction = Field(
+        "features",
+        description="Action for an unknown consent or licence once --allow-unknown is given (without it such rows "
+        "are withheld).",
+    )
+    open_licences: list[str] = Field(
+        default=OPEN_LICENCES,
+        description="SPDX ids (case-insensitive) that allow redistribution of the media.",
+    )
+    speakers: Literal["hash", "keep"] = Field(
+        "hash",
+        description="hash: speaker names and ids become salted hashes (salt per corpus, in CORPUS/speaker-salt) in "
+        "every published file; keep: published as given.",
+    )
+
+
 class ReleaseConfig(Section):
     seed: int = Field(13, description="Seed of the split assignment (same seed, same split).")
     splits: SplitSizes = SplitSizes()
@@ -66,3 +112,4 @@ class ReleaseConfig(Section):
     )
     licence: str = Field("TODO: fill in", description="Licence written into the dataset card.")
     review: ReviewConfig = ReviewConfig()
+    policy: ReleasePolicy = ReleasePolicy()

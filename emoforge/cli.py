@@ -38,6 +38,7 @@ COMMAND_MODULES = (
     "emoforge.commands.quality",
     "emoforge.commands.release",
     "emoforge.commands.schedule",
+    "emoforge.commands.terms",
 )
 
 
@@ -101,7 +102,7 @@ def annotate(
     from emoforge.storage.inputs import InputError, discover_inputs
 
     try:  # a missing path is reported before a run is recorded or Prefect starts
-        discover_inputs(inputs, input_root)
+        discover_inputs(inputs, input_root, cfg.inputs)
     except InputError as exc:
         console.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(2) from exc
@@ -279,12 +280,24 @@ def inspect(
             f"off-domain: {far['segments']} segments ({far['share']:.0%}) where a trained recognizer's input was "
             "unlike its training data (" + ", ".join(f"{k} {v}" for k, v in sorted(far["by_agent"].items())) + ")"
         )
+    if info["terms"]:
+        _print_terms(info["terms"], out)
     if info["jury"]["segments"]:
         _print_ledger(info["jury"], out)
     if info.get("batches"):
         _print_batches(info["batches"], out)
     if info["problems"]:
         out.print(f"[red]integrity problems: {info['problems']}[/red]")
+
+
+def _print_terms(terms: list[dict[str, Any]], out: Console) -> None:
+    """The corpus by licence and consent: what `emoforge export` may publish (release.policy)."""
+    table = Table(title="terms of use (licence, consent)")
+    for col in ("licence", "consent", "recordings", "rows"):
+        table.add_column(col, justify="right" if col in ("recordings", "rows") else "left")
+    for t in terms:
+        table.add_row(t["licence"], t["consent"], str(t["recordings"]), str(t["rows"]))
+    out.print(table)
 
 
 def _print_batches(batches: list[dict[str, Any]], out: Console) -> None:

@@ -117,7 +117,7 @@ def annotate_corpus(
     config = load_config(config_path, overrides)
     cfg_hash = config_hash(config)
     ctx = RunContext(run_id=new_run_id(cfg_hash), config_hash=cfg_hash, emoforge_version=emoforge.__version__)
-    found = discover_inputs(inputs, input_root)  # before the writer: a bad path leaves no run "running"
+    found = discover_inputs(inputs, input_root, config.inputs)  # before the writer: a bad path leaves no run "running"
     writer = CorpusWriter(
         out, config.storage, ctx.run_id, config.model_dump(mode="json"), cfg_hash, lock_wait_s=lock_wait_s
     )

@@ -148,6 +148,7 @@ class Probe(Stage):
                 id=recording_id_for(item.uri, pseudo), uri=item.uri, sha256=pseudo, size_bytes=0,
                 source=item.source, speaker_hint=item.speaker, status=Status.failed, failure=failure,
             )  # fmt: skip
+        rec.terms = item.terms  # the input's terms of use travel with its recording into every row
         work.recording = rec
         if rec.status == Status.failed:
             work.failure = rec.failure

@@ -93,6 +93,7 @@ def recording_ref(recording: Recording, segment_count: int | None = None) -> Rec
         source=recording.source,
         speaker=recording.speaker_hint,
         segment_count=segment_count,
+        terms=recording.terms,
     )
 
 

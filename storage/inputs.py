@@ -9,7 +9,9 @@ import os
 from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 
+from emoforge.configs.inputs import InputsConfig
 from emoforge.storage.records import ErrorKind, Failure, MediaInput, Recording, Status, recording_id_for
+from emoforge.storage.terms import TermsError, TermsResolver, terms_from
 
 VIDEO_SUFFIXES = frozenset([".mp4", ".mkv", ".webm", ".avi", ".mov", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".ts"])
 AUDIO_SUFFIXES = frozenset([".wav", ".flac", ".mp3", ".m4a", ".aac", ".ogg", ".opus", ".wma"])
@@ -51,10 +53,15 @@ def _from_record(raw: dict[str, object], base: Path, root: Path, where: str) -> 
         value = raw.get(key)
         return str(value) if value not in (None, "") else None
 
+    try:
+        terms = terms_from(raw, where)
+    except TermsError as exc:
+        raise InputError(str(exc)) from exc
     local = uri[len("file://") :] if uri.startswith("file://") else uri
     if "://" in local:
-        return MediaInput(uri=uri, source=opt("source"), speaker=opt("speaker"))
-    return _rooted(uri, base / Path(local), root, opt("source"), opt("speaker"))
+        return MediaInput(uri=uri, source=opt("source"), speaker=opt("speaker"), terms=terms)
+    item = _rooted(uri, base / Path(local), root, opt("source"), opt("speaker"))
+    return item.model_copy(update={"terms": terms})
 
 
 def _read_manifest(path: Path, root: Path) -> list[MediaInput]:
@@ -97,7 +104,9 @@ def _folder_source(root: Path, child: Path) -> str | None:
     return parts[0] if len(parts) > 1 else None
 
 
-def discover_inputs(inputs: Iterable[str | Path], input_root: str | Path | None = None) -> list[MediaInput]:
+def discover_inputs(
+    inputs: Iterable[str | Path], input_root: str | Path | None = None, terms: InputsConfig | None = None
+) -> list[MediaInput]:
     """Expand inputs in a stable order; duplicates (same resolved path) are kept once.
 
     A file with an unknown suffix given explicitly is kept (probing decides if it is
@@ -110,10 +119,12 @@ def discover_inputs(inputs: Iterable[str | Path], input_root: str | Path | None 
             for files found in it, the file's folder for a file given directly. An entry
             outside it is kept as a refused input (``outside_input_root`` failure row) and
             never read.
+        terms: where inputs get the terms of use their manifest row does not give (folder
+            terms files, config rules: ``storage/terms.py``); None: only the manifest's.
 
     Raises:
-        InputError: a path that does not exist or is not a file or folder, or an
-            unreadable manifest; one line naming the input.
+        InputError: a path that does not exist or is not a file or folder, an unreadable
+            manifest, or terms that do not parse; one line naming the input.
     """
     seen: set[str] = set()
     out: list[MediaInput] = []
@@ -144,7 +155,13 @@ def discover_inputs(inputs: Iterable[str | Path], input_root: str | Path | None 
             raise InputError(f"{raw}: not a regular file or folder")
         else:
             raise InputError(f"{raw}: no such file or folder")
-    return out
+    if terms is None:
+        return out
+    resolver = TermsResolver(terms)
+    try:
+        return [resolver.resolve(item) for item in out]
+    except TermsError as exc:
+        raise InputError(str(exc)) from exc
 
 
 def publishable_path(uri: str, root: str | Path) -> str:
@@ -185,6 +202,7 @@ def refused_recording(item: MediaInput) -> Recording:
         size_bytes=0,
         source=item.source,
         speaker_hint=item.speaker,
+        terms=item.terms,
         status=Status.failed,
         failure=item.refused,
     )

@@ -24,9 +24,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from emoforge.configs.terms import Consent
 from emoforge.storage.secrets import scrub
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 """Bump on any change to the row layout; add an upgrade in ``storage/schema.py``."""
 
 
@@ -177,6 +178,16 @@ def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+class Terms(Record):
+    """Under what terms a clip may be used: its licence, the consent of the people in it, whom to
+    credit and where it came from. Added in schema v2; older rows read as unknown."""
+
+    licence: str | None = Field(default=None, description="SPDX id (CC-BY-4.0) or free text; null: unknown.")
+    consent: Consent = Field(default="unknown", description="publish, research, none or unknown.")
+    attribution: str | None = Field(default=None, description="Who must be credited, as the licence asks.")
+    source_url: str | None = Field(default=None, description="Where the media can be obtained legitimately.")
+
+
 class Recording(Record):
     """A media file: where it is, what it holds, and its content hash."""
 
@@ -190,6 +201,7 @@ class Recording(Record):
     streams: list[StreamInfo] = Field(default_factory=list, description="Streams found by probing.")
     source: str | None = Field(default=None, description="Source/collection name (for grouped splits).")
     speaker_hint: str | None = Field(default=None, description="Speaker id given by the input manifest.")
+    terms: Terms = Field(default_factory=Terms, description="Licence, consent, attribution and source of the media.")
     status: Status = Field(default=Status.ok, description="ok, or failed when probing failed.")
     failure: Failure | None = Field(default=None, description="Why probing failed.")
 
@@ -215,6 +227,9 @@ class MediaInput(Record):
     uri: str = Field(description="Media path or URL.")
     source: str | None = Field(default=None, description="Source/collection (splits group by it).")
     speaker: str | None = Field(default=None, description="Speaker id (splits group by it).")
+    terms: Terms = Field(
+        default_factory=Terms, description="Terms from the manifest, the folder's terms file or the config."
+    )
     known_hash: FileHash | None = Field(
         default=None, description="Content hash the planner already computed; probing reuses it if still valid."
     )
@@ -612,6 +627,10 @@ class RecordingRef(Record):
     speaker: str | None = Field(default=None, description="Speaker id from the input manifest.")
     segment_count: int | None = Field(
         default=None, description="Segments the recording was cut into (lets resume skip it whole)."
+    )
+    terms: Terms = Field(
+        default_factory=Terms,
+        description="Licence, consent, attribution and source of the media (schema v2; v1 rows read as unknown).",
     )
 
 

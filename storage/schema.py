@@ -26,7 +26,7 @@ from typing import Any, Literal, Union, get_args, get_origin
 import pyarrow as pa
 from pydantic import BaseModel
 
-from emoforge.storage.records import SCHEMA_VERSION, SegmentRow
+from emoforge.storage.records import SCHEMA_VERSION, SegmentRow, Terms
 
 HERE = Path(__file__).resolve().parent
 SNAPSHOT_DIR = HERE / "schemas"
@@ -133,6 +133,17 @@ def _decode(value: Any, tp: Any) -> Any:
             name: _decode(value.get(name), info.annotation) for name, info in tp.model_fields.items() if name in value
         }
     return value
+
+
+def _v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
+    """v2 gave recordings their terms of use; nobody recorded them for v1 rows: unknown."""
+    recording = data.get("recording")
+    if recording is not None and recording.get("terms") is None:
+        data = {**data, "recording": {**recording, "terms": _encode(Terms(), Terms)}}
+    return {**data, "schema_version": 2}
+
+
+UPGRADES[1] = _v1_to_v2
 
 
 def rows_to_table(rows: list[SegmentRow]) -> pa.Table:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, defaultdict
+from collections.abc import Iterable
 from typing import Any
 
 from emoforge.storage.batches import pending_batches
@@ -13,7 +14,9 @@ from emoforge.storage.shards import read_manifest, read_table, verify
 
 def summarize(root: str) -> dict[str, Any]:
     manifest = read_manifest(root)
-    table = read_table(root, columns=["status", "failure", "consensus", "annotations", "jury", "verdicts", "human"])
+    table = read_table(
+        root, columns=["status", "failure", "consensus", "annotations", "jury", "verdicts", "human", "recording"]
+    )
     ledger = RunLedger()
     status = Counter(table.column("status").to_pylist())
     failures: Counter[str] = Counter()
@@ -74,10 +77,27 @@ def summarize(root: str) -> dict[str, Any]:
         "failure_kinds": dict(kinds),
         "mean_confidence": round(sum(confidences) / len(confidences), 3) if confidences else None,
         "jury": ledger.model_dump(mode="json"),
+        "terms": terms_counts(table.column("recording").to_pylist()),
         "stats": manifest.get("stats", {}),
         "batches": pending_batches(root),
         "problems": verify(root),
     }
+
+
+def terms_counts(recordings: Iterable[dict[str, Any] | None]) -> list[dict[str, Any]]:
+    """Rows and recordings per licence and consent, from rows' ``recording`` structs (v1 rows
+    carry no terms: unknown), most rows first."""
+    rows: Counter[tuple[str, str]] = Counter()
+    ids: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for rec in recordings:
+        terms = (rec or {}).get("terms") or {}
+        key = (terms.get("licence") or "(unknown)", terms.get("consent") or "unknown")
+        rows[key] += 1
+        ids[key].add((rec or {}).get("id") or "")
+    return [
+        {"licence": lic, "consent": con, "recordings": len(ids[(lic, con)]), "rows": n}
+        for (lic, con), n in sorted(rows.items(), key=lambda kv: (-kv[1], kv[0]))
+    ]
 
 
 def failure_kinds(annotations: list[dict[str, Any]], verdicts: list[dict[str, Any]]) -> Counter[str]:

@@ -145,10 +145,20 @@ def export(
         Path | None,
         typer.Option("--answers-out", help="Folder for the hidden test answers, outside --out (default: OUT-answers)."),
     ] = None,
+    allow_unknown: Annotated[
+        bool,
+        typer.Option(
+            "--allow-unknown",
+            help="Publish rows whose licence or consent is unknown, under release.policy.unknown (default: withheld).",
+        ),
+    ] = False,
     config: ConfigOpt = None,
 ) -> None:
-    """Write train/validation/test Parquet splits, checksums and a dataset card; hidden test
-    answers go to a separate folder that is not part of the release."""
+    """Write train/validation/test Parquet splits, checksums and a dataset card with its
+    datasheet; each row's media is copied, linked, left out (features only) or the row withheld
+    as release.policy says for its consent and licence. Hidden test answers go to a separate
+    folder that is not part of the release."""
+    from emoforge.release.pseudonyms import corpus_salt
     from emoforge.release.writer import ReleaseError, ReleaseWriter
     from emoforge.storage.shards import read_manifest, read_rows, verify
 
@@ -165,8 +175,18 @@ def export(
     for problem in verify(str(corpus)):  # its rows are left out: say so before publishing
         typer.echo(f"warning: corpus integrity: {problem}", err=True)
     try:
+        salt = corpus_salt(str(corpus)) if cfg.policy.speakers == "hash" else None
+    except (OSError, ValueError) as exc:  # a read-only corpus, or a salt file someone edited
+        typer.echo(f"error: {corpus}: cannot read or make its speaker salt: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    try:
         summary = ReleaseWriter(cfg).write(
-            list(read_rows(str(corpus))), out, read_manifest(str(corpus)), answers_out=answers_out
+            list(read_rows(str(corpus))),
+            out,
+            read_manifest(str(corpus)),
+            answers_out=answers_out,
+            allow_unknown=allow_unknown,
+            salt=salt,
         )
     except ReleaseError as exc:
         typer.echo(f"error: {exc}", err=True)
@@ -175,6 +195,11 @@ def export(
         typer.echo(f"{split:<11}{sum(counts.values()):>6} rows  {dict(sorted(counts.items()))}")
     if summary.excluded:
         typer.echo(f"left out: {summary.excluded}")
+    for c in summary.policy:
+        typer.echo(
+            f"terms: consent {c.consent}, licence {c.licence_class} -> {c.action} ({c.reason}): "
+            f"{c.rows} rows, {c.recordings} recordings"
+        )
     for warning in summary.warnings:
         typer.echo(f"warning: {warning}", err=True)
     typer.echo(f"release -> {out} ({len(summary.files)} files, SHA256SUMS)")

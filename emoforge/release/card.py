@@ -95,15 +95,6 @@ class DatasetCard:
             ]
         parts += self._sources(rows) + self._taxonomy(manifest) + self._counts(flat, info)
         parts += self._agreement(manifest) + self._judge(rows) + self._models(rows)
-        parts += [
-            "## Licence and terms (to fill in)",
-            "",
-            f"- Licence of the annotations: {self.config.licence}",
-            "- Licence of the media (per source): TODO",
-            "- Consent / permitted uses: TODO",
-            "- Citation: TODO",
-            "",
-        ]
         return "\n".join(parts)
 
     def _sources(self, rows: list[SegmentRow]) -> list[str]:

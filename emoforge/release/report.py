@@ -1,6 +1,7 @@
 """HTML corpus report: one self-contained page with plots embedded as base64 PNGs.
 
-Sections: overview counts, label distribution, consensus confidence and entropy histograms,
+Sections: overview counts, the corpus by licence and consent (``report_terms``), label
+distribution, consensus confidence and entropy histograms,
 judge score distributions, agreement of each annotator with the consensus, the review
 queue, failures by reason and kind (``report_tables``), agreement statistics with their n,
 the cost ledger and the calls the adaptive jury saved (``report_ledger``), and a link to the
@@ -21,6 +22,7 @@ from emoforge.release.clip_card import review_status
 from emoforge.release.clips import DEFAULT_MAX_CLIPS, ClipBrowser, ClipBrowserSummary
 from emoforge.release.report_ledger import ledger_section
 from emoforge.release.report_tables import agreement_tables, failure_items, failure_table, priority_table
+from emoforge.release.report_terms import terms_section
 from emoforge.storage.records import SegmentRow, Status
 from emoforge.storage.shards import read_manifest, read_rows
 
@@ -95,6 +97,7 @@ class CorpusReporter:
             f"<!doctype html><html><head><meta charset='utf-8'><title>emoforge report</title>"
             f"<style>{_CSS}</style></head><body><h1>Corpus report</h1><p>{html.escape(str(root))}</p>"
             f"<h2>Overview</h2>{overview}{self._clips_link(root, clips)}"
+            f"<h2>Licence and consent</h2>{terms_section(rows, self.config.policy)}"
             f"<h2>Label quality against human labels</h2>{self._vs_human(rows)}"
             f"<h2>Plots</h2><div class='grid'>{''.join(figures)}</div>"
             f"<h2>Failures by kind</h2>{failure_table(rows)}"

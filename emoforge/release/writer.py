@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import secrets
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,8 @@ import pyarrow.parquet as pq
 from pydantic import Field
 
 from emoforge.configs.release import ReleaseConfig
+from emoforge.release.policy import Decision, PolicyCount, PolicyGate, copy_media, policy_counts, published_media
+from emoforge.release.pseudonyms import SpeakerHasher
 from emoforge.release.splits import SPLITS, SplitAssigner, release_label
 from emoforge.storage.inputs import publishable_paths
 from emoforge.storage.records import Annotation, Record, SegmentRow, Status
@@ -62,6 +65,12 @@ RELEASE_SCHEMA = pa.schema(
         ("rationale", pa.list_(pa.string())),
         ("evidence_modalities", pa.list_(pa.string())),
         ("annotators", pa.list_(_ANNOTATOR)),
+        # The clip's terms and what the release policy did with its media (emoforge/release/policy.py).
+        ("licence", pa.string()),
+        ("consent", pa.string()),
+        ("attribution", pa.string()),
+        ("source_url", pa.string()),
+        ("media_action", pa.string()),
     ]
 )
 """Columns of a released split; the test split drops ``HIDDEN_COLUMNS`` when labels are hidden."""
@@ -96,6 +105,9 @@ class ReleaseSummary(Record):
     hidden_test_labels: bool = Field(description="Test labels were moved to the answers folder.")
     files: dict[str, str] = Field(description="Relative path -> sha256.")
     warnings: list[str] = Field(default_factory=list, description="Degenerate outcomes worth a look.")
+    policy: list[PolicyCount] = Field(
+        default_factory=list, description="What release.policy did, per consent and licence class."
+    )
 
 
 def exclusion_reason(row: SegmentRow, config: ReleaseConfig) -> str | None:
@@ -218,10 +230,18 @@ class ReleaseWriter:
         out: str | Path,
         manifest: dict[str, Any] | None = None,
         answers_out: str | Path | None = None,
+        allow_unknown: bool = False,
+        salt: bytes | None = None,
     ) -> ReleaseSummary:
         """Write the release to ``out`` and, when test labels are hidden, the answers to
-        ``answers_out`` (default :func:`default_answers_dir`). Raises ``ReleaseError``."""
+        ``answers_out`` (default :func:`default_answers_dir`). Raises ``ReleaseError``.
+
+        Rows pass ``release.policy`` one by one (``emoforge/release/policy.py``): rows whose
+        terms are unknown are withheld unless ``allow_unknown``. Speakers are published as
+        hashes salted with ``salt`` (the corpus's: ``pseudonyms.corpus_salt``; None: a fresh
+        one, so hashes differ from any other export) unless the policy keeps them."""
         from emoforge.release.card import DatasetCard, licence_unset
+        from emoforge.release.datasheet import Datasheet
 
         out = Path(out)
         hide = self.config.hide_test_labels
@@ -236,15 +256,24 @@ class ReleaseWriter:
                 kept.append(row)
             else:
                 excluded[reason] += 1
+        kept, decisions, by_terms = self._apply_policy(kept, excluded, allow_unknown, salt)
         kept.sort(key=lambda r: r.row_id)
         assignment = SplitAssigner(self.config).assign(kept)
         # Paths relative to the corpus's media folder: a release never names the machine's
         # absolute paths or a private bucket.
         published = publishable_paths(r.recording.uri for r in kept)
-        flat = {
-            s: [flatten(r, published[r.recording.uri]) for r in kept if assignment.splits[r.row_id] == s]
-            for s in SPLITS
-        }
+        copied: dict[str, str] = {}
+
+        def release_row(r: SegmentRow) -> dict[str, Any]:
+            decision = decisions[r.row_id]
+            try:
+                copy = copy_media(r.recording, out, copied) if decision.action == "copy" else None
+            except OSError as exc:
+                raise ReleaseError(f"{r.recording.uri}: the policy copies its media, but: {exc}") from exc
+            media = published_media(r.recording, decision, published[r.recording.uri], copy)
+            return {**flatten(r, published[r.recording.uri]), **media}
+
+        flat = {s: [release_row(r) for r in kept if assignment.splits[r.row_id] == s] for s in SPLITS}
         for split, records in flat.items():
             table = pa.Table.from_pylist(records, schema=RELEASE_SCHEMA)
             if split == "test" and hide:
@@ -269,9 +298,11 @@ class ReleaseWriter:
             "groups": {s: sorted({assignment.groups[r["row_id"]] for r in flat[s]}) for s in SPLITS},
             "duplicate_media": assignment.duplicates,
             "corpus_config_hashes": sorted({r.config_hash for r in kept}),
+            "policy": [c.model_dump(mode="json") for c in by_terms],
         }
         (out / "release.json").write_text(json.dumps(info, indent=2, sort_keys=True))
         card = DatasetCard(self.config).render(kept, flat, info, manifest or {})
+        card += "\n" + "\n".join(Datasheet(self.config).sections(kept, flat, info, manifest or {}))
         (out / "README.md").write_text(card, encoding="utf-8")
         files = _write_sums(out)
         warnings = []
@@ -286,6 +317,12 @@ class ReleaseWriter:
             warnings.append(
                 f"licence is still {self.config.licence!r}: set release.licence before publishing (the card says so)"
             )
+        unknown = sum(c.rows for c in by_terms if c.reason == "terms_unknown")
+        if unknown:
+            warnings.append(
+                f"{unknown} rows withheld: their licence or consent is unknown (give them terms in the manifest, a "
+                "terms file or inputs.terms, or pass --allow-unknown to publish them under release.policy.unknown)"
+            )
         for digest, recordings in assignment.duplicates.items():
             warnings.append(
                 f"identical media under {len(recordings)} recording ids ({', '.join(recordings)}; "
@@ -299,7 +336,30 @@ class ReleaseWriter:
             hidden_test_labels=hide,
             files=files,
             warnings=warnings,
+            policy=by_terms,
         )
+
+    def _apply_policy(
+        self, rows: list[SegmentRow], excluded: Counter[str], allow_unknown: bool, salt: bytes | None
+    ) -> tuple[list[SegmentRow], dict[str, Decision], list[PolicyCount]]:
+        """The rows the policy lets out (speakers hashed unless kept) and each one's decision;
+        withheld rows are counted in ``excluded`` by reason."""
+        gate = PolicyGate(self.config.policy, allow_unknown)
+        decided = [(r, gate.decide(r.recording.terms)) for r in rows]
+        counts = policy_counts((r.recording, d) for r, d in decided)
+        hasher = SpeakerHasher(salt or secrets.token_bytes(32)) if self.config.policy.speakers == "hash" else None
+        out, decisions = [], {}
+        for row, decision in decided:
+            if decision.action == "withhold":
+                excluded["terms_unknown" if decision.reason == "terms_unknown" else "withheld_by_policy"] += 1
+                continue
+            if hasher is not None:
+                # Before the splits: groups and every published file see only the hash.
+                recording = row.recording.model_copy(update={"speaker": hasher(row.recording.speaker)})
+                row = row.model_copy(update={"recording": recording})
+            out.append(row)
+            decisions[row.row_id] = decision
+        return out, decisions, counts
 
 
 def verify_release(out: str | Path) -> list[str]:

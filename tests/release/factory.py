@@ -20,6 +20,7 @@ from emoforge.storage.records import (
     Segment,
     SegmentRow,
     Status,
+    Terms,
     Transcript,
     Verdict,
 )
@@ -27,6 +28,8 @@ from emoforge.storage.records import (
 CTX = RunContext(run_id="run-test", config_hash="cafe0123", emoforge_version="0.1.0")
 TAXONOMY = ["neutral", "happy", "sad", "angry", "fearful", "disgusted", "surprised"]
 AGENTS = ("face", "voice", "text")
+# Rows are publishable unless a test says otherwise: release.policy withholds unknown terms.
+PUBLISHED = Terms(licence="CC-BY-4.0", consent="publish")
 
 
 def make_row(
@@ -46,12 +49,19 @@ def make_row(
     failed: bool = False,
     uri: str | None = None,
     sha256: str | None = None,
+    terms: Terms = PUBLISHED,
 ) -> SegmentRow:
     seg_id = f"{rec}-{index:05d}"
     # Distinct media per recording unless a test says otherwise (splits group by content hash).
     digest = sha256 or hashlib.sha256(rec.encode()).hexdigest()
     ref = RecordingRef(
-        id=rec, uri=uri or f"/media/{rec}.mp4", sha256=digest, duration_s=60.0, source=source, speaker=speaker
+        id=rec,
+        uri=uri or f"/media/{rec}.mp4",
+        sha256=digest,
+        duration_s=60.0,
+        source=source,
+        speaker=speaker,
+        terms=terms,
     )
     if failed:
         return SegmentRow(

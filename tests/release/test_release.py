@@ -136,7 +136,7 @@ def test_dataset_card_content(release: Path) -> None:
         "## Models and prompt versions",
         "face-rules",
         "| v1 |",
-        "## Licence and terms (to fill in)",
+        "## Licence and terms",
         "## Agreement",
         "--answers test.jsonl",
     ):

@@ -24,6 +24,7 @@ from emoforge.storage.records import (
     Segment,
     SegmentRow,
     Status,
+    Terms,
     Transcript,
     Usage,
     Verdict,
@@ -31,6 +32,13 @@ from emoforge.storage.records import (
 )
 
 text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=20)
+terms = st.builds(
+    Terms,
+    licence=st.none() | text,
+    consent=st.sampled_from(["publish", "research", "none", "unknown"]),
+    attribution=st.none() | text,
+    source_url=st.none() | text,
+)
 ident = st.from_regex(r"[a-z][a-z0-9-]{0,12}", fullmatch=True)
 unit = st.floats(0, 1, allow_nan=False)
 secs = st.floats(0, 1e5, allow_nan=False, allow_infinity=False)
@@ -187,7 +195,11 @@ def rows(draw: st.DrawFn) -> SegmentRow:
         status=Status.failed if failed else Status.ok,
         failure=draw(failure) if failed else None,
         recording=RecordingRef(
-            id=seg.recording_id, uri=draw(text), sha256="ab" * 32, segment_count=draw(st.none() | st.integers(0, 9))
+            id=seg.recording_id,
+            uri=draw(text),
+            sha256="ab" * 32,
+            segment_count=draw(st.none() | st.integers(0, 9)),
+            terms=draw(terms),
         ),
         segment=seg,
         features=draw(st.none() | features),
