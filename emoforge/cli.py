@@ -114,6 +114,7 @@ def annotate(
     from emoforge.flows.annotate import annotate_corpus
     from emoforge.flows.runners import EXIT_INTERRUPTED, prompt_interrupt, start_temporary_server, task_runner
     from emoforge.storage.lock import CorpusLocked, wait_until_free
+    from emoforge.storage.safe_files import UnsafePathError
     from emoforge.storage.shards import CorpusWriteError
 
     lock_wait_s = None if wait else 0.0
@@ -122,6 +123,9 @@ def annotate(
     except CorpusLocked as exc:
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(3) from exc
+    except UnsafePathError as exc:  # links planted in a corpus from someone else
+        console.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from exc
 
     def notice() -> None:
         console.print(

@@ -265,9 +265,14 @@ def report(
 ) -> None:
     """Write an HTML corpus report with plots, and a clip browser beside it."""
     from emoforge.release.report import CorpusReporter
+    from emoforge.storage.safe_files import UnsafePathError
 
     cfg = _release_config(config).release
-    path = CorpusReporter(cfg).write(str(corpus), out or corpus / "report.html", max_clips=max_clips)
+    try:
+        path = CorpusReporter(cfg).write(str(corpus), out or corpus / "report.html", max_clips=max_clips)
+    except UnsafePathError as exc:  # a corpus from someone else with links where the report goes
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
     typer.echo(f"report -> {path}")
     if max_clips:
         typer.echo(f"clips  -> {path.parent / (path.stem + '_clips') / 'index.html'}")

@@ -22,6 +22,7 @@ from emoforge.release.clips import DEFAULT_MAX_CLIPS, ClipBrowser, ClipBrowserSu
 from emoforge.release.report_ledger import ledger_section
 from emoforge.release.report_tables import agreement_tables, failure_items, failure_table, priority_table
 from emoforge.storage.records import SegmentRow, Status
+from emoforge.storage.safe_files import write_text
 from emoforge.storage.shards import read_manifest, read_rows
 
 _CSS = (
@@ -109,7 +110,7 @@ class CorpusReporter:
         rows = list(read_rows(root))
         folder = out.parent / f"{out.stem}_clips"
         clips = ClipBrowser(self.config.review, max_clips).write(rows, folder) if max_clips > 0 else None
-        out.write_text(self.render(root, rows, clips), encoding="utf-8")
+        write_text(out, self.render(root, rows, clips))  # a planted report.html link is replaced, not followed
         return out
 
     @staticmethod
