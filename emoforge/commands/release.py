@@ -145,6 +145,14 @@ def export(
         Path | None,
         typer.Option("--answers-out", help="Folder for the hidden test answers, outside --out (default: OUT-answers)."),
     ] = None,
+    hidden_ids: Annotated[
+        str | None,
+        typer.Option(
+            "--hidden-ids",
+            help="Names of hidden test rows: opaque, keep, or auto (opaque when a media path, source, speaker "
+            "or id names a label); default from config (auto).",
+        ),
+    ] = None,
     config: ConfigOpt = None,
 ) -> None:
     """Write train/validation/test Parquet splits, checksums and a dataset card; hidden test
@@ -161,6 +169,8 @@ def export(
         overrides["hide_test_labels"] = False
     if group_by is not None:
         overrides["group_by"] = [g for g in group_by if g != "recording"]
+    if hidden_ids is not None:
+        overrides["hidden_ids"] = hidden_ids  # validated by the config: a wrong value is one line, exit 2
     cfg = _release_config(config, overrides).release
     for problem in verify(str(corpus)):  # its rows are left out: say so before publishing
         typer.echo(f"warning: corpus integrity: {problem}", err=True)

@@ -1,0 +1,86 @@
+"""Hidden test labels stay hidden: names of hidden rows must not spell their label.
+
+Media laid out as ``data/angry/*.wav`` (the way many emotion corpora ship) gives every test
+row's label away through what a release publishes beside it: its ``media_uri``, its
+``source`` when the folder became the source, and its ``recording_id`` / ``row_id``, which
+derive from the file name. :func:`label_leaks` finds such rows (a name token that equals a
+label of the release, or a grouping key equal to one); with ``release.hidden_ids`` at
+``auto`` (the default) a leaking release, and with ``opaque`` every release, publishes the
+hidden split under opaque names (:func:`make_opaque`): ``row_id`` and ``recording_id``
+become keyed hashes, ``media_uri`` is ``test/<opaque id><suffix>``, ``source`` is dropped
+and ``speaker`` hashed.
+The key is random per export and written only to the private answers folder, beside the
+map from opaque media names to the corpus's files (``test_media.jsonl``), so the author
+can ship the test media under the names the release uses and nobody can hash a guessed
+name to find a row.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+from collections.abc import Iterable
+from pathlib import PurePosixPath
+from typing import Any
+
+_TOKEN = re.compile(r"[a-z]+")
+# Fields of a published row that a corpus's folder and file names flow into.
+NAME_FIELDS = ("row_id", "recording_id", "media_uri", "source", "speaker")
+
+
+def _tokens(value: Any) -> set[str]:
+    return set(_TOKEN.findall(str(value).lower())) if value else set()
+
+
+def label_leaks(records: Iterable[dict[str, Any]], labels: Iterable[str]) -> list[str]:
+    """One ``'field=value'`` example per hidden row whose names contain a label (as a word).
+
+    Args:
+        records: flat release rows of the hidden split (before their labels are dropped).
+        labels: every label the release uses.
+    """
+    words = {lab.lower() for lab in labels if lab}
+    found = []
+    for rec in records:
+        for field in NAME_FIELDS:
+            if _tokens(rec.get(field)) & words:
+                found.append(f"{field}={str(rec.get(field))[:120]}")
+                break
+    return found
+
+
+def _opaque(key: bytes, kind: str, value: str) -> str:
+    return hmac.new(key, f"{kind}\x00{value}".encode(), hashlib.sha256).hexdigest()[:20]
+
+
+def make_opaque(records: list[dict[str, Any]], key: bytes) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
+    """The hidden rows under opaque names, and the private map of their media.
+
+    Returns:
+        (rows with opaque ``row_id`` / ``recording_id`` / ``media_uri`` / ``speaker`` and no ``source``,
+        one ``{"media_uri", "original"}`` per recording for the answers folder).
+    """
+    out, media = [], {}
+    for rec in records:
+        recording = f"rec-{_opaque(key, 'recording', str(rec['recording_id']))}"
+        suffix = PurePosixPath(str(rec.get("media_uri") or "")).suffix.lower()
+        suffix = suffix if re.fullmatch(r"\.[a-z0-9]{1,5}", suffix) else ""
+        uri = f"test/{recording}{suffix}"
+        media[uri] = str(rec.get("media_uri") or "")
+        out.append(
+            rec
+            | {
+                "row_id": f"test-{_opaque(key, 'row', str(rec['row_id']))}",
+                "recording_id": recording,
+                "media_uri": uri,
+                "source": None,
+                "speaker": f"spk-{_opaque(key, 'speaker', str(rec['speaker']))}" if rec.get("speaker") else None,
+            }
+        )
+    return out, [{"media_uri": k, "original": v} for k, v in sorted(media.items())]
+
+
+def opaque_groups(groups: Iterable[str], key: bytes) -> list[str]:
+    """Group names of the hidden split as opaque ids (a group named after a folder is a label)."""
+    return sorted(f"group-{_opaque(key, 'group', g)}" for g in groups)
