@@ -113,6 +113,7 @@ def annotate(
         return
     from emoforge.flows.annotate import annotate_corpus
     from emoforge.flows.runners import EXIT_INTERRUPTED, prompt_interrupt, start_temporary_server, task_runner
+    from emoforge.refusals import quiet_refusals
     from emoforge.storage.lock import CorpusLocked, wait_until_free
     from emoforge.storage.safe_files import UnsafePathError
     from emoforge.storage.shards import CorpusWriteError
@@ -136,7 +137,8 @@ def annotate(
         )
 
     try:
-        with prompt_interrupt(notice=notice):
+        refusals = (CorpusLocked, InputError, CorpusWriteError, UnsafePathError)
+        with prompt_interrupt(notice=notice), quiet_refusals(*refusals):
             start_temporary_server()  # from the main thread, so it dies with this process
             summary = _run_annotate(annotate_corpus.with_options(task_runner=task_runner(cfg.run)), {
                 "inputs": [str(i) for i in inputs], "out": str(out), "config_path": str(config) if config else None,
@@ -145,7 +147,7 @@ def annotate(
             })  # fmt: skip
     except KeyboardInterrupt:
         raise typer.Exit(EXIT_INTERRUPTED) from None
-    except (CorpusLocked, InputError) as exc:
+    except (CorpusLocked, InputError, UnsafePathError) as exc:
         console.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(3 if isinstance(exc, CorpusLocked) else 2) from exc
     except CorpusWriteError as exc:  # disk full: committed rows are intact, the rerun resumes
