@@ -12,7 +12,6 @@ breaks any of these is refused with one line naming the item and the field
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -157,7 +156,3 @@ def read_items(path: str | Path, model: type[Prediction] | type[AnswerItem]) -> 
         out[item.row_id] = item.model_dump(mode="json", exclude_none=True)
     return out
 
-
-def finite(x: Any) -> bool:
-    """A real number that is neither NaN nor infinite (booleans are not numbers here)."""
-    return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
