@@ -155,4 +155,3 @@ def read_items(path: str | Path, model: type[Prediction] | type[AnswerItem]) -> 
             raise PredictionsError(f"{path}: item {i} ({str(raw['row_id'])[:80]!r}): {where}: {err['msg']}") from exc
         out[item.row_id] = item.model_dump(mode="json", exclude_none=True)
     return out
-
