@@ -17,7 +17,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
-MAX_FILE_BYTES = 256 << 20  # 256 MiB on disk (JSON) or uncompressed (Parquet)
+MAX_FILE_BYTES = 128 << 20  # 128 MiB on disk (JSON) or uncompressed (Parquet)
 MAX_ITEMS = 500_000  # a release's test split is at most a corpus; 500k rows is ~10x the largest seen
 MAX_LIST = 64  # labels, label scores, cited evidence per item
 MAX_TEXT = 20_000  # characters of a rationale or a cue
@@ -87,16 +87,25 @@ def _depth(value: Any, limit: int) -> int:
     return deepest
 
 
+def _too_many(path: Path, n: int) -> PredictionsError:
+    return PredictionsError(f"{path}: more than the {MAX_ITEMS} items a file may hold ({n} read)")
+
+
 def _json_items(path: Path) -> list[Any]:
     size = path.stat().st_size
     if size > MAX_FILE_BYTES:
         raise PredictionsError(f"{path}: {size} bytes, more than the {MAX_FILE_BYTES >> 20} MiB a file may hold")
-    text = path.read_text(encoding="utf-8")
+    items: list[Any] = []
     try:
-        if path.suffix == ".json":
-            items = json.loads(text)
-        else:
-            items = [json.loads(line) for line in text.splitlines() if line.strip()]
+        with open(path, encoding="utf-8") as fh:
+            if path.suffix == ".json":
+                items = json.load(fh)
+            else:
+                for line in fh:  # counted as read: a file of many tiny lines stops at the cap
+                    if line.strip():
+                        items.append(json.loads(line))
+                        if len(items) > MAX_ITEMS:
+                            raise _too_many(path, len(items))
     except RecursionError as exc:  # the parser recurses per level: deeply nested JSON ends here
         raise PredictionsError(f"{path}: JSON nested too deeply") from exc
     if not isinstance(items, list):
@@ -105,21 +114,31 @@ def _json_items(path: Path) -> list[Any]:
 
 
 def _parquet_items(path: Path, fields: list[str]) -> list[Any]:
+    """The known columns of a Parquet file, refused from its metadata when it declares too many
+    rows or bytes, and read batch by batch so that a file whose metadata lies stops at the cap."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     try:
-        meta = pq.ParquetFile(path).metadata
-        rows = meta.num_rows
+        parquet = pq.ParquetFile(path)
+        meta = parquet.metadata
         size = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
-        if rows > MAX_ITEMS:
-            raise PredictionsError(f"{path}: declares {rows} rows, more than the {MAX_ITEMS} a file may hold")
+        if meta.num_rows > MAX_ITEMS:
+            raise PredictionsError(f"{path}: declares {meta.num_rows} rows, more than the {MAX_ITEMS} a file may hold")
         if size > MAX_FILE_BYTES:
             raise PredictionsError(
                 f"{path}: {size} bytes uncompressed, more than the {MAX_FILE_BYTES >> 20} MiB a file may hold"
             )
-        present = [f for f in fields if f in pq.ParquetFile(path).schema_arrow.names]
-        items: list[Any] = pq.read_table(path, columns=present).to_pylist()
+        present = [f for f in fields if f in parquet.schema_arrow.names]
+        items: list[Any] = []
+        read_bytes = 0
+        for batch in parquet.iter_batches(batch_size=10_000, columns=present):
+            read_bytes += batch.nbytes
+            if read_bytes > MAX_FILE_BYTES:
+                raise PredictionsError(f"{path}: more than {MAX_FILE_BYTES >> 20} MiB once read")
+            items.extend(batch.to_pylist())
+            if len(items) > MAX_ITEMS:
+                raise _too_many(path, len(items))
     except pa.ArrowException as exc:
         raise PredictionsError(f"{path}: not a readable Parquet file ({exc})") from exc
     return items
@@ -140,7 +159,7 @@ def read_items(path: str | Path, model: type[Prediction] | type[AnswerItem]) -> 
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise PredictionsError(f"{path}: not valid JSON ({exc})") from exc
     if len(items) > MAX_ITEMS:
-        raise PredictionsError(f"{path}: {len(items)} items, more than the {MAX_ITEMS} a file may hold")
+        raise _too_many(path, len(items))
     out: dict[str, dict[str, Any]] = {}
     for i, raw in enumerate(items):
         if not isinstance(raw, dict) or not isinstance(raw.get("row_id"), str):

@@ -236,3 +236,11 @@ def test_row10_a_corpus_config_naming_a_server_never_gets_the_users_key(
     assert "its stored config names a server or API key variable for llm" in result.output
     assert "Traceback" not in result.output
     assert _Recorder.seen == []
+
+
+def test_row7_json_lines_stop_at_the_cap_as_they_are_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("emoforge.release.predictions.MAX_ITEMS", 10)
+    preds = _write(tmp_path / "many.jsonl", [{"row_id": f"a{i}", "label": "happy"} for i in range(25)])
+    result = _evaluate(tmp_path, preds, [{"row_id": "a1", "label": "happy"}])
+    assert result.exit_code == 2
+    assert result.output.strip() == f"error: {preds}: more than the 10 items a file may hold (11 read)"
