@@ -247,7 +247,9 @@ def evaluate(
         cfg = _evaluate_config(corpus, config, trust_corpus_config, budget_usd)
         report = report.with_measured(_measure_faithfulness(corpus, agent, cfg, include_paid, answered))
     if json_out:
-        json_out.write_text(report.model_dump_json(indent=2))
+        from emoforge.storage.safe_files import write_text
+
+        write_text(json_out, report.model_dump_json(indent=2))
     typer.echo(report.model_dump_json(indent=2) if as_json else report.table())
 
 

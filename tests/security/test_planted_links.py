@@ -6,6 +6,7 @@ managed names (its lock among them) are links, with one line and a non-zero exit
 from __future__ import annotations
 
 import io
+import json
 import os
 from pathlib import Path
 
@@ -141,3 +142,37 @@ def test_helper_replaces_a_link_and_refuses_a_linked_folder(tmp_path: Path) -> N
         make_dirs(root / "sub" / "deeper", root=root)
     assert not (victim.parent / "x.txt").exists() and not (victim.parent / "deeper").exists()
     assert [p.name for p in root.iterdir() if p.name.startswith(".")] == []  # no temporary left
+
+
+def test_every_other_writer_replaces_or_refuses_links(tmp_path: Path) -> None:
+    """The review export's task files, the batches lock and the corpus's atomic writes."""
+    import fsspec
+
+    from emoforge.review.exporter import LabelStudioExport
+    from emoforge.storage.batches import BatchBook, BatchRequest, PendingBatch
+    from emoforge.storage.shards import write_atomic
+
+    victim = _victim(tmp_path, ".bashrc")
+    tasks = tmp_path / "review" / "tasks.json"
+    tasks.parent.mkdir()
+    os.symlink(victim, tasks)
+    os.symlink(victim, tasks.with_suffix(".xml"))
+    LabelStudioExport(tasks=[], labeling_config="<View/>", queued=0, audit=0).write(tasks)
+    assert victim.read_bytes() == PRECIOUS
+    assert json.loads(tasks.read_text()) == [] and tasks.with_suffix(".xml").read_text() == "<View/>"
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    os.symlink(victim, corpus / ".batches.lock")
+    request = BatchRequest(custom_id="a:0", annotation_id="a", cache_key="0" * 64)
+    with pytest.raises(UnsafePathError, match=r"\.batches\.lock is a symlink"):
+        BatchBook(str(corpus)).put(PendingBatch(key="k", agent="llm", provider="openai", model="m", requests=[request]))
+    assert victim.read_bytes() == PRECIOUS
+
+    elsewhere = tmp_path / "home" / "folder"
+    elsewhere.mkdir()
+    os.symlink(elsewhere, corpus / "manifest.json")
+    fs = fsspec.filesystem("file")
+    write_atomic(fs, str(corpus / "manifest.json"), b"{}")
+    assert list(elsewhere.iterdir()) == []  # not moved into the linked folder
+    assert (corpus / "manifest.json").read_bytes() == b"{}" and not (corpus / "manifest.json").is_symlink()
