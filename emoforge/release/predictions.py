@@ -15,7 +15,7 @@ import json
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
 
 MAX_FILE_BYTES = 128 << 20  # 128 MiB on disk (JSON) or uncompressed (Parquet)
 MAX_ITEMS = 500_000  # a release's test split is at most a corpus; 500k rows is ~10x the largest seen
@@ -62,6 +62,14 @@ class Prediction(_Item):
     evidence: list[CitedEvidence | Name] | None = Field(default=None, max_length=MAX_LIST)
     sufficiency: Unit | None = None
     necessity: Unit | None = None
+
+    @field_validator("label_scores", mode="before")
+    @classmethod
+    def _pairs(cls, value: Any) -> Any:
+        # A Parquet map column reads back as [(label, score), ...].
+        if isinstance(value, list) and all(isinstance(p, tuple | list) and len(p) == 2 for p in value):
+            return dict(value)
+        return value
 
 
 class AnswerItem(_Item):
