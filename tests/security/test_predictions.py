@@ -244,3 +244,33 @@ def test_row7_json_lines_stop_at_the_cap_as_they_are_read(tmp_path: Path, monkey
     result = _evaluate(tmp_path, preds, [{"row_id": "a1", "label": "happy"}])
     assert result.exit_code == 2
     assert result.output.strip() == f"error: {preds}: more than the 10 items a file may hold (11 read)"
+
+
+def test_row4_paid_re_asks_stop_at_the_budget(
+    corpus: tuple[Path, list[SegmentRow]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.agents.provider_server import ScriptedProvider
+
+    monkeypatch.setenv("EMOFORGE_TEST_KEY", "sk-test-SECRET-123")
+    root, rows = corpus
+    provider = ScriptedProvider(behaviour={"ok": "ok"})
+    try:
+        config = tmp_path / "paid.yaml"
+        config.write_text(
+            "agents:\n  jury:\n    - {name: llm, backend: openai_compatible, model: ok, "
+            f"base_url: '{provider.base_url}', api_key_env: EMOFORGE_TEST_KEY, max_retries: 0, "
+            "price: {input_per_mtok: 1000.0, output_per_mtok: 1000.0}}\n",
+            encoding="utf-8",
+        )
+        preds = [{"row_id": r.row_id, "label": "happy", "evidence_modalities": ["face"]} for r in rows[:6]]
+        extra = ("--corpus", str(root), "--config", str(config), "--agent", "llm", "--include-paid")
+        result = _evaluate(tmp_path, _write(tmp_path / "p.jsonl", preds), preds, *extra, "--budget-usd", "2")
+        assert result.exit_code == 0, result.output
+        m = json.loads(result.output)["measured"]
+        # Three calls a claim (full input, only the face, without it) would be 18; at ~1 USD a
+        # call the 2 USD budget stops them, and every claim past it fails typed.
+        assert m["cost_usd"] <= 2.0 and provider.requests["ok"] < 18
+        assert m["failures"].get("budget_exceeded", 0) >= 1
+        assert m["n_scored"] + m["n_failed"] == 6
+    finally:
+        provider.stop()
