@@ -25,16 +25,15 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
-from emoforge.agents.cues.face import FaceCueAnnotator
 from emoforge.cli import app
 from emoforge.configs import PipelineConfig
-from emoforge.configs.agents import AgentConfig, TaxonomyConfig
 from emoforge.configs.storage import StorageConfig
 from emoforge.release.predictions import MAX_ITEMS
-from emoforge.storage.records import SegmentRow, Status
+from emoforge.storage.records import SegmentRow
 from emoforge.storage.shards import CorpusWriter
 from tests.quality.corpus import simulated_rows, write_corpus
 from tests.quality.records import CTX
+from tests.release.test_evaluate_faithfulness import _honest, _write
 
 CONFIG = "agents:\n  jury:\n    - {name: face, backend: face_cues}\n    - {name: voice, backend: voice_cues}\n"
 
@@ -43,30 +42,6 @@ CONFIG = "agents:\n  jury:\n    - {name: face, backend: face_cues}\n    - {name:
 def corpus(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[SegmentRow]]:
     rows, _ = simulated_rows(n=16, seed=11)
     return write_corpus(tmp_path_factory.mktemp("faith") / "corpus", rows), rows
-
-
-def _honest(rows: list[SegmentRow]) -> list[dict[str, Any]]:
-    face = FaceCueAnnotator(AgentConfig(name="face", backend="face_cues"), CTX, TaxonomyConfig())
-    out = []
-    for row in rows:
-        assert row.segment is not None and row.features is not None
-        ann = face.annotate(row.segment, row.features)
-        if ann.status == Status.ok:
-            out.append(
-                {
-                    "row_id": row.row_id,
-                    "label": ann.primary_label,
-                    "confidence": ann.confidence,
-                    "label_scores": ann.label_scores,
-                    "evidence": [c.model_dump(mode="json") for c in ann.evidence],
-                }
-            )
-    return out
-
-
-def _write(path: Path, items: list[dict[str, Any]]) -> Path:
-    path.write_text("".join(json.dumps(i) + "\n" for i in items), encoding="utf-8")
-    return path
 
 
 def _evaluate(tmp_path: Path, preds: Path, answers: list[dict[str, Any]], *extra: str) -> Any:

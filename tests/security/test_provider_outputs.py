@@ -13,7 +13,6 @@ unanswered, a typed failure), the other answers are collected and the batch ends
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,21 +21,11 @@ from emoforge.agents.cache import CacheKeyError, ResponseCache
 from emoforge.storage.batches import pending_batches
 from emoforge.storage.records import ErrorKind
 from tests.agents.batch_servers import OpenAIBatchFake
-from tests.agents.test_batch import agent, asks_for, by_status, runner
+from tests.agents.test_batch import agent, api_key, asks_for, by_status, openai_fake, runner
+
+__all__ = ["api_key", "openai_fake"]  # the batch tests' fixtures: the key in the environment, the fake API
 
 PRECIOUS = '{"the": "user\'s own file"}'
-
-
-@pytest.fixture(autouse=True)
-def api_key(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("EMOFORGE_TEST_KEY", "sk-test-SECRET-123")
-
-
-@pytest.fixture()
-def openai_fake() -> Iterator[OpenAIBatchFake]:
-    fake = OpenAIBatchFake()
-    yield fake
-    fake.close()
 
 
 def _tamper(corpus: Path, change: dict[int, dict[str, str]]) -> None:
