@@ -282,6 +282,10 @@ def _evaluate_config(corpus: Path, config: Path | None, trust_corpus_config: boo
                 err=True,
             )
             raise typer.Exit(2)
+        if not trust_corpus_config and cfg.agents.cache.path:
+            # Nor where the re-asks' answers are written: they stay in the corpus's own cache.
+            cache = cfg.agents.cache.model_copy(update={"path": None})
+            cfg = cfg.model_copy(update={"agents": cfg.agents.model_copy(update={"cache": cache})})
     if budget_usd is not None:
         cfg = cfg.model_copy(update={"agents": cfg.agents.model_copy(update={"budget_usd": budget_usd})})
     return cfg
