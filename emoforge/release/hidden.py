@@ -3,8 +3,9 @@
 Media laid out as ``data/angry/*.wav`` (the way many emotion corpora ship) gives every test
 row's label away through what a release publishes beside it: its ``media_uri``, its
 ``source`` when the folder became the source, and its ``recording_id`` / ``row_id``, which
-derive from the file name. :func:`label_leaks` finds such rows (a name token that equals a
-label of the release, or a grouping key equal to one); with ``release.hidden_ids`` at
+derive from the file name. :func:`label_leaks` finds such rows (a word of a name or grouping
+key that is a label of the release, or a synonym of one such as CREMA-D's ``ANG``); with
+``release.hidden_ids`` at
 ``auto`` (the default) a leaking release, and with ``opaque`` every release, publishes the
 hidden split under opaque names (:func:`make_opaque`): ``row_id`` and ``recording_id``
 become keyed hashes, ``media_uri`` is ``test/<opaque id><suffix>``, ``source`` is dropped
@@ -24,7 +25,10 @@ from collections.abc import Iterable
 from pathlib import PurePosixPath
 from typing import Any
 
+from emoforge.configs.emotions import SYNONYMS
+
 _TOKEN = re.compile(r"[a-z]+")
+_COMMON_WORDS = frozenset({"none", "content", "flat"})
 # Fields of a published row that a corpus's folder and file names flow into.
 NAME_FIELDS = ("row_id", "recording_id", "media_uri", "source", "speaker")
 
@@ -33,14 +37,27 @@ def _tokens(value: Any) -> set[str]:
     return set(_TOKEN.findall(str(value).lower())) if value else set()
 
 
+def label_words(labels: Iterable[str]) -> set[str]:
+    """The labels and their synonyms of three letters or more (``anger``, CREMA-D's ``ang``),
+    as lower-case words; words that name other things in paths (``none``, ``content``) are not."""
+    used = {lab.lower() for lab in labels if lab}
+    synonyms = {
+        word
+        for word, label in SYNONYMS.items()
+        if label in used and len(word) >= 3 and _TOKEN.fullmatch(word) and word not in _COMMON_WORDS
+    }
+    return used | synonyms
+
+
 def label_leaks(records: Iterable[dict[str, Any]], labels: Iterable[str]) -> list[str]:
-    """One ``'field=value'`` example per hidden row whose names contain a label (as a word).
+    """One ``'field=value'`` example per hidden row whose names contain a label or one of its
+    synonyms (as a word, :func:`label_words`).
 
     Args:
         records: flat release rows of the hidden split (before their labels are dropped).
         labels: every label the release uses.
     """
-    words = {lab.lower() for lab in labels if lab}
+    words = label_words(labels)
     found = []
     for rec in records:
         for field in NAME_FIELDS:

@@ -87,3 +87,19 @@ def test_row5_keep_still_warns_and_never_counts_hidden_labels(tmp_path: Path) ->
     info = json.loads((out / "release.json").read_text())
     assert list(info["counts"]["test"]) == ["(hidden)"]
     assert not (tmp_path / "release-answers" / "test_media.jsonl").exists()
+
+
+def test_row5_label_words_in_names_are_found_with_their_synonyms() -> None:
+    from emoforge.release.hidden import label_leaks
+
+    rows = [
+        {"row_id": "r1", "recording_id": "x", "media_uri": "AudioWAV/1001_DFA_ANG_XX.wav", "source": "crema"},
+        {"row_id": "r2", "recording_id": "x", "media_uri": "clips/anger/07.wav", "source": None},
+        {"row_id": "r3", "recording_id": "x", "media_uri": "clips/content/none.wav", "source": "flat"},
+        {"row_id": "r4", "recording_id": "x", "media_uri": "clips/a/08.wav", "source": None, "speaker": "Sad"},
+    ]
+    assert label_leaks(rows, ["angry", "sad"]) == [
+        "media_uri=AudioWAV/1001_DFA_ANG_XX.wav",
+        "media_uri=clips/anger/07.wav",
+        "speaker=Sad",
+    ]
