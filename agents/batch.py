@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from emoforge.agents.backends.batch_api import BatchClient, BatchStatus
 from emoforge.agents.base import AnnotatorError, ChatBackend
+from emoforge.agents.cache import CacheKeyError, check_key
 from emoforge.agents.costs import BATCH_PRICE_FACTOR, BudgetExceeded, CostLedger, batch_price, cost_usd
 from emoforge.configs.agents import AgentConfig
 from emoforge.storage.batches import BatchBook, BatchRequest, PendingBatch
@@ -158,9 +159,11 @@ class BatchRunner:
         status = self.client.poll(b)
         if status.ended is None:
             return self._set(b, provider_state=status.state, checked_at=utcnow())
-        return self._collect(b, status, usage)
+        return self._collect(b, status, usage, by_cid)
 
-    def _collect(self, b: PendingBatch, status: BatchStatus, usage: dict[str, Usage]) -> PendingBatch:
+    def _collect(
+        self, b: PendingBatch, status: BatchStatus, usage: dict[str, Usage], by_cid: dict[str, BatchAsk]
+    ) -> PendingBatch:
         """Answers into the cache first, then the record ended: a kill between collects again."""
         cache = self.annotator.cache
         if cache is None:
@@ -168,6 +171,12 @@ class BatchRunner:
         failures: dict[str, Failure] = {}
         for r in b.requests:
             reply = status.replies.get(r.custom_id)
+            mismatch = _tampered(r, by_cid.get(r.custom_id))
+            if mismatch is not None:
+                # batches.json is a file anyone could edit: its key decides where an answer is
+                # cached, so a key that is not this request's would attach it to another row.
+                failures[r.custom_id] = _failure(AnnotatorError(ErrorKind.invalid_input, mismatch))
+                continue
             if reply is not None:
                 cache.put(r.cache_key, self.annotator.batch_entry(reply))
                 cost = cost_usd(self.price, reply.input_tokens, reply.output_tokens, reply.audio_input_tokens)
@@ -272,6 +281,24 @@ class BatchRunner:
         batch_id = self.client.create(b, lines)
         log.info("agent %s: submitted batch %s (%d requests)", cfg.name, batch_id, len(asks))
         return self._set(b, state="submitted", batch_id=batch_id, submitted_at=utcnow(), provider_state="submitted")
+
+
+def _tampered(request: BatchRequest, ask: BatchAsk | None) -> str | None:
+    """Why a recorded request cannot be trusted to say where its answer goes, or None.
+
+    Its cache key must be a key (64 hex digits, never a path), match the custom id the
+    provider answered (``{annotation_id}:{cache_key[:16]}``), and, when this run asks it,
+    be the key of the prompt this run built.
+    """
+    try:
+        check_key(request.cache_key)
+    except CacheKeyError:
+        return f"batches.json: request {request.custom_id[:80]!r} has no valid cache key; not collected"
+    if request.custom_id != f"{request.annotation_id}:{request.cache_key[:16]}":
+        return f"batches.json: request {request.custom_id[:80]!r} does not match its annotation and cache key"
+    if ask is not None and ask.cache_key != request.cache_key:
+        return f"batches.json: request {request.custom_id[:80]!r} was recorded for another prompt"
+    return None
 
 
 def _failure(exc: AnnotatorError) -> Failure:

@@ -15,6 +15,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,20 @@ from emoforge.agents.base import Prompt
 log = logging.getLogger(__name__)
 
 CACHE_FORMAT = 1
+# What cache_key returns: a key read back from a file (batches.json) must look like one before
+# it becomes a path, or ``////abs/path/x`` would name any *.json on the machine.
+_KEY = re.compile(r"[0-9a-f]{64}")
+
+
+class CacheKeyError(ValueError):
+    """A cache key that is not a sha256 hex digest: never used as a path."""
+
+
+def check_key(key: str) -> str:
+    """``key`` if it is a sha256 hex digest, else :class:`CacheKeyError`."""
+    if not isinstance(key, str) or not _KEY.fullmatch(key):
+        raise CacheKeyError(f"not a response-cache key (64 hex digits): {str(key)[:80]!r}")
+    return key
 
 
 def cache_key(
@@ -73,6 +88,7 @@ class ResponseCache:
         self.misses = 0
 
     def _path(self, key: str) -> Path:
+        check_key(key)
         return self.root / key[:2] / f"{key}.json"
 
     def get(self, key: str) -> dict[str, Any] | None:

@@ -106,6 +106,11 @@ class ReleaseConfig(Section):
         description="Keys that never cross splits (segments of one recording never do either).",
     )
     hide_test_labels: bool = Field(True, description="Move test labels to answers/test.jsonl.")
+    hidden_ids: Literal["auto", "opaque", "keep"] = Field(
+        "auto",
+        description="Names of hidden test rows: opaque ids (keyed hashes; media as test/<id><suffix>, no source); "
+        "auto: opaque when a row's media path, source, speaker or id names a label; keep: as in the corpus.",
+    )
     only_ok: bool = Field(True, description="Only rows with status ok and passing QC.")
     include_review_flagged: bool = Field(
         False, description="Also release rows still flagged for review and not yet verified by a human."

@@ -114,7 +114,9 @@ def annotate(
         return
     from emoforge.flows.annotate import annotate_corpus
     from emoforge.flows.runners import EXIT_INTERRUPTED, prompt_interrupt, start_temporary_server, task_runner
+    from emoforge.refusals import quiet_refusals
     from emoforge.storage.lock import CorpusLocked, wait_until_free
+    from emoforge.storage.safe_files import UnsafePathError
     from emoforge.storage.shards import CorpusWriteError
 
     lock_wait_s = None if wait else 0.0
@@ -123,6 +125,9 @@ def annotate(
     except CorpusLocked as exc:
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(3) from exc
+    except UnsafePathError as exc:  # links planted in a corpus from someone else
+        console.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from exc
 
     def notice() -> None:
         console.print(
@@ -133,7 +138,8 @@ def annotate(
         )
 
     try:
-        with prompt_interrupt(notice=notice):
+        refusals = (CorpusLocked, InputError, CorpusWriteError, UnsafePathError)
+        with prompt_interrupt(notice=notice), quiet_refusals(*refusals):
             start_temporary_server()  # from the main thread, so it dies with this process
             summary = _run_annotate(annotate_corpus.with_options(task_runner=task_runner(cfg.run)), {
                 "inputs": [str(i) for i in inputs], "out": str(out), "config_path": str(config) if config else None,
@@ -142,7 +148,7 @@ def annotate(
             })  # fmt: skip
     except KeyboardInterrupt:
         raise typer.Exit(EXIT_INTERRUPTED) from None
-    except (CorpusLocked, InputError) as exc:
+    except (CorpusLocked, InputError, UnsafePathError) as exc:
         console.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(3 if isinstance(exc, CorpusLocked) else 2) from exc
     except CorpusWriteError as exc:  # disk full: committed rows are intact, the rerun resumes

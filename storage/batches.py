@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import os
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -31,6 +32,7 @@ from typing import Literal
 from pydantic import Field
 
 from emoforge.storage.records import Failure, Record, utcnow
+from emoforge.storage.safe_files import open_nofollow
 from emoforge.storage.shards import _fs, _is_local, _write_atomic
 
 BATCHES = "batches.json"
@@ -115,7 +117,9 @@ class BatchBook:
                 yield
                 return
             Path(self.base).mkdir(parents=True, exist_ok=True)
-            with open(f"{self.base}/.batches.lock", "a") as fh:
+            # O_NOFOLLOW: a batches lock planted as a link is refused, never opened through.
+            fd = open_nofollow(f"{self.base}/.batches.lock", os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+            with os.fdopen(fd, "a") as fh:
                 fcntl.flock(fh, fcntl.LOCK_EX)
                 try:
                     yield

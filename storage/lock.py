@@ -39,6 +39,8 @@ from typing import Any
 
 import fsspec
 
+from emoforge.storage.safe_files import open_nofollow, refuse_corpus_links
+
 log = logging.getLogger(__name__)
 
 LOCK_NAME = ".emoforge.lock"
@@ -126,7 +128,10 @@ class CorpusLock:
     # -- local: flock ------------------------------------------------------------------
     def _try_local(self) -> bool:
         os.makedirs(self.base, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        # A shared corpus may plant links at the names writers manage (this lock among
+        # them): refused before anything is opened, so no writer truncates a link's target.
+        refuse_corpus_links(self.base)
+        fd = open_nofollow(self.path, os.O_RDWR | os.O_CREAT)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -114,13 +114,18 @@ def _write_atomic(fs: fsspec.AbstractFileSystem, path: str, data: bytes) -> None
                 # Remote filesystems have no real descriptor; their upload is the commit.
                 with contextlib.suppress(OSError, ValueError):
                     os.fsync(fileno())
-        fs.mv(tmp, path)
+        # Locally a plain rename: it replaces a symlink at ``path`` itself, where fs.mv
+        # (shutil.move) would move the file into a directory the link points to.
+        os.replace(tmp, path) if _is_local(fs) else fs.mv(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             if fs.exists(tmp):
                 fs.rm(tmp)
         raise
     _fsync_dir(fs, path.rsplit("/", 1)[0] or "/")
+
+
+write_atomic = _write_atomic  # for writers outside storage (the aggregation sidecar)
 
 
 def _empty_manifest() -> dict[str, Any]:

@@ -12,7 +12,10 @@ error file (lines that failed); a line's ``response.status_code`` other than 200
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
+
+from pydantic import ValidationError
 
 from emoforge.agents.backends.batch_api import BatchStatus, Ended
 from emoforge.agents.backends.openai import OpenAIBackend, map_openai_error, parse_completion
@@ -20,6 +23,8 @@ from emoforge.agents.base import AnnotatorError, ModelReply, Prompt
 from emoforge.storage.batches import PendingBatch
 from emoforge.storage.records import ErrorKind
 from emoforge.storage.secrets import scrub
+
+log = logging.getLogger(__name__)
 
 ENDPOINT = "/v1/chat/completions"
 METADATA_KEY = "emoforge_batch"
@@ -118,21 +123,39 @@ class OpenAIBatchClient:
         return status
 
     def _read_lines(self, text: str, status: BatchStatus) -> None:
+        """Each line on its own: one the provider (or a tampered file) garbled is skipped, or a
+        typed failure of its own request when its custom id can be read; the batch still ends,
+        and a request left without a line fails as unanswered (agents/batch.py)."""
         from openai.types.chat import ChatCompletion
 
-        for raw in text.splitlines():
+        for n, raw in enumerate(text.splitlines(), 1):
             if not raw.strip():
                 continue
-            line = json.loads(raw)
-            custom_id = str(line.get("custom_id"))
-            response = line.get("response") or {}
-            code = int(response.get("status_code") or 0)
-            error = line.get("error")
+            try:
+                line = json.loads(raw)
+            except json.JSONDecodeError as exc:
+                log.warning("batch output line %d is not JSON (%s): skipped", n, exc)
+                continue
+            if not isinstance(line, dict) or not isinstance(line.get("custom_id"), str):
+                log.warning("batch output line %d is not an object with a custom_id: skipped", n)
+                continue
+            custom_id = line["custom_id"]
+            response, error = line.get("response") or {}, line.get("error")
+            code = response.get("status_code") if isinstance(response, dict) else None
+            if not isinstance(code, int) or isinstance(code, bool) or (error and not isinstance(error, dict)):
+                if not error:
+                    status.errors[custom_id] = AnnotatorError(
+                        ErrorKind.malformed_output, f"batch line {n}: no status code in the provider's output"
+                    )
+                    continue
+                code = 0
             if error or code != 200:
-                body = response.get("body") or {}
+                body = response.get("body") if isinstance(response, dict) else None
+                body = body if isinstance(body, dict) else {}
                 detail = error or body.get("error") or {}
+                detail = detail if isinstance(detail, dict) else {"message": str(detail)}
                 message = scrub(str(detail.get("message") or detail or f"status {code}"))[:300]
-                if error and str(error.get("code")) == "batch_expired":
+                if error and str(detail.get("code")) == "batch_expired":
                     status.errors[custom_id] = AnnotatorError(ErrorKind.timeout, f"batch expired: {message}")
                 else:
                     kind = kind_of_status(code, message) if code else ErrorKind.provider_error
@@ -142,5 +165,9 @@ class OpenAIBatchClient:
                 reply: ModelReply = parse_completion(ChatCompletion.model_validate(response.get("body") or {}))
             except AnnotatorError as exc:
                 status.errors[custom_id] = exc
+                continue
+            except ValidationError as exc:
+                message = scrub(str(exc).splitlines()[0])[:300]
+                status.errors[custom_id] = AnnotatorError(ErrorKind.malformed_output, f"batch line {n}: {message}")
                 continue
             status.replies[custom_id] = reply

@@ -2,7 +2,9 @@
 
 ``masking.py`` defines masking on our records (drop a modality, blank named features or time
 ranges, withhold key frames and clip parts); ``scores.py`` re-asks an annotator with only its
-cited evidence and without it, and scores sufficiency and necessity (maths there).
+cited evidence and without it, and scores sufficiency and necessity (maths there);
+``claims.py`` does the same for a claim made elsewhere (a submitted prediction), trusting
+none of its stated scores.
 """
 
 from emoforge.agents.faithfulness.masking import blank_features, blank_spans, drop_parts, parts_of

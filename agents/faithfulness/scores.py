@@ -203,13 +203,13 @@ class FaithfulnessProbe:
         a_only, a_without = answers  # both ran: the loop stops early only on such a failure
         return row.model_copy(
             update={
-                "sufficiency": round(_kept(a_only, y, full), 4),
-                "necessity": round(1.0 - _kept(a_without, y, full), 4),
+                "sufficiency": round(kept_share(a_only, y, full), 4),
+                "necessity": round(1.0 - kept_share(a_without, y, full), 4),
             }
         )
 
 
-def _kept(masked: Annotation, label: str, full: float) -> float:
+def kept_share(masked: Annotation, label: str, full: float) -> float:
     """[same label] * min(1, p_masked(y) / p_full(y)); 0 for an input-missing failure."""
     if masked.status != Status.ok or masked.primary_label != label:
         return 0.0

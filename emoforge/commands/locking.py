@@ -23,11 +23,16 @@ def writer_lock(corpus: Path | str, command: str, wait: bool = False) -> Iterato
     if "://" not in str(corpus) and not Path(corpus).is_dir():
         yield
         return
+    from emoforge.storage.safe_files import UnsafePathError
+
     try:
         release = lock.acquire(str(corpus), command, None if wait else 0.0)
     except lock.CorpusLocked as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(LOCKED_EXIT) from exc
+    except UnsafePathError as exc:  # a corpus from someone else with a planted link
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
     try:
         yield
     finally:

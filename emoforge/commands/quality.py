@@ -123,6 +123,7 @@ def aggregate(
     """Corpus-level aggregation (majority, judge-weighted, Dawid-Skene, MACE), the pooled vote
     refitted on human labels, and judge calibration."""
     import fsspec
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     from emoforge.agents.recognizers.base import vote_priors
@@ -130,7 +131,7 @@ def aggregate(
     from emoforge.quality.aggregation.pool_fit import PoolRefitter
     from emoforge.quality.calibration import calibration_report, references_from_rows
     from emoforge.quality.label_quality import corpus_label_quality, write_corpus_scores
-    from emoforge.storage.shards import update_manifest_stats
+    from emoforge.storage.shards import update_manifest_stats, write_atomic
 
     cfg = _config(config)
     with writer_lock(corpus, "aggregate"):
@@ -142,8 +143,10 @@ def aggregate(
         ).run(rows, refs if refs is not None else references_from_rows(rows))
         result = result.model_copy(update={"labels": [*result.labels, *refitted]})
         fs, base = fsspec.core.url_to_fs(str(corpus))
-        with fs.open(f"{base}/{SIDECAR}", "wb") as fh:
-            pq.write_table(result.to_table(), fh, compression="zstd")
+        sink = pa.BufferOutputStream()
+        pq.write_table(result.to_table(), sink, compression="zstd")
+        # Temp name and rename: a planted aggregation.parquet link is replaced, not written through.
+        write_atomic(fs, f"{base.rstrip('/')}/{SIDECAR}", sink.getvalue().to_pybytes())
         stats: dict[str, Any] = {m: s.model_dump(mode="json") for m, s in result.stats.items()}
         stats["sidecar"] = SIDECAR
         update_manifest_stats(str(corpus), "aggregation", stats)

@@ -152,6 +152,14 @@ def export(
             help="Publish rows whose licence or consent is unknown, under release.policy.unknown (default: withheld).",
         ),
     ] = False,
+    hidden_ids: Annotated[
+        str | None,
+        typer.Option(
+            "--hidden-ids",
+            help="Names of hidden test rows: opaque, keep, or auto (opaque when a media path, source, speaker "
+            "or id names a label); default from config (auto).",
+        ),
+    ] = None,
     config: ConfigOpt = None,
 ) -> None:
     """Write train/validation/test Parquet splits, checksums and a dataset card with its
@@ -171,6 +179,8 @@ def export(
         overrides["hide_test_labels"] = False
     if group_by is not None:
         overrides["group_by"] = [g for g in group_by if g != "recording"]
+    if hidden_ids is not None:
+        overrides["hidden_ids"] = hidden_ids  # validated by the config: a wrong value is one line, exit 2
     cfg = _release_config(config, overrides).release
     for problem in verify(str(corpus)):  # its rows are left out: say so before publishing
         typer.echo(f"warning: corpus integrity: {problem}", err=True)
@@ -223,7 +233,22 @@ def evaluate(
         Path | None, typer.Option("--config", "-c", help="Config whose jury holds --agent (default: the corpus's).")
     ] = None,
     include_paid: Annotated[
-        bool, typer.Option("--include-paid", help="Also re-ask a paid LLM agent (two calls per prediction).")
+        bool,
+        typer.Option(
+            "--include-paid", help="Also re-ask a paid LLM agent (2 + cited modalities calls per answer row)."
+        ),
+    ] = False,
+    budget_usd: Annotated[
+        float | None,
+        typer.Option("--budget-usd", min=0, help="Most the paid re-asks may cost (needed with --include-paid)."),
+    ] = None,
+    trust_corpus_config: Annotated[
+        bool,
+        typer.Option(
+            "--trust-corpus-config",
+            help="Without --config, let the corpus's stored config name servers (base_url) and key variables "
+            "(api_key_env): only for a corpus you made.",
+        ),
     ] = False,
 ) -> None:
     """Accuracy, F1, set F1, ROUGE-L/BLEU of rationales, evidence coverage and faithfulness."""
@@ -238,20 +263,26 @@ def evaluate(
     if (corpus is None) != (agent is None):
         typer.echo("--corpus and --agent go together: the agent is re-asked on the corpus's rows", err=True)
         raise typer.Exit(2)
+    if include_paid and budget_usd is None:
+        typer.echo("--include-paid needs --budget-usd: paid re-asks cost money per answer row", err=True)
+        raise typer.Exit(2)
     if corpus is not None and agent is not None:
-        report = report.with_measured(_measure_faithfulness(corpus, agent, config, include_paid, items))
+        # Only the answer rows: the other predicted rows' labels are public, and each costs calls.
+        answered = {rid: item for rid, item in items.items() if rid in gold}
+        cfg = _evaluate_config(corpus, config, trust_corpus_config, budget_usd)
+        report = report.with_measured(_measure_faithfulness(corpus, agent, cfg, include_paid, answered))
     if json_out:
-        json_out.write_text(report.model_dump_json(indent=2))
+        from emoforge.storage.safe_files import write_text
+
+        write_text(json_out, report.model_dump_json(indent=2))
     typer.echo(report.model_dump_json(indent=2) if as_json else report.table())
 
 
-def _measure_faithfulness(
-    corpus: Path, agent: str, config: Path | None, include_paid: bool, items: dict[str, dict[str, Any]]
-) -> Any:
+def _evaluate_config(corpus: Path, config: Path | None, trust_corpus_config: bool, budget_usd: float | None) -> Any:
+    """The config whose jury is re-asked: ``--config``, else the corpus's stored one, which may
+    not name a server or key variable unless trusted (a corpus's author chose them)."""
     from emoforge.configs import ConfigError, PipelineConfig
-    from emoforge.flows.incremental import response_cache_dir
-    from emoforge.release.faithfulness import FaithfulnessEvaluator
-    from emoforge.storage.shards import read_manifest, read_rows
+    from emoforge.storage.shards import read_manifest
 
     if config is not None:
         cfg = _release_config(config)
@@ -264,8 +295,34 @@ def _measure_faithfulness(
         try:
             cfg = PipelineConfig.model_validate(stored)
         except (ValueError, ConfigError) as exc:
-            typer.echo(f"{corpus}: the stored run config does not load ({exc}); pass --config", err=True)
+            typer.echo(
+                f"{corpus}: the stored run config does not load ({str(exc).splitlines()[0]}); pass --config", err=True
+            )
             raise typer.Exit(2) from exc
+        named = [a.name for a in cfg.agents.jury if a.enabled and (a.base_url or a.api_key_env)]
+        if named and not trust_corpus_config:
+            typer.echo(
+                f"{corpus}: its stored config names a server or API key variable for {', '.join(named)}; "
+                "pass your own --config (or --trust-corpus-config for a corpus you made)",
+                err=True,
+            )
+            raise typer.Exit(2)
+        if not trust_corpus_config and cfg.agents.cache.path:
+            # Nor where the re-asks' answers are written: they stay in the corpus's own cache.
+            cache = cfg.agents.cache.model_copy(update={"path": None})
+            cfg = cfg.model_copy(update={"agents": cfg.agents.model_copy(update={"cache": cache})})
+    if budget_usd is not None:
+        cfg = cfg.model_copy(update={"agents": cfg.agents.model_copy(update={"budget_usd": budget_usd})})
+    return cfg
+
+
+def _measure_faithfulness(
+    corpus: Path, agent: str, cfg: Any, include_paid: bool, items: dict[str, dict[str, Any]]
+) -> Any:
+    from emoforge.flows.incremental import response_cache_dir
+    from emoforge.release.faithfulness import FaithfulnessEvaluator
+    from emoforge.storage.shards import read_rows
+
     try:
         cache = Path(response_cache_dir(str(corpus), cfg.agents.cache.path))
         measured, _ = FaithfulnessEvaluator(cfg, agent, include_paid, cache).run(read_rows(str(corpus)), items)
@@ -290,9 +347,14 @@ def report(
 ) -> None:
     """Write an HTML corpus report with plots, and a clip browser beside it."""
     from emoforge.release.report import CorpusReporter
+    from emoforge.storage.safe_files import UnsafePathError
 
     cfg = _release_config(config).release
-    path = CorpusReporter(cfg).write(str(corpus), out or corpus / "report.html", max_clips=max_clips)
+    try:
+        path = CorpusReporter(cfg).write(str(corpus), out or corpus / "report.html", max_clips=max_clips)
+    except UnsafePathError as exc:  # a corpus from someone else with links where the report goes
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
     typer.echo(f"report -> {path}")
     if max_clips:
         typer.echo(f"clips  -> {path.parent / (path.stem + '_clips') / 'index.html'}")

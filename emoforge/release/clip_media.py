@@ -21,6 +21,7 @@ from pathlib import Path
 from pydantic import Field
 
 from emoforge.storage.records import Record, SegmentRow
+from emoforge.storage.safe_files import make_dirs, write_bytes
 
 MAX_FRAMES = 4
 FRAME_WIDTH = 240
@@ -58,7 +59,7 @@ class ClipMediaCutter:
         self._streams: dict[str, set[str] | str] = {}
 
     def cut_all(self, rows: list[SegmentRow]) -> dict[str, ClipMedia]:
-        (self.folder / "media").mkdir(parents=True, exist_ok=True)
+        make_dirs(self.folder / "media", root=self.folder)  # never a link out of the browser's folder
         for uri in {r.recording.uri for r in rows}:  # probed once per recording, before the threads
             self._streams[uri] = self._probe(uri)
         with ThreadPoolExecutor(max_workers=self.workers) as pool:
@@ -101,7 +102,7 @@ class ClipMediaCutter:
         stored = [k for k in (row.features.keyframes if row.features else []) if k.jpeg]
         for i, key in enumerate(stored[:MAX_FRAMES]):
             rel = f"media/{slug}-f{i}.jpg"
-            (self.folder / rel).write_bytes(key.jpeg or b"")
+            write_bytes(self.folder / rel, key.jpeg or b"", root=self.folder)
             media.frames.append(ClipFrame(t_s=key.t_s, path=rel, reason=key.reason))
         wanted: list[ClipFrame] = []
         if not stored and "video" in streams:

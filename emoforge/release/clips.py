@@ -24,6 +24,7 @@ from emoforge.release.clip_card import esc, render_card, review_status
 from emoforge.release.clip_media import ClipMediaCutter
 from emoforge.release.splits import release_label
 from emoforge.storage.records import Record, SegmentRow
+from emoforge.storage.safe_files import make_dirs, write_text
 
 DEFAULT_MAX_CLIPS = 200  # ~40 KB of media per clip (one Opus snippet, three JPEGs): ~8 MB in all
 _STATUS_ORDER = {"waiting": 0, "not-flagged": 1, "verified": 2, "failed": 3}
@@ -122,8 +123,7 @@ class ClipBrowser:
         return {r.row_id: item.priority for r in rows if (item := queue_item(r, self.review)) is not None}
 
     def write(self, rows: list[SegmentRow], folder: str | Path) -> ClipBrowserSummary:
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
+        folder = make_dirs(Path(folder))  # refused when the folder is a link (a shared corpus's)
         priority = self.priorities(rows)
         chosen = sorted(
             (r for r in rows if r.segment is not None),
@@ -146,7 +146,7 @@ class ClipBrowser:
             f"<main id='clips'>{cards}</main><script>{_JS}</script></body></html>"
         )
         index = folder / "index.html"
-        index.write_text(page, encoding="utf-8")
+        write_text(index, page, root=folder)
         return ClipBrowserSummary(
             index=str(index),
             shown=len(chosen),

@@ -28,7 +28,6 @@ Metrics (gold = answers, one item per answer row; a missing prediction counts as
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections import Counter
@@ -38,6 +37,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from emoforge.release.faithfulness import MeasuredFaithfulness
+from emoforge.release.predictions import AnswerItem, Prediction, read_items
 from emoforge.storage.records import Record
 
 _TOKEN = re.compile(r"\w+", re.UNICODE)
@@ -54,40 +54,16 @@ def _text(value: Any) -> str:
 
 
 def load_items(path: str | Path) -> dict[str, dict[str, Any]]:
-    """row_id -> item from a .jsonl, .json (list) or .parquet file; ValueError, one line, when
-    the file is missing or unreadable."""
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"{path}: no such file")
-    try:
-        if path.suffix == ".parquet":
-            import pyarrow as pa
-            import pyarrow.parquet as pq
-
-            try:
-                items = pq.read_table(path).to_pylist()
-            except pa.ArrowException as exc:
-                raise ValueError(f"{path}: not a readable Parquet file ({exc})") from exc
-        elif path.suffix == ".json":
-            items = json.loads(path.read_text(encoding="utf-8"))
-        else:
-            items = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{path}: not valid JSON ({exc})") from exc
-    if not isinstance(items, list):
-        raise ValueError(f"{path}: expected a list of items with row_id")
-    out: dict[str, dict[str, Any]] = {}
-    for i, item in enumerate(items):
-        if not isinstance(item, dict) or not isinstance(item.get("row_id"), str):
-            raise ValueError(f"{path}: item {i} has no string row_id")
-        out[item["row_id"]] = item
-    return out
+    """row_id -> prediction from a .jsonl, .json (list) or .parquet file, parsed into bounded,
+    typed records first (``predictions.py``); ValueError, one line, when the file is missing,
+    unreadable, too large or an item is malformed."""
+    return read_items(path, Prediction)
 
 
 def load_answers(path: str | Path) -> dict[str, dict[str, Any]]:
     """The answer file of a release, refused when rows have no label: a release's public test
     split (labels hidden) scored as answers gives every prediction 0 without saying why."""
-    answers = load_items(path)
+    answers = read_items(path, AnswerItem)
     if not answers:
         raise ValueError(f"{path}: no answer rows")
     unlabelled = sorted(i for i, item in answers.items() if not isinstance(item.get("label"), str))

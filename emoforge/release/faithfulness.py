@@ -4,11 +4,14 @@
 submitter computed, because only the model that gave a prediction can be re-asked. When the
 submission names an agent that the corpus's config (or ``--config``) can build, and the
 corpus holds the features of the predicted rows, the measures need no trust in the
-submitter: each prediction becomes an ``Annotation`` (its label, confidence, label scores
-and cited ``evidence``), and ``FaithfulnessProbe`` re-asks that agent with only the cited
-evidence and with it removed, on the corpus's own features and clips. The scores are those of
-``agents/faithfulness/scores.py``; paid agents are probed only with ``include_paid``, and
-every call goes through the agent's response cache and the configured budget.
+submitter: each prediction becomes a claim (its label and cited ``evidence``; its stated
+confidence and label scores are dropped, since a submitter chooses them), and ``ClaimProbe``
+re-asks that agent on the full input (its own answer is the baseline), with only the cited
+evidence, and without each cited modality in turn, on the corpus's own features and clips
+(``agents/faithfulness/claims.py``: citing everything does not score 1 / 1). Only the rows
+the caller passes are re-asked (``evaluate`` passes the answer rows: the hidden test split);
+paid agents are probed only with ``include_paid``, and every call goes through the agent's
+response cache and the configured budget.
 
 A prediction without evidence, or for a row the corpus does not hold (or holds without
 features), is counted and reported, never silently left out.
@@ -23,7 +26,8 @@ from typing import Any
 
 from pydantic import Field, ValidationError
 
-from emoforge.agents.faithfulness import FaithfulnessProbe, FaithfulnessScore
+from emoforge.agents.faithfulness import FaithfulnessScore
+from emoforge.agents.faithfulness.claims import ClaimProbe
 from emoforge.storage.records import Annotation, Cue, Record, RunContext, SegmentRow, Status
 
 STAGE = "evaluate-faithfulness"
@@ -49,11 +53,12 @@ class MeasuredFaithfulness(Record):
 def prediction_annotation(
     row: SegmentRow, agent: str, backend: str, item: Mapping[str, Any], ctx: RunContext
 ) -> Annotation:
-    """A submitted prediction as the ``Annotation`` its agent would have written.
+    """A submitted prediction as the claim ``ClaimProbe`` measures: its label and evidence.
 
     ``evidence`` is a list of cue objects (``modality`` and optionally ``feature``,
     ``start_s``, ``end_s``, ``cue``); a bare list of modality names (``evidence_modalities``)
-    cites those modalities whole."""
+    cites those modalities whole. Its confidence and label scores are not carried over: the
+    agent's own answer on the full input is the baseline."""
     if row.segment is None:
         raise ValueError(f"row {row.row_id} has no segment")
     label = str(item["label"])
@@ -64,8 +69,6 @@ def prediction_annotation(
         cues.append(Cue.model_validate(cue))
     if not cues:
         cues = [Cue(modality=m, cue=str(m)) for m in item.get("evidence_modalities") or []]
-    confidence = item.get("confidence")
-    scores = item.get("label_scores") or {}
     return Annotation(
         id=f"{row.segment.id}-{agent}",
         segment_id=row.segment.id,
@@ -73,8 +76,6 @@ def prediction_annotation(
         backend=backend,
         labels=list(item.get("labels") or [label]),
         primary_label=label,
-        confidence=float(confidence) if isinstance(confidence, int | float) and 0 <= confidence <= 1 else None,
-        label_scores={str(k): float(v) for k, v in dict(scores).items()},
         evidence=cues,
         provenance=ctx.provenance(STAGE, model=agent),
     )
@@ -86,7 +87,7 @@ class FaithfulnessEvaluator:
     Args:
         config: the pipeline config whose jury holds ``agent`` (the corpus's, or ``--config``).
         agent: the jury entry's name.
-        include_paid: also re-ask a paid (LLM) agent: two calls per prediction.
+        include_paid: also re-ask a paid (LLM) agent: 2 + (cited modalities) calls per prediction.
         cache_dir: the response cache (the corpus's ``.cache``), so repeated evaluations are free.
     """
 
@@ -117,7 +118,7 @@ class FaithfulnessEvaluator:
             for row in rows:
                 if row.row_id in wanted and row.segment and row.features and row.status == Status.ok:
                     by_recording[row.recording.uri].append(row)
-            probe = FaithfulnessProbe(include_paid=self.include_paid, ledger=jury.ledger)
+            probe = ClaimProbe(include_paid=self.include_paid, ledger=jury.ledger)
             needs = jury.clip_needs
             cutter = ClipCutter(config.agents.clips, config.sampling.media) if needs.any else None
             scores: dict[str, FaithfulnessScore] = {}

@@ -24,6 +24,7 @@ from emoforge.release.report_ledger import ledger_section
 from emoforge.release.report_tables import agreement_tables, failure_items, failure_table, priority_table
 from emoforge.release.report_terms import terms_section
 from emoforge.storage.records import SegmentRow, Status
+from emoforge.storage.safe_files import write_text
 from emoforge.storage.shards import read_manifest, read_rows
 
 _CSS = (
@@ -113,7 +114,7 @@ class CorpusReporter:
         rows = list(read_rows(root))
         folder = out.parent / f"{out.stem}_clips"
         clips = ClipBrowser(self.config.review, max_clips).write(rows, folder) if max_clips > 0 else None
-        out.write_text(self.render(root, rows, clips), encoding="utf-8")
+        write_text(out, self.render(root, rows, clips))  # a planted report.html link is replaced, not followed
         return out
 
     @staticmethod

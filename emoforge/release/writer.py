@@ -31,6 +31,7 @@ import pyarrow.parquet as pq
 from pydantic import Field
 
 from emoforge.configs.release import ReleaseConfig
+from emoforge.release.hidden import label_leaks, make_opaque, opaque_groups
 from emoforge.release.policy import Decision, PolicyCount, PolicyGate, copy_media, policy_counts, published_media
 from emoforge.release.pseudonyms import SpeakerHasher
 from emoforge.release.splits import SPLITS, SplitAssigner, release_label
@@ -274,6 +275,10 @@ class ReleaseWriter:
             return {**flatten(r, published[r.recording.uri]), **media}
 
         flat = {s: [release_row(r) for r in kept if assignment.splits[r.row_id] == s] for s in SPLITS}
+        groups = {s: sorted({assignment.groups[r["row_id"]] for r in flat[s]}) for s in SPLITS}
+        leaks, opaque_key, media_map = self._hide_names(flat, hide)
+        if opaque_key is not None:  # the hidden split's group names are folder and file names too
+            groups["test"] = opaque_groups(groups["test"], opaque_key)
         for split, records in flat.items():
             table = pa.Table.from_pylist(records, schema=RELEASE_SCHEMA)
             if split == "test" and hide:
@@ -286,8 +291,13 @@ class ReleaseWriter:
                     answer = {k: rec[k] for k in ANSWER_COLUMNS}
                     answer["rationale"] = " ".join(rec["rationale"])
                     fh.write(json.dumps(answer, ensure_ascii=False) + "\n")
+            if media_map:  # private: which corpus file each opaque test media name stands for
+                with open(answers / "test_media.jsonl", "w", encoding="utf-8") as fh:
+                    fh.writelines(json.dumps(m, ensure_ascii=False) + "\n" for m in media_map)
             _write_sums(answers)
         counts = {s: dict(Counter(r["label"] or "(none)" for r in flat[s])) for s in SPLITS}
+        if hide:  # per-label counts of a hidden split would publish its label distribution
+            counts["test"] = {"(hidden)": len(flat["test"])} if flat["test"] else {}
         info = {
             "seed": self.config.seed,
             "split_sizes": self.config.splits.as_dict(),
@@ -295,14 +305,18 @@ class ReleaseWriter:
             "hidden_test_labels": hide,
             "counts": counts,
             "excluded": dict(excluded),
-            "groups": {s: sorted({assignment.groups[r["row_id"]] for r in flat[s]}) for s in SPLITS},
+            "groups": groups,
             "duplicate_media": assignment.duplicates,
             "corpus_config_hashes": sorted({r.config_hash for r in kept}),
             "policy": [c.model_dump(mode="json") for c in by_terms],
         }
         (out / "release.json").write_text(json.dumps(info, indent=2, sort_keys=True))
-        card = DatasetCard(self.config).render(kept, flat, info, manifest or {})
-        card += "\n" + "\n".join(Datasheet(self.config).sections(kept, flat, info, manifest or {}))
+        card_rows = kept
+        if opaque_key is not None:  # the card's per-source counts minus the public splits' would give test's
+            test_ids = {r.row_id for r in kept if assignment.splits[r.row_id] == "test"}
+            card_rows = [_without_source(r) if r.row_id in test_ids else r for r in kept]
+        card = DatasetCard(self.config).render(card_rows, flat, info, manifest or {})
+        card += "\n" + "\n".join(Datasheet(self.config).sections(card_rows, flat, info, manifest or {}))
         (out / "README.md").write_text(card, encoding="utf-8")
         files = _write_sums(out)
         warnings = []
@@ -322,6 +336,12 @@ class ReleaseWriter:
             warnings.append(
                 f"{unknown} rows withheld: their licence or consent is unknown (give them terms in the manifest, a "
                 "terms file or inputs.terms, or pass --allow-unknown to publish them under release.policy.unknown)"
+            )
+        if leaks:
+            done = "published under opaque ids" if opaque_key is not None else "published as they are"
+            warnings.append(
+                f"{len(leaks)} hidden test rows name a label (e.g. {leaks[0]}): {done}; "
+                "release.hidden_ids: opaque hides them (auto does when it finds this)"
             )
         for digest, recordings in assignment.duplicates.items():
             warnings.append(
@@ -360,6 +380,27 @@ class ReleaseWriter:
             out.append(row)
             decisions[row.row_id] = decision
         return out, decisions, counts
+
+    def _hide_names(
+        self, flat: dict[str, list[dict[str, Any]]], hide: bool
+    ) -> tuple[list[str], bytes | None, list[dict[str, str]]]:
+        """Rename the hidden split's rows in ``flat`` (``hidden.py``) when asked, or when their
+        names spell labels; returns the leaking rows' examples, the random key (None: names
+        kept) and the private map of opaque media names."""
+        if not hide:
+            return [], None, []
+        labels = {lab for s in SPLITS for r in flat[s] for lab in [r["label"], *(r["labels"] or [])] if lab}
+        leaks = label_leaks(flat["test"], labels)
+        policy = self.config.hidden_ids
+        if policy == "keep" or (policy == "auto" and not leaks) or not flat["test"]:
+            return leaks, None, []
+        key = secrets.token_bytes(32)
+        flat["test"], media_map = make_opaque(flat["test"], key)
+        return leaks, key, media_map
+
+
+def _without_source(row: SegmentRow) -> SegmentRow:
+    return row.model_copy(update={"recording": row.recording.model_copy(update={"source": None})})
 
 
 def verify_release(out: str | Path) -> list[str]:

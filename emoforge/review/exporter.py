@@ -20,6 +20,7 @@ from emoforge.quality.review_priority import review_order, within_budget
 from emoforge.review.media import MediaKind, ReviewMediaCutter, TaskMedia, is_served, whole_recording
 from emoforge.review.tasks import labeling_config, task_json
 from emoforge.storage.records import Record, SegmentRow, Status
+from emoforge.storage.safe_files import write_text
 
 
 class LabelStudioProject(Record):
@@ -50,8 +51,8 @@ class LabelStudioExport(Record):
         written = []
         for project in projects:
             path = out if len(projects) == 1 else out.with_name(f"{out.stem}-{project.kind}{out.suffix}")
-            path.write_text(json.dumps(project.tasks, indent=1, ensure_ascii=False), encoding="utf-8")
-            path.with_suffix(".xml").write_text(project.labeling_config, encoding="utf-8")
+            write_text(path, json.dumps(project.tasks, indent=1, ensure_ascii=False))
+            write_text(path.with_suffix(".xml"), project.labeling_config)
             written.append((project, path))
         return written
 

@@ -86,6 +86,7 @@ class ReviewMediaCutter(ClipMediaCutter):
             seg = row.segment
             src = f"file:{row.recording.uri}"
             span = ("-ss", f"{seg.start_s:.3f}", "-t", f"{seg.duration_s:.3f}")
+            clip.unlink(missing_ok=True)  # ffmpeg -y writes through a link: drop one planted there
             err = self._run([*span, "-i", src, *VIDEO_ARGS, "-map", "0:v:0", "-map", "0:a:0?", str(clip)])
             if not err:
                 # Label Studio 1.23 does not open a task whose key-frame list is empty.

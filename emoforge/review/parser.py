@@ -8,7 +8,7 @@ config of ``emoforge/review/exporter.py``.
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -26,7 +26,11 @@ ProblemKind = Literal[
     "no_label",
     "unknown_label",
     "bad_value",
+    "future_timestamp",
 ]
+
+# A clock a few minutes ahead of ours (another machine's) is not a forged review.
+CLOCK_SKEW = timedelta(minutes=10)
 
 
 class ImportProblem(Record):
@@ -77,10 +81,19 @@ def _when(ann: dict[str, Any]) -> datetime:
     for key in ("updated_at", "created_at"):
         if isinstance(ann.get(key), str):
             try:
-                return datetime.fromisoformat(ann[key].replace("Z", "+00:00"))
+                when = datetime.fromisoformat(ann[key].replace("Z", "+00:00"))
             except ValueError:
                 continue
+            # Label Studio writes UTC; a time without a zone is read as UTC, so it compares.
+            return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
     return utcnow()
+
+
+def _strings(value: Any) -> list[str] | None:
+    """A list of strings (Label Studio's choices and text), or None when it is anything else."""
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return value
+    return None
 
 
 class LabelStudioParser:
@@ -144,8 +157,15 @@ class LabelStudioParser:
                 problem("malformed_item", f"result item is not an object with a value: {item!r:.80}")
                 continue
             values[str(item.get("from_name"))] = item["value"]
-        primary = (values.get(EMOTION) or {}).get("choices") or []
-        also = (values.get(ALSO) or {}).get("choices") or []
+        typed = {
+            name: _strings((values.get(name) or {}).get(key) or [])
+            for name, key in ((EMOTION, "choices"), (ALSO, "choices"), (COMMENT, "text"))
+        }
+        wrong = [name for name, value in typed.items() if value is None]
+        if wrong:
+            problem("malformed_item", f"{', '.join(wrong)}: expected a list of strings")
+            return None
+        primary, also, text = typed[EMOTION] or [], typed[ALSO] or [], typed[COMMENT] or []
         if not primary:
             problem("no_label", "no primary emotion chosen (partial annotation)")
             return None
@@ -159,12 +179,16 @@ class LabelStudioParser:
             raw = (values.get(name) or {}).get("number")
             if raw is None:
                 nums[name] = None
-            elif isinstance(raw, int | float) and lo <= raw <= hi:
+            elif isinstance(raw, int | float) and not isinstance(raw, bool) and lo <= raw <= hi:
                 nums[name] = float(raw)
             else:
                 problem("bad_value", f"{name}={raw!r} outside [{lo}, {hi}]; imported without it")
                 nums[name] = None
-        text = (values.get(COMMENT) or {}).get("text") or []
+        when = _when(ann)
+        if when > utcnow() + CLOCK_SKEW:
+            # The newest review wins the release label: a far-future one would beat every real one.
+            problem("future_timestamp", f"reviewed at {when.isoformat()}, later than now; not imported")
+            return None
         try:
             return HumanLabel(
                 reviewer=_reviewer(ann.get("completed_by")),
@@ -173,7 +197,7 @@ class LabelStudioParser:
                 intensity=nums[INTENSITY],
                 valence=nums[VALENCE],
                 comment=" ".join(map(str, text)) or None,
-                reviewed_at=_when(ann),
+                reviewed_at=when,
                 source=f"labelstudio:{self.source}#task={tid}/annotation={aid}",
             )
         except ValidationError as exc:

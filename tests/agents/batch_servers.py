@@ -24,6 +24,7 @@ import contextlib
 import json
 import threading
 import time
+from collections.abc import Callable
 from email.parser import BytesParser
 from email.policy import default as email_policy
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -91,6 +92,8 @@ class OpenAIBatchFake(_Server):
         self.fail_lines: dict[str, int] = {}
         self.answered_before_end = 0
         self.create_delay_s = 0.0
+        # Rewrites a result file's text before it is served (a garbled or hostile provider output).
+        self.mangle: Callable[[str, str], str] | None = None
         self._polls: dict[str, int] = {}
         super().__init__()
         self.base_url = f"{self.url}/v1"
@@ -166,7 +169,8 @@ class OpenAIBatchFake(_Server):
             for kind, lines in (("output", out), ("error", err)):
                 if lines:
                     fid = f"file-{kind}-{bid}"
-                    self.files[fid] = "".join(json.dumps(x) + "\n" for x in lines).encode()
+                    text = "".join(json.dumps(x) + "\n" for x in lines)
+                    self.files[fid] = (self.mangle(kind, text) if self.mangle else text).encode()
                     batch[f"{kind}_file_id"] = fid
             total = len(out) + len(err)
             batch["request_counts"] = {"total": total, "completed": len(out), "failed": len(err)}
@@ -183,6 +187,8 @@ class GeminiBatchFake(_Server):
         self.final = "BATCH_STATE_SUCCEEDED"
         self.fail_lines: dict[str, int] = {}
         self.create_delay_s = 0.0
+        # Rewrites a result file's text before it is served (a garbled or hostile provider output).
+        self.mangle: Callable[[str, str], str] | None = None
         self._polls: dict[str, int] = {}
         super().__init__()
 
