@@ -58,6 +58,8 @@ def test_row5_hidden_rows_carry_no_label_in_their_names_and_no_per_label_counts(
     assert info["counts"]["test"] == {"(hidden)": len(test)}
     assert not any(_leaks(g) for g in info["groups"]["test"])
     card = (out / "README.md").read_text()
+    datasheet = card[card.index("# Datasheet") :]
+    card = card[: card.index("# Datasheet")]  # the card's own tables; the datasheet's are checked below
     cells = {
         line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]]
         for line in card.splitlines()
@@ -75,6 +77,10 @@ def test_row5_hidden_rows_carry_no_label_in_their_names_and_no_per_label_counts(
     sources = card[card.index("## Sources") : card.index("## Taxonomy")]
     for lab in LABELS:
         assert f"| {lab} | {public[lab]} | {public[lab]} |" in sources
+    # The datasheet's label table has no column for the hidden split.
+    labels = datasheet[datasheet.index("### Labels") :].split("\n## ")[0]
+    header = next(line for line in labels.splitlines() if line.startswith("| label"))
+    assert "test" not in header and "validation" in header
 
 
 def test_row5_keep_still_warns_and_never_counts_hidden_labels(tmp_path: Path) -> None:

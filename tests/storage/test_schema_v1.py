@@ -1,4 +1,4 @@
-"""Schema v2 gave recordings their terms of use: v1 rows and corpora still read, as unknown."""
+"""Schema v2 gave recordings their terms of use and annotations their domain check: v1 rows and corpora still read (terms unknown, no domain check)."""
 
 from __future__ import annotations
 
@@ -26,10 +26,16 @@ def _row(i: int, terms: Terms | None = None) -> SegmentRow:
 
 
 def _v1_schema() -> pa.Schema:
-    """The v1 row layout: v2's without ``recording.terms`` (checked against the v1 snapshot)."""
+    """The v1 row layout: v2's without ``recording.terms`` and ``annotations[].domain``
+    (checked against the v1 snapshot)."""
     recording = schema.ROW_SCHEMA.field("recording")
     v1_recording = recording.with_type(pa.struct([f for f in recording.type if f.name != "terms"]))
-    fields = [v1_recording if f.name == "recording" else f for f in schema.ROW_SCHEMA]
+    annotations = schema.ROW_SCHEMA.field("annotations")
+    item = annotations.type.value_field
+    v1_item = item.with_type(pa.struct([f for f in item.type if f.name != "domain"]))
+    v1_annotations = annotations.with_type(pa.list_(v1_item))
+    replaced = {"recording": v1_recording, "annotations": v1_annotations}
+    fields = [replaced.get(f.name, f) for f in schema.ROW_SCHEMA]
     return pa.schema(fields, metadata={"emoforge.schema_version": "1"})
 
 
@@ -38,6 +44,8 @@ def _v1_table(rows: list[SegmentRow]) -> pa.Table:
     for d in data:
         d["schema_version"] = 1
         del d["recording"]["terms"]
+        for a in d["annotations"] or []:
+            del a["domain"]
     return pa.Table.from_pylist(data, schema=_v1_schema())
 
 
