@@ -723,6 +723,7 @@ def main() -> None:
             "min_trust": round(shipped.domain.min_trust, 4),
             "fitted_on": "MELD train out of fold + MELD dev from the train-only model + RAVDESS/nEMO/EmoDB sentences",
             "held_out_sets_cross_fitted": cross,
+            "verdict": domain_verdict(cross, zh_summary, mer_rows),
         },
         "chinese_sanity": {"summary": zh_summary, "rows": zh_rows},
         "mer2023_clips": mer_rows,
@@ -760,6 +761,31 @@ def verdict(temperature: dict[str, float], trust: dict[str, float]) -> str:
         f"({temperature['accuracy']:.3f} -> {trust['accuracy']:.3f}) and its ECE is {cal} "
         f"({temperature['ece']:.3f} -> {trust['ece']:.3f})"
     )
+
+
+def domain_verdict(cross: dict[str, Any], zh: dict[str, Any], mer_rows: list[dict[str, Any]]) -> dict[str, str]:
+    """Plain words per held-out set: the shipped mapping (temperature + trust, fitted without
+    that set) against temperature scaling alone, and what it does to the Chinese lines."""
+    out = {}
+    for name, v in cross.items():
+        t, both = v["temperature"], v["temperature_and_trust"]
+        out[name] = (
+            f"accuracy {t['accuracy']:.3f} -> {both['accuracy']:.3f}, ECE {t['ece']:.3f} -> {both['ece']:.3f}, "
+            f"mean trust {v['mean_trust']:.2f}, off-domain {v['off_domain_share']:.1%}"
+        )
+    t, both = zh["temperature_only"], zh["shipped"]
+    out["chinese_sanity"] = (
+        f"correct {t['correct']} -> {both['correct']} of 20, mean p of the expected label "
+        f"{t['mean_p_of_expected']:.2f} -> {both['mean_p_of_expected']:.2f}, off-domain {both['off_domain']} of 20"
+    )
+    zh_rows = [r for r in mer_rows if r["language"] == "zh"]
+    same = sum(r["predicted"] == r["predicted_temperature_only"] for r in zh_rows)
+    out["mer2023_zh"] = (
+        f"{same} of {len(zh_rows)} Chinese transcripts keep the temperature-only label, "
+        f"{sum(r['off_domain'] for r in zh_rows)} flagged off-domain, "
+        f"{sum(r['predicted'] == r['human'] for r in zh_rows)} agree with the human label"
+    )
+    return out
 
 
 if __name__ == "__main__":
