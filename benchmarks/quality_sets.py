@@ -181,7 +181,8 @@ def speech_juries() -> dict[str, Any]:
     y = np.array([tvm.CLASSES.index(c.label) for c in clips])
     corpus = np.array([c.corpus for c in clips])
     speaker = np.array([c.speaker for c in clips])
-    views = tvm.candidates(tvm.extract(clips, tvm.REPO / "out" / "cache" / "voice-features.npz"))[meta["candidate"]].views
+    features = tvm.extract(clips, tvm.REPO / "out" / "cache" / "voice-features.npz")
+    views = tvm.candidates(features)[meta["candidate"]].views
     fits = {
         p: tvm.held_out(views, y, corpus, speaker, meta["C"], meta["nuisance_dims"], p) for p in ("speaker", "corpus")
     }

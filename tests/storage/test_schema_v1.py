@@ -1,4 +1,6 @@
-"""Schema v2 gave recordings their terms of use and annotations their domain check: v1 rows and corpora still read (terms unknown, no domain check)."""
+"""Schema v2 gave recordings their terms of use and annotations their domain check.
+
+v1 rows and corpora still read: terms unknown, no domain check."""
 
 from __future__ import annotations
 
