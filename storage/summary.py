@@ -10,10 +10,23 @@ from emoforge.storage.ledger import RunLedger
 from emoforge.storage.records import phase_of
 from emoforge.storage.shards import read_manifest, read_table, verify
 
+# The fields the summary counts, and no others: rationales, cues and label distributions
+# stay on disk (read_table reads dotted paths as those fields only).
+_ANN = "annotations.list.element"
+_VER = "verdicts.list.element"
+SUMMARY_COLUMNS = [
+    "status", "failure.stage", "failure.kind", "jury",
+    "consensus.primary_label", "consensus.needs_review", "consensus.confidence",
+    *(f"{_ANN}.{f}" for f in ("id", "agent", "backend", "status", "failure.kind", "usage")),
+    *(f"{_VER}.{f}" for f in ("annotation_id", "judge", "failure.kind", "usage")),
+    "human.list.element.label", "human.list.element.reviewed_at",
+]  # fmt: skip
+BATCH_ROWS = 20_000  # rows turned into Python objects at once: memory stays flat with corpus size
+
 
 def summarize(root: str) -> dict[str, Any]:
     manifest = read_manifest(root)
-    table = read_table(root, columns=["status", "failure", "consensus", "annotations", "jury", "verdicts", "human"])
+    table = read_table(root, columns=SUMMARY_COLUMNS)
     ledger = RunLedger()
     status = Counter(table.column("status").to_pylist())
     failures: Counter[str] = Counter()
@@ -22,14 +35,14 @@ def summarize(root: str) -> dict[str, Any]:
     kinds: Counter[str] = Counter()
     review = verified = 0
     confidences = []
-    for failure, consensus, anns, jury, verdicts, humans in zip(
-        table.column("failure").to_pylist(),
-        table.column("consensus").to_pylist(),
-        table.column("annotations").to_pylist(),
-        table.column("jury").to_pylist(),
-        table.column("verdicts").to_pylist(),
-        table.column("human").to_pylist(),
-        strict=True,
+    batches = (b for b in table.to_batches(max_chunksize=BATCH_ROWS))
+    for failure, consensus, anns, jury, verdicts, humans in (
+        row
+        for b in batches
+        for row in zip(
+            *(b.column(c).to_pylist() for c in ("failure", "consensus", "annotations", "jury", "verdicts", "human")),
+            strict=True,
+        )
     ):
         ledger.add_columns(jury, anns or [], consensus, verdicts or [])
         if failure:
