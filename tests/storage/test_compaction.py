@@ -12,6 +12,8 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from emoforge.storage.compaction import compact
@@ -77,6 +79,29 @@ def test_compaction_merges_small_shards_and_drops_superseded_copies(tmp_path: Pa
     w.write([make_row(N, run="run-c")])
     w.close()
     assert read_manifest(str(root))["shards"][-1]["name"] == "shard-00027.parquet"
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    batches=st.lists(st.lists(st.integers(0, 15), min_size=1, max_size=6), min_size=1, max_size=6),
+    target=st.integers(1, 8),
+)
+def test_compaction_keeps_the_newest_copy_of_every_row_once(
+    tmp_path_factory: pytest.TempPathFactory, batches: list[list[int]], target: int
+) -> None:
+    """Any sequence of commits (a shard each, ids repeating across them), any target size:
+    the same rows read back, and the folder holds each id once."""
+    root = tmp_path_factory.mktemp("corpus")
+    w = CorpusWriter(str(root), cfg(max_rows_per_shard=1000), "run-w")
+    for k, batch in enumerate(batches):
+        w.write([make_row(i, run=f"run-{k}") for i in batch])
+        w.flush()
+    w.close()
+    newest = _logical(root)
+    compact(str(root), cfg(), target_rows=target)
+    assert _logical(root) == newest
+    assert sorted(_physical_ids(root)) == sorted(newest)
+    assert verify(str(root)) == []
 
 
 def test_compaction_keeps_big_clean_shards(tmp_path: Path) -> None:
