@@ -35,6 +35,7 @@ console = Console(stderr=True)
 
 # Sub-command modules each expose ``register(app)``; a missing optional one is not fatal.
 COMMAND_MODULES = (
+    "emoforge.commands.corpus",
     "emoforge.commands.quality",
     "emoforge.commands.release",
     "emoforge.commands.schedule",

@@ -19,7 +19,7 @@ from emoforge.configs import PipelineConfig, config_hash, load_config
 from emoforge.flows import tasks as t
 from emoforge.flows.incremental import HashIndex, hold_waiting, plan_inputs, response_cache_dir
 from emoforge.flows.runners import ensure_provider_limits
-from emoforge.flows.work import RecordingWork, RetryPolicy, needs_redo, resume_state
+from emoforge.flows.work import RecordingWork, RetryPolicy, needs_redo, recording_state, resume_state
 from emoforge.storage.inputs import discover_inputs, refused_recording
 from emoforge.storage.ledger import RunLedger
 from emoforge.storage.records import Failure, MediaInput, RunContext, SegmentRow
@@ -148,9 +148,14 @@ def annotate_corpus(
         writer.close(status="interrupted")
         raise
     _emit("start", total=len(items), run_id=ctx.run_id)
-    # Each recording's stages in order (stages.PHASES), with the arguments each takes after (work, config).
-    steps: list[tuple[Any, tuple[Any, ...]]] = [
-        (stages["probe"], ()), (stages["sampling"], (ctx, state, retry)),
+
+    # Each recording's stages in order (stages.PHASES), with the arguments each takes after
+    # (work, config); sampling's are made from the probed recording: its own committed state.
+    def sampling_args(probed: RecordingWork) -> tuple[Any, ...]:
+        return (ctx, recording_state(state, probed), retry)
+
+    steps: list[tuple[Any, tuple[Any, ...] | Callable[[RecordingWork], tuple[Any, ...]]]] = [
+        (stages["probe"], ()), (stages["sampling"], sampling_args),
         (stages["preprocess"], (ctx,)), (stages["annotate"], (ctx, cache_dir, out)),
         (stages["judge"], (ctx, cache_dir)), (stages["aggregate"], (ctx,)),
     ]  # fmt: skip
@@ -163,6 +168,8 @@ def annotate_corpus(
 
     def submit(k: int, item: MediaInput, upstream: Any) -> None:
         task, args = steps[k]
+        if callable(args):
+            args = args(upstream.result())  # done already: the recording's probe
         running[t.named(task, item.uri).submit(upstream, config, *args)] = (item, k)
 
     def admit() -> None:

@@ -27,7 +27,7 @@ from emoforge.configs import PipelineConfig
 from emoforge.flows.leases import stage
 from emoforge.flows.runners import provider_slots
 from emoforge.flows.work import RecordingWork, RetryPolicy, recording_done, segment_needs_redo
-from emoforge.preprocess.media import MediaDecoder, MediaError, MediaProber
+from emoforge.preprocess.media import MediaDecoder, MediaError, MediaProber, local_media
 from emoforge.storage.records import (
     ErrorKind,
     Failure,
@@ -175,8 +175,11 @@ class Sampling(Stage):
             work.skipped_segments = self.state.segment_counts.get(rec.id, 0)
             return
         try:
-            work.media = MediaDecoder(self.config.sampling.media).decode(rec)
-            segments = stage(Segmenter, self.config.sampling).segment(work.media)
+            # A URL's object is spooled locally for decoding and shot detection, then deleted.
+            with local_media(rec, self.config.sampling.media.max_file_bytes) as local:
+                work.media = MediaDecoder(self.config.sampling.media).decode(local)
+                segments = stage(Segmenter, self.config.sampling).segment(work.media)
+            work.media.recording = rec
         except MediaError as exc:
             work.failure = exc.failure()
             return

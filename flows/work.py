@@ -33,7 +33,7 @@ from emoforge.storage.records import (
     recording_failure_row_id,
     utcnow,
 )
-from emoforge.storage.shards import CorpusState, DoneRow, done_rows, read_table
+from emoforge.storage.shards import DONE_COLUMNS, CorpusState, DoneRow, corpus_state, read_table
 
 RetryPolicy = Literal["transient", "all", "none"]
 
@@ -140,40 +140,59 @@ class ResumeState(CorpusState):
 
     part_failures: dict[str, frozenset[ErrorKind]] = field(default_factory=dict)
 
+    def of_recording(self, recording_id: str) -> ResumeState:
+        """The state of one recording (what its sampling task gets), part failures included."""
+        base = super().of_recording(recording_id)
+        parts = {rid: self.part_failures[rid] for rid in base.rows if rid in self.part_failures}
+        return ResumeState(base.rows, base.segment_counts, base.by_recording, parts)
+
+
+# Two small fields per annotation and verdict: a million rows' rationales and cues stay on disk.
+_PART_COLUMNS = [f"{c}.list.element.{f}" for c in ("annotations", "verdicts") for f in ("status", "failure.kind")]
+
 
 def resume_state(root: str) -> ResumeState:
-    """Committed rows of the corpus at ``root`` with the per-agent failures resume may redo."""
-    base = done_rows(root)
-    table = read_table(root, columns=["row_id", "status", "annotations", "verdicts"])
-    ids = table.column("row_id").to_pylist()
-    ok = [s == Status.ok.value for s in table.column("status").to_pylist()]
-    kinds: list[set[str]] = [set() for _ in ids]
+    """Committed rows of the corpus at ``root`` with the per-agent failures resume may redo.
+
+    One read of the columns resume needs (``DONE_COLUMNS`` and two fields of each annotation
+    and verdict): planning against a million committed rows reads tens of MB, not the corpus."""
+    table = read_table(root, columns=[*DONE_COLUMNS, *_PART_COLUMNS])
+    base = corpus_state(table)
+    kinds: dict[int, set[str]] = {}
     for name in ("annotations", "verdicts"):
         _collect_failed_kinds(table.column(name), kinds)
+    ids, status = table.column("row_id"), table.column("status")
     parts = {
-        rid: frozenset(ErrorKind(k) for k in found)
-        for rid, row_ok, found in zip(ids, ok, kinds, strict=True)
-        if row_ok and found  # a failed row is redone (or not) on its own failure kind
+        ids[i].as_py(): frozenset(ErrorKind(k) for k in found)
+        for i, found in kinds.items()
+        if status[i].as_py() == Status.ok.value  # a failed row is redone (or not) on its own failure kind
     }
-    return ResumeState(rows=base.rows, segment_counts=base.segment_counts, part_failures=parts)
+    return ResumeState(base.rows, base.segment_counts, base.by_recording, parts)
 
 
-def _collect_failed_kinds(column: pa.ChunkedArray, into: list[set[str]]) -> None:
-    """Add, per row, the failure kinds of the failed items of a list<struct> column.
+def recording_state(state: CorpusState, work: RecordingWork) -> CorpusState:
+    """What the sampling task of ``work``'s probed recording needs: that recording's
+    committed state alone, so a task's arguments do not grow with the corpus (on Dask they
+    are pickled to a worker per recording)."""
+    return state.of_recording(work.recording.id if work.recording is not None else "")
 
-    Only two small fields per item are turned into Python objects: a corpus of a million rows
-    would not fit in memory as dicts of whole annotations (rationales, cues).
+
+def _collect_failed_kinds(column: pa.ChunkedArray, into: dict[int, set[str]]) -> None:
+    """Add, per row index, the failure kinds of the failed items of a list<struct> column.
+
+    Only the failed items become Python objects: a corpus of a million rows, nearly all of
+    them fine, would not fit in memory as a set (or a dict) per row.
     """
     lists = column.combine_chunks()
     if len(lists) == 0:
         return
     items = lists.flatten()
-    parents = pc.list_parent_indices(lists).to_pylist()
-    status = pc.struct_field(items, "status").to_pylist()
-    kind = pc.struct_field(pc.struct_field(items, "failure"), "kind").to_pylist()
-    for parent, st, k in zip(parents, status, kind, strict=True):
-        if st == Status.failed.value and k:
-            into[parent].add(k)
+    failed = pc.fill_null(pc.equal(pc.struct_field(items, "status"), Status.failed.value), False)
+    parents = pc.filter(pc.list_parent_indices(lists), failed).to_pylist()
+    kind = pc.filter(pc.struct_field(pc.struct_field(items, "failure"), "kind"), failed).to_pylist()
+    for parent, k in zip(parents, kind, strict=True):
+        if k:
+            into.setdefault(parent, set()).add(k)
 
 
 def needs_redo(row: DoneRow | None, retry: RetryPolicy, part_failures: frozenset[ErrorKind] = frozenset()) -> bool:

@@ -8,19 +8,21 @@ stays bounded for long videos (a 10-minute video at 2 fps is ~1,200 small JPEGs)
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
 import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
 
 from emoforge.configs.sampling import MediaConfig
 from emoforge.preprocess.guards import Growable, duration_is_estimated, file_type, over_limit, stream_duration
+from emoforge.preprocess.remote import TooLarge, is_remote, spooled
 from emoforge.storage.records import (
     ErrorKind,
     Failure,
@@ -100,9 +102,14 @@ class MediaProber:
         speaker_hint: str | None = None,
         known_hash: FileHash | None = None,
     ) -> Recording:
-        """Metadata and content hash of one file; ``known_hash`` is reused while size and mtime match."""
+        """Metadata and content hash of one file; ``known_hash`` is reused while size and mtime match.
+
+        A URL (``https://``, ``s3://``...) is streamed into a local spool, hashed on the way,
+        probed there and the spool deleted (``preprocess/remote.py``); the Recording keeps the URL."""
         import av
 
+        if is_remote(str(uri)):
+            return self._probe_remote(str(uri), source, speaker_hint)
         path = Path(uri)
 
         def refused(kind: ErrorKind, message: str, size: int = 0) -> Recording:
@@ -194,6 +201,50 @@ class MediaProber:
                 failure=Failure(stage="probe", kind=ErrorKind.unsupported_media, message=limit),
             )
         return Recording(**base, duration_s=duration, has_audio=has_audio, has_video=has_video, streams=streams)
+
+    def _probe_remote(self, uri: str, source: str | None, speaker_hint: str | None) -> Recording:
+        """Probe the object at ``uri`` from a spool deleted afterwards; a read failure is a row."""
+        try:
+            with spooled(uri, self.config.max_file_bytes) as spool:
+                st = spool.path.stat()
+                known = FileHash(sha256=spool.sha256, size_bytes=st.st_size, mtime_ns=st.st_mtime_ns)
+                local = self.probe(spool.path, source, speaker_hint, known_hash=known)
+        except OSError as exc:
+            # Never read whole, so the id hashes the URL (as a local file that cannot be read).
+            sha = hashlib.sha256(uri.encode()).hexdigest()
+            kind = ErrorKind.unsupported_media if isinstance(exc, TooLarge) else ErrorKind.invalid_input
+            return Recording(
+                id=recording_id_for(PurePosixPath(uri.split("?", 1)[0]).name, sha),
+                uri=uri,
+                sha256=sha,
+                size_bytes=0,
+                source=source,
+                speaker_hint=speaker_hint,
+                status=Status.failed,
+                failure=Failure(stage="probe", kind=kind, message=f"unreadable: {exc}"),
+            )
+        return local.model_copy(update={"uri": uri})
+
+
+@contextlib.contextmanager
+def local_media(recording: Recording, max_bytes: int | None = None) -> Iterator[Recording]:
+    """``recording`` with a local ``uri`` for the block: itself when it is local; for a URL,
+    a spool of its object (deleted when the block ends), checked against the probed hash.
+
+    Raises:
+        MediaError: the object cannot be read again, or its bytes changed since probing.
+    """
+    if not is_remote(recording.uri):
+        yield recording
+        return
+    with contextlib.ExitStack() as stack:
+        try:
+            spool = stack.enter_context(spooled(recording.uri, max_bytes))
+        except OSError as exc:  # only the spool's own errors: the block's are its own
+            raise MediaError(ErrorKind.invalid_input, f"{recording.uri}: unreadable: {exc}") from exc
+        if spool.sha256 != recording.sha256:
+            raise MediaError(ErrorKind.invalid_input, f"{recording.uri}: its bytes changed since probing")
+        yield recording.model_copy(update={"uri": str(spool.path)})
 
 
 def _stream_info(container: Any, s: Any, max_pixels: int | None = None) -> StreamInfo | None:

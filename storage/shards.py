@@ -21,11 +21,20 @@ One writer at a time: ``CorpusWriter`` holds the corpus lock from open to close,
 recovery (deleting temporary files, marking runs interrupted) and shard numbering happen
 under the lock and cannot touch a live run's files.
 
-Self-healing: readers check each shard's sha256 against the manifest and skip a bad or
-missing one (``verify`` names it, so ``inspect`` shows it); a writer moves a bad shard to
-``quarantine/`` and lists it under ``quarantined`` in the manifest, so its rows count as
-missing and the run redoes them. An unreadable ``manifest.json`` is rebuilt from the shards
-(run history is lost, rows are not); the bad file is kept as ``manifest.json.corrupt-*``.
+Reads cost what they return: a reader checks each shard by what the manifest recorded
+without reading its bytes (present, same size, a Parquet footer with the recorded row
+count) and then reads only the columns asked for; shards carry page CRCs, which the reader
+checks on the pages it reads. A bad or missing shard is skipped (``verify`` names it, so
+``inspect`` shows it). The sha256 of every byte is checked by ``verify(root, full=True)``
+(``emoforge verify``, which a schedule can run). A writer (the cheap check, on open) and
+``emoforge verify --repair`` (the full one) move a bad shard to ``quarantine/`` and list
+it under ``quarantined`` in the manifest, so its rows count as missing and the next run
+redoes them. An unreadable ``manifest.json`` is rebuilt from the shards (run history is
+lost, rows are not); the bad file is kept as ``manifest.json.corrupt-*``.
+
+Compaction (storage/compaction.py) rewrites small shards and drops superseded copies; its
+journal (``compacting``) and history (``compactions``) live in the manifest, and recovery
+on open rolls an interrupted one back or finishes its cleanup.
 """
 
 from __future__ import annotations
@@ -38,11 +47,12 @@ import os
 import time
 import uuid
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import fsspec
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from emoforge.configs.storage import StorageConfig
@@ -58,6 +68,7 @@ SHARD_SUFFIX = ".parquet"
 TMP_MARK = ".tmp-"
 FORMAT = "emoforge-corpus"
 QUARANTINE = "quarantine"
+COMPACTING = "compacting"  # manifest key: a compaction in progress (storage/compaction.py)
 CORRUPT_MARK = ".corrupt-"
 
 
@@ -139,6 +150,11 @@ def _empty_manifest() -> dict[str, Any]:
         "runs": [],
         "stats": {},
     }
+
+
+def retired_shards(manifest: dict[str, Any]) -> set[str]:
+    """Names of shards a committed compaction replaced: never adopted again, never reused."""
+    return {e["name"] for c in manifest.get("compactions", []) for e in c.get("replaced", [])}
 
 
 def _describe_bytes(name: str, data: bytes, run_id: str | None = None) -> dict[str, Any]:
@@ -246,83 +262,94 @@ class DoneRow:
         return self.status != Status.failed or self.failure_kind not in TRANSIENT_ERRORS
 
 
-class CorpusWriter:
-    """Buffers rows and commits them as shards; recovers a killed run's leftovers on open.
-
-    Holds the corpus lock from construction to :meth:`close` (see storage/lock.py).
+class LockedCorpus:
+    """A corpus opened under its lock, recovered from a killed writer's leftovers: what
+    writing and maintenance (compaction, repair) share. Records no run.
 
     Args:
         root: corpus directory (local path or fsspec URL).
         config: shard size and compression settings.
-        run_id: id of the run writing; recorded per shard.
-        resolved_config: the run's resolved pipeline config (stored in the manifest).
-        config_hash: hash of ``resolved_config``.
+        holder: what holds the lock (shown to a second writer).
         lock_wait_s: how long to wait for another writer to finish (None: as long as it
             takes; 0: refuse at once with ``CorpusLocked``).
+        full_check: on open, hash every shard against the manifest before trusting it
+            (``emoforge verify --repair``) instead of the cheap size-and-footer check.
     """
 
     def __init__(
         self,
         root: str,
         config: StorageConfig,
-        run_id: str,
-        resolved_config: dict[str, Any] | None = None,
-        config_hash: str = "",
+        holder: str,
         lock_wait_s: float | None = 0.0,
+        full_check: bool = False,
     ) -> None:
         self.root = str(root)
         self.config = config
-        self.run_id = run_id
+        self.full_check = full_check
         self.fs, self.base = _fs(self.root)
         self.fs.makedirs(self.base, exist_ok=True)
-        self._buffer: list[SegmentRow] = []
-        self._buffer_bytes = 0
-        self._last_flush = time.monotonic()
-        self._release = corpus_lock.acquire(self.root, f"run {run_id}", lock_wait_s)
+        self._release = corpus_lock.acquire(self.root, holder, lock_wait_s)
         self._locked = True
         try:
             self.manifest = read_manifest(self.root)
             self._recover()
-            self._run = {
-                "run_id": run_id,
-                "started_at": utcnow().isoformat(),
-                "finished_at": None,
-                "status": "running",
-                "config_hash": config_hash,
-                "config": resolved_config or {},
-                "counts": {},
-            }
-            self.manifest["runs"].append(self._run)
+            self._opened()
             write_manifest(self.root, self.manifest)
         except BaseException:
             self._unlock()
             raise
+
+    def _opened(self) -> None:
+        """What a subclass adds to the manifest on open, before it is saved."""
 
     def _unlock(self) -> None:
         if self._locked:
             self._locked = False
             self._release()
 
+    def release(self) -> None:
+        """Save the manifest and release the lock."""
+        try:
+            write_manifest(self.root, self.manifest)
+        finally:
+            self._unlock()
+
     # -- recovery (under the lock: no other run is live) ------------------------------
     def _recover(self) -> None:
         if self.manifest.get("_unsaved_rebuild"):
             _set_aside_corrupt_manifest(self.root)
+        pending = self.manifest.pop(COMPACTING, None)
         checked = []
+        sizes = _sizes(self.fs, self.base)
         for entry in self.manifest["shards"]:
-            problem = self._check(entry)
+            problem = _check_shard(self.fs, self.base, entry, sizes, full=self.full_check)
             if problem is None:
                 checked.append(entry)
             else:
                 self._quarantine(entry["name"], problem, entry)
         self.manifest["shards"] = checked
         listed = {s["name"] for s in checked}
+        retired = retired_shards(self.manifest)
         for info in self.fs.ls(self.base, detail=False):
             name = str(info).rsplit("/", 1)[-1]
+            index = _shard_index(name)
             if TMP_MARK in name:
                 # Safe only because we hold the lock: no live run owns a temporary file now.
                 log.info("removing unfinished file %s from an interrupted run", name)
                 self.fs.rm(f"{self.base}/{name}")
-            elif _shard_index(name) is not None and name not in listed:
+            elif index is None or name in listed:
+                continue
+            elif name in retired:
+                # Replaced by a compaction whose manifest switch is committed: finish its cleanup.
+                log.info("removing %s, replaced by a compaction", name)
+                self.fs.rm(f"{self.base}/{name}")
+            elif pending is not None and index >= pending["first_index"]:
+                # Written by a compaction killed before its switch: the shards it would have
+                # replaced are still listed, so roll it back.
+                log.info("removing %s, written by an interrupted compaction", name)
+                self.fs.rm(f"{self.base}/{name}")
+            else:
                 # Renamed into place but the manifest update was lost: the shard is
                 # complete (the rename is the commit point), so adopt it.
                 try:
@@ -336,17 +363,6 @@ class CorpusWriter:
         for run in self.manifest["runs"]:
             if run.get("status") == "running":
                 run["status"] = "interrupted"
-
-    def _check(self, entry: dict[str, Any]) -> str | None:
-        """Why a listed shard cannot be trusted (None: present and matching its sha256)."""
-        data, problem = _shard_bytes(self.fs, self.base, entry)
-        if data is None:
-            return problem
-        try:
-            pq.read_metadata(pa.BufferReader(data))
-        except (pa.ArrowInvalid, OSError) as exc:
-            return f"unreadable: {exc}"
-        return None
 
     def _quarantine(self, name: str, reason: str, entry: dict[str, Any] | None) -> None:
         """Move a bad shard aside; its rows then count as missing and this run redoes them."""
@@ -374,13 +390,93 @@ class CorpusWriter:
         with self.fs.open(f"{self.base}/{name}", "rb") as fh:
             return _describe_bytes(name, fh.read(), run_id)
 
-    def _next_index(self) -> int:
-        """Next shard number: past every name in the manifest, on disk or quarantined, so a
-        new shard never overwrites or reuses the name of another's."""
+    def next_index(self) -> int:
+        """Next shard number: past every name in the manifest, on disk, quarantined or
+        replaced by a compaction, so a new shard never overwrites or reuses another's name."""
         names = [s["name"] for s in self.manifest["shards"]]
         names += [q["name"] for q in self.manifest.get("quarantined", [])]
+        names += list(retired_shards(self.manifest))
         names += [str(p).rsplit("/", 1)[-1] for p in self.fs.ls(self.base, detail=False)]
         return max((i for n in names if (i := _shard_index(n)) is not None), default=-1) + 1
+
+    # -- committing -------------------------------------------------------------------
+    def write_shard(self, table: pa.Table, run_id: str) -> dict[str, Any]:
+        """Write ``table`` as the next shard (renamed into place when complete) and return its
+        manifest entry; the caller lists it and saves the manifest. Raises ``CorpusWriteError``
+        when it cannot be written (nothing is left behind)."""
+        if not self._locked:
+            raise RuntimeError(f"writer of {self.root} is closed")
+        table = table.replace_schema_metadata({**(table.schema.metadata or {}), b"emoforge.run_id": run_id.encode()})
+        sink = pa.BufferOutputStream()
+        compression = None if self.config.compression == "none" else self.config.compression
+        # Page CRCs let a reader check the pages it reads without hashing the whole shard.
+        pq.write_table(table, sink, compression=compression, write_page_checksum=True)
+        data = sink.getvalue().to_pybytes()
+        name = shard_name(self.next_index())
+        entry = _describe_bytes(name, data, run_id)
+        try:
+            _write_atomic(self.fs, f"{self.base}/{name}", data)
+        except OSError as exc:
+            raise CorpusWriteError(
+                exc.errno,
+                f"could not commit {table.num_rows} rows to {self.root} ({exc.strerror or exc}); rows committed "
+                "earlier are intact: free space and rerun the same command to redo the rest",
+            ) from exc
+        return entry
+
+    def save_manifest(self, committed: str) -> None:
+        """Save the manifest after ``committed`` (a shard name) was renamed into place."""
+        try:
+            write_manifest(self.root, self.manifest)
+        except OSError as exc:
+            raise CorpusWriteError(
+                exc.errno,
+                f"{committed} is committed but {MANIFEST} of {self.root} could not be updated "
+                f"({exc.strerror or exc}); the next run adopts the shard",
+            ) from exc
+
+
+class CorpusWriter(LockedCorpus):
+    """Buffers rows and commits them as shards; recovers a killed run's leftovers on open.
+
+    Holds the corpus lock from construction to :meth:`close` (see storage/lock.py).
+
+    Args:
+        root: corpus directory (local path or fsspec URL).
+        config: shard size and compression settings.
+        run_id: id of the run writing; recorded per shard.
+        resolved_config: the run's resolved pipeline config (stored in the manifest).
+        config_hash: hash of ``resolved_config``.
+        lock_wait_s: how long to wait for another writer to finish (None: as long as it
+            takes; 0: refuse at once with ``CorpusLocked``).
+    """
+
+    def __init__(
+        self,
+        root: str,
+        config: StorageConfig,
+        run_id: str,
+        resolved_config: dict[str, Any] | None = None,
+        config_hash: str = "",
+        lock_wait_s: float | None = 0.0,
+    ) -> None:
+        self.run_id = run_id
+        self._buffer: list[SegmentRow] = []
+        self._buffer_bytes = 0
+        self._last_flush = time.monotonic()
+        self._run = {
+            "run_id": run_id,
+            "started_at": utcnow().isoformat(),
+            "finished_at": None,
+            "status": "running",
+            "config_hash": config_hash,
+            "config": resolved_config or {},
+            "counts": {},
+        }
+        super().__init__(root, config, f"run {run_id}", lock_wait_s)
+
+    def _opened(self) -> None:
+        self.manifest["runs"].append(self._run)
 
     # -- state ----------------------------------------------------------------------
     def done(self) -> CorpusState:
@@ -408,43 +504,17 @@ class CorpusWriter:
         self._last_flush = time.monotonic()
         if not self._buffer:
             return None
-        if not self._locked:
-            raise RuntimeError(f"writer of {self.root} is closed")
         # Keep only the last copy of an id inside one shard; across shards newer wins.
         latest: dict[str, SegmentRow] = {}
         for row in self._buffer:
             latest[row.row_id] = row
-        table = rows_to_table(list(latest.values()))
-        table = table.replace_schema_metadata(
-            {**(table.schema.metadata or {}), b"emoforge.run_id": self.run_id.encode()}
-        )
-        sink = pa.BufferOutputStream()
-        compression = None if self.config.compression == "none" else self.config.compression
-        pq.write_table(table, sink, compression=compression)
-        data = sink.getvalue().to_pybytes()
-        name = shard_name(self._next_index())
-        entry = _describe_bytes(name, data, self.run_id)
-        try:
-            _write_atomic(self.fs, f"{self.base}/{name}", data)
-        except OSError as exc:
-            raise CorpusWriteError(
-                exc.errno,
-                f"could not commit {len(latest)} rows to {self.root} ({exc.strerror or exc}); rows committed "
-                "earlier are intact: free space and rerun the same command to redo the rest",
-            ) from exc
+        entry = self.write_shard(rows_to_table(list(latest.values())), self.run_id)
         # Renamed into place = committed (a lost manifest update is adopted on the next open).
         self.manifest["shards"].append(entry)
         self._buffer.clear()
         self._buffer_bytes = 0
-        try:
-            write_manifest(self.root, self.manifest)
-        except OSError as exc:
-            raise CorpusWriteError(
-                exc.errno,
-                f"{name} is committed but {MANIFEST} of {self.root} could not be updated ({exc.strerror or exc}); "
-                "the next run adopts the shard",
-            ) from exc
-        return name
+        self.save_manifest(entry["name"])
+        return str(entry["name"])
 
     def close(self, counts: dict[str, Any] | None = None, status: str = "finished") -> None:
         """Commit what is buffered, record the run's outcome and release the lock."""
@@ -464,17 +534,59 @@ class CorpusWriter:
 # --------------------------------------------------------------------------- reading
 
 
-def _shard_bytes(fs: fsspec.AbstractFileSystem, base: str, entry: dict[str, Any]) -> tuple[bytes | None, str | None]:
-    """A listed shard's bytes, or why they cannot be trusted: "missing" or "sha256 mismatch".
-    Writers, readers and ``verify`` all check a shard through here."""
+HASH_CHUNK = 8 << 20
+
+
+def _sha256(fs: fsspec.AbstractFileSystem, path: str) -> str:
+    """sha256 of a file, streamed: a shard is never held in memory whole to hash it."""
+    digest = hashlib.sha256()
+    with fs.open(path, "rb") as fh:
+        while chunk := fh.read(HASH_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _sizes(fs: fsspec.AbstractFileSystem, base: str) -> dict[str, int]:
+    """Size of every file in the corpus folder from one listing (one LIST on an object store,
+    not a HEAD per shard)."""
+    return {str(info["name"]).rsplit("/", 1)[-1]: int(info.get("size") or 0) for info in fs.ls(base, detail=True)}
+
+
+def _check_shard(
+    fs: fsspec.AbstractFileSystem,
+    base: str,
+    entry: dict[str, Any],
+    sizes: dict[str, int],
+    full: bool = False,
+    footer: bool = True,
+) -> str | None:
+    """Why a listed shard cannot be trusted (None: it can). Writers, readers and ``verify``
+    all check a shard through here.
+
+    The cheap check reads no row: the shard is present, has the size the manifest recorded,
+    and its Parquet footer (read by range) holds the recorded row count. That catches a
+    missing, truncated, replaced or rewritten file. ``full`` also streams every byte through
+    sha256 against the manifest, which catches a flipped bit anywhere (the page CRCs only
+    catch one in the pages a reader reads).
+    """
+    name = entry["name"]
+    path = f"{base}/{name}"
+    if name not in sizes:
+        return "missing"
+    if full and entry.get("sha256") and _sha256(fs, path) != entry["sha256"]:
+        return "sha256 mismatch"
+    if entry.get("bytes") is not None and sizes[name] != entry["bytes"]:
+        return f"size mismatch ({sizes[name]} bytes, the manifest recorded {entry['bytes']})"
+    if not footer:  # the caller opens the shard next and checks the footer itself
+        return None
     try:
-        with fs.open(f"{base}/{entry['name']}", "rb") as fh:
-            data = fh.read()
-    except FileNotFoundError:
-        return None, "missing"
-    if entry.get("sha256") and hashlib.sha256(data).hexdigest() != entry["sha256"]:
-        return None, "sha256 mismatch"
-    return data, None
+        with fs.open(path, "rb") as fh:
+            rows = pq.ParquetFile(fh).metadata.num_rows
+    except (pa.ArrowInvalid, OSError) as exc:
+        return f"unreadable: {exc}"
+    if entry.get("rows") is not None and rows != entry["rows"]:
+        return f"row count mismatch ({rows} rows, the manifest recorded {entry['rows']})"
+    return None
 
 
 def shard_paths(root: str) -> list[str]:
@@ -486,53 +598,63 @@ def shard_paths(root: str) -> list[str]:
 
 
 def _good_shards(root: str, columns: list[str] | None) -> Iterator[pa.Table]:
-    """Each listed shard that is present and matches its sha256, in commit order.
+    """Each listed shard that passes the cheap check (``_check_shard``), in commit order,
+    reading only ``columns`` (with their page CRCs checked where the shard has them).
 
     A missing, altered or unreadable shard is skipped with a warning (its rows read as
     missing, so a rerun redoes them); ``verify`` names it for ``inspect``.
     """
     fs, base = _fs(root)
-    for entry in read_manifest(root)["shards"]:
-        data, problem = _shard_bytes(fs, base, entry)
-        if data is None:
+    entries = read_manifest(root)["shards"]
+    sizes = _sizes(fs, base) if entries else {}
+    for entry in entries:
+        problem = _check_shard(fs, base, entry, sizes, footer=False)
+        if problem is not None:
             log.warning("shard %s is %s; its rows are skipped", entry["name"], problem)
             continue
         try:
-            wanted = columns
-            if columns is not None:
-                # A column added after the shard was written (a nullable field) reads as nulls
-                # (read_table fills it) instead of making the whole shard unreadable.
-                present = set(pq.read_schema(pa.BufferReader(data)).names)
-                wanted = [c for c in columns if c in present]
-            yield pq.read_table(pa.BufferReader(data), columns=wanted)
+            with fs.open(f"{base}/{entry['name']}", "rb") as fh:
+                shard = pq.ParquetFile(fh, page_checksum_verification=True)
+                if entry.get("rows") is not None and shard.metadata.num_rows != entry["rows"]:
+                    log.warning("shard %s holds %d rows, not %d; its rows are skipped", entry["name"],
+                                shard.metadata.num_rows, entry["rows"])  # fmt: skip
+                    continue
+                wanted = columns
+                if columns is not None:
+                    # A column added after the shard was written (a nullable field) reads as
+                    # nulls (read_table fills it) instead of making the whole shard unreadable.
+                    leaves = [shard.schema.column(i).path for i in range(len(shard.schema))]
+                    wanted = [c for c in columns if any(p == c or p.startswith(f"{c}.") for p in leaves)]
+                yield shard.read(columns=wanted)
         except (pa.ArrowInvalid, OSError) as exc:
             log.warning("shard %s is unreadable (%s); its rows are skipped", entry["name"], exc)
 
 
 def read_table(root: str, columns: list[str] | None = None) -> pa.Table:
-    """All rows as one Arrow table, deduplicated by ``row_id`` (newest shard wins)."""
+    """All rows as one Arrow table, deduplicated by ``row_id`` (newest shard wins).
+
+    Args:
+        columns: top-level columns, or dotted paths into nested ones (``recording.id``,
+            ``annotations.list.element.status``): only those bytes are read, and a struct
+            column then holds only the fields asked for. None reads every column.
+    """
     wanted = None if columns is None else list(dict.fromkeys(["row_id", *columns]))
-    tables = []
-    for order, t in enumerate(_good_shards(root, wanted)):
-        tables.append(t.append_column("_shard_order", pa.array([order] * t.num_rows, pa.int32())))
+    tops = None if wanted is None else list(dict.fromkeys(c.split(".", 1)[0] for c in wanted))
+    tables = list(_good_shards(root, wanted))
     if not tables:
-        schema = ROW_SCHEMA if wanted is None else pa.schema([ROW_SCHEMA.field(c) for c in wanted])
+        schema = ROW_SCHEMA if tops is None else pa.schema([ROW_SCHEMA.field(c) for c in tops])
         return schema.empty_table()
     table = pa.concat_tables(tables, promote_options="default")
-    for name in wanted or []:
+    for name in tops or []:
         if name not in table.column_names:  # no shard has it yet: nulls of its declared type
-            field = ROW_SCHEMA.field(name)
-            table = table.append_column(field, pa.nulls(table.num_rows, field.type))
-    # Last write wins: keep, for each row_id, the row from the highest shard order.
-    ids = table.column("row_id").to_pylist()
-    order = table.column("_shard_order").to_pylist()
-    keep: dict[str, int] = {}
-    for i, (rid, o) in enumerate(zip(ids, order, strict=True)):
-        prev = keep.get(rid)
-        if prev is None or order[prev] <= o:
-            keep[rid] = i
-    idx = sorted(keep.values())
-    table = table.take(pa.array(idx, pa.int64())).drop_columns(["_shard_order"])
+            declared = ROW_SCHEMA.field(name)
+            table = table.append_column(declared, pa.nulls(table.num_rows, declared.type))
+    # Last write wins: shards come in commit order and hold an id once each, so the last
+    # occurrence of an id is the newest copy.
+    position = table.append_column("_i", pa.array(range(table.num_rows), pa.int64()))
+    last = position.select(["row_id", "_i"]).group_by("row_id").aggregate([("_i", "max")]).column("_i_max")
+    if len(last) < table.num_rows:
+        table = table.take(pc.take(last, pc.sort_indices(last)))
     if columns is not None and "row_id" not in columns:
         table = table.drop_columns(["row_id"])
     return table
@@ -545,33 +667,92 @@ def read_rows(root: str) -> Iterator[SegmentRow]:
 
 @dataclass
 class CorpusState:
-    """What is committed: each row's outcome, and each recording's segment count."""
+    """What is committed: each row's outcome, and each recording's segment count.
+
+    ``by_recording`` lists each recording's committed row ids, so that ``of_recording``
+    hands a stage task its own recording's state, never the corpus's."""
 
     rows: dict[str, DoneRow]
     segment_counts: dict[str, int]
+    by_recording: dict[str, list[str]] = field(default_factory=dict)
+
+    def of_recording(self, recording_id: str) -> CorpusState:
+        """The state of one recording: its rows and segment count only."""
+        ids = self.by_recording.get(recording_id, [])
+        count = self.segment_counts.get(recording_id)
+        return CorpusState(
+            rows={rid: self.rows[rid] for rid in ids},
+            segment_counts={} if count is None else {recording_id: count},
+            by_recording={recording_id: list(ids)} if ids else {},
+        )
+
+
+DONE_COLUMNS = ["row_id", "status", "failure.kind", "recording.id", "recording.segment_count"]
+"""What resume needs of a row: ``read_table(root, DONE_COLUMNS)`` reads nothing else."""
+
+_DONE: dict[tuple[str, str | None], DoneRow] = {}
+
+
+def _done_row(status: str, kind: str | None) -> DoneRow:
+    """One shared DoneRow per (status, kind): a million committed rows hold a handful."""
+    kind = kind or None
+    key = (status, kind)
+    if key not in _DONE:
+        _DONE[key] = DoneRow(status=Status(status), failure_kind=ErrorKind(kind) if kind else None)
+    return _DONE[key]
+
+
+def corpus_state(table: pa.Table) -> CorpusState:
+    """The committed state from a deduplicated table holding ``DONE_COLUMNS``.
+
+    Grouping and encoding run in Arrow; Python builds only the dicts it returns (a million
+    rows: about a second, a few hundred MB)."""
+    if table.num_rows == 0:
+        return CorpusState(rows={}, segment_counts={})
+    recording = table.column("recording").combine_chunks()
+    kinds = pc.struct_field(table.column("failure").combine_chunks(), "kind")
+    flat = pa.table(
+        {
+            "row_id": table.column("row_id"),
+            "rec": pc.struct_field(recording, "id"),
+            "outcome": pc.binary_join_element_wise(table.column("status"), pc.fill_null(kinds, ""), "|"),
+            "count": pc.struct_field(recording, "segment_count"),
+        }
+    )
+    # Ordered: the newest row (deduplicated rows come in commit order) that knows the count wins.
+    counted = flat.group_by("rec", use_threads=False).aggregate([("count", "last")])
+    counts = {
+        rec: int(n)
+        for rec, n in zip(counted.column("rec").to_pylist(), counted.column("count_last").to_pylist(), strict=True)
+        if rec is not None and n is not None
+    }
+    flat = flat.sort_by("rec")
+    encoded = flat.column("outcome").combine_chunks().dictionary_encode()
+    outcomes = [_done_row(*o.split("|", 1)) for o in encoded.dictionary.to_pylist()]
+    ids = flat.column("row_id").to_pylist()
+    rows = dict(zip(ids, map(outcomes.__getitem__, encoded.indices.to_pylist()), strict=True))
+    runs = pc.run_end_encode(flat.column("rec").combine_chunks())
+    by_recording: dict[str, list[str]] = {}
+    start = 0
+    for rec, end in zip(runs.values.to_pylist(), runs.run_ends.to_pylist(), strict=True):
+        if rec is not None:
+            by_recording[rec] = ids[start:end]
+        start = end
+    return CorpusState(rows=rows, segment_counts=counts, by_recording=by_recording)
 
 
 def done_rows(root: str) -> CorpusState:
-    table = read_table(root, columns=["row_id", "status", "failure", "recording"])
-    rows: dict[str, DoneRow] = {}
-    counts: dict[str, int] = {}
-    for rid, status, failure, rec in zip(
-        table.column("row_id").to_pylist(),
-        table.column("status").to_pylist(),
-        table.column("failure").to_pylist(),
-        table.column("recording").to_pylist(),
-        strict=True,
-    ):
-        kind = ErrorKind(failure["kind"]) if failure else None
-        rows[rid] = DoneRow(status=Status(status), failure_kind=kind)
-        if rec and rec.get("segment_count") is not None:
-            counts[rec["id"]] = int(rec["segment_count"])
-    return CorpusState(rows=rows, segment_counts=counts)
+    return corpus_state(read_table(root, columns=DONE_COLUMNS))
 
 
-def verify(root: str) -> list[str]:
+def verify(root: str, full: bool = True) -> list[str]:
     """Problems found: missing, altered or unreadable shards, a manifest rebuilt in memory,
-    and quarantined shards whose rows no finished run has redone yet."""
+    and quarantined shards whose rows no finished run has redone yet.
+
+    Args:
+        full: hash every shard's bytes against the manifest's sha256 (``emoforge verify``);
+            False makes only the cheap check readers make (``inspect``), which reads no row.
+    """
     fs, base = _fs(root)
     manifest = read_manifest(root)
     problems = []
@@ -580,24 +761,21 @@ def verify(root: str) -> list[str]:
         problems.append(
             f"{MANIFEST}: {rebuilt['reason']}; rebuilt from {rebuilt['shards']} shards (the next annotate run saves it)"
         )
+    sizes = _sizes(fs, base) if manifest["shards"] else {}
     for entry in manifest["shards"]:
-        data, problem = _shard_bytes(fs, base, entry)
+        problem = _check_shard(fs, base, entry, sizes, full=full)
         if problem == "missing":
             problems.append(f"{entry['name']}: missing ({entry.get('rows')} rows; rerun annotate to redo them)")
-            continue
-        if data is None:
+        elif problem == "sha256 mismatch":  # readers may not see it: only the full check does
+            problems.append(
+                f"{entry['name']}: {problem} ({entry.get('rows')} rows; `emoforge verify --repair` "
+                "quarantines it, then rerun annotate to redo them)"
+            )
+        elif problem is not None:
             problems.append(
                 f"{entry['name']}: {problem} ({entry.get('rows')} rows skipped; "
                 "rerun annotate to quarantine it and redo them)"
             )
-            continue
-        try:
-            rows = pq.read_metadata(pa.BufferReader(data)).num_rows
-        except (pa.ArrowInvalid, OSError) as exc:
-            problems.append(f"{entry['name']}: unreadable ({exc})")
-            continue
-        if rows != entry["rows"]:
-            problems.append(f"{entry['name']}: row count mismatch")
     for q in manifest.get("quarantined", []):
         if not q.get("redone_by"):
             problems.append(
@@ -605,3 +783,12 @@ def verify(root: str) -> list[str]:
                 f"{q.get('rows')} rows not redone yet"
             )
     return problems
+
+
+def repair(root: str, lock_wait_s: float | None = 0.0) -> list[str]:
+    """Hash every shard (``verify(root, full=True)``) under the corpus lock and move the bad
+    ones to ``quarantine/``; the next annotate run redoes their rows. Returns their names."""
+    before = len(read_manifest(root).get("quarantined", []))
+    corpus = LockedCorpus(root, StorageConfig(), "verify --repair", lock_wait_s, full_check=True)
+    corpus.release()
+    return [q["name"] for q in corpus.manifest.get("quarantined", [])[before:]]

@@ -11,12 +11,24 @@ from emoforge.storage.ledger import RunLedger
 from emoforge.storage.records import phase_of
 from emoforge.storage.shards import read_manifest, read_table, verify
 
+# The fields the summary counts, and no others: rationales, cues and label distributions
+# stay on disk (read_table reads dotted paths as those fields only).
+_ANN = "annotations.list.element"
+_VER = "verdicts.list.element"
+SUMMARY_COLUMNS = [
+    "status", "failure.stage", "failure.kind", "jury",
+    "consensus.primary_label", "consensus.needs_review", "consensus.confidence", "consensus.review_reasons",
+    *(f"{_ANN}.{f}" for f in ("id", "agent", "backend", "status", "failure.kind", "usage", "domain.off_domain")),
+    *(f"{_VER}.{f}" for f in ("annotation_id", "judge", "failure.kind", "usage")),
+    "human.list.element.label", "human.list.element.reviewed_at",
+    "recording.id", "recording.terms",
+]  # fmt: skip
+BATCH_ROWS = 20_000  # rows turned into Python objects at once: memory stays flat with corpus size
+
 
 def summarize(root: str) -> dict[str, Any]:
     manifest = read_manifest(root)
-    table = read_table(
-        root, columns=["status", "failure", "consensus", "annotations", "jury", "verdicts", "human", "recording"]
-    )
+    table = read_table(root, columns=SUMMARY_COLUMNS)
     ledger = RunLedger()
     status = Counter(table.column("status").to_pylist())
     failures: Counter[str] = Counter()
@@ -27,14 +39,14 @@ def summarize(root: str) -> dict[str, Any]:
     off_domain: Counter[str] = Counter()
     review = verified = judged = off_domain_rows = 0
     confidences = []
-    for failure, consensus, anns, jury, verdicts, humans in zip(
-        table.column("failure").to_pylist(),
-        table.column("consensus").to_pylist(),
-        table.column("annotations").to_pylist(),
-        table.column("jury").to_pylist(),
-        table.column("verdicts").to_pylist(),
-        table.column("human").to_pylist(),
-        strict=True,
+    batches = (b for b in table.to_batches(max_chunksize=BATCH_ROWS))
+    for failure, consensus, anns, jury, verdicts, humans in (
+        row
+        for b in batches
+        for row in zip(
+            *(b.column(c).to_pylist() for c in ("failure", "consensus", "annotations", "jury", "verdicts", "human")),
+            strict=True,
+        )
     ):
         ledger.add_columns(jury, anns or [], consensus, verdicts or [])
         if failure:
@@ -80,7 +92,7 @@ def summarize(root: str) -> dict[str, Any]:
         "terms": terms_counts(table.column("recording").to_pylist()),
         "stats": manifest.get("stats", {}),
         "batches": pending_batches(root),
-        "problems": verify(root),
+        "problems": verify(root, full=False),  # size and footer: inspect reads no shard whole
     }
 
 

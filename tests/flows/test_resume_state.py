@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
 
 from emoforge.configs.storage import StorageConfig
 from emoforge.flows.work import (
+    RecordingWork,
+    ResumeState,
     RetryPolicy,
     finished,
     recording_done,
     recording_failure_row,
+    recording_state,
     resume_state,
     segment_needs_redo,
     segment_row,
@@ -22,6 +26,7 @@ from emoforge.storage.records import (
     Annotation,
     ErrorKind,
     Failure,
+    MediaInput,
     Provenance,
     Recording,
     Segment,
@@ -98,6 +103,27 @@ def test_resume_redoes_the_segments_whose_agents_or_judge_failed_for_a_cause_tha
     redo = {i for i in CASES if segment_needs_redo(_segment(i).id, state, retry)}
     assert redo == EXPECTED[retry]
     assert recording_done(REC.id, state, retry) == (not EXPECTED[retry])
+
+
+@pytest.mark.parametrize("retry", ["transient", "all", "none"])
+def test_a_recordings_state_alone_gives_the_same_decisions(tmp_path: Path, corpus: str, retry: RetryPolicy) -> None:
+    """A sampling task gets its recording's committed rows, never the corpus's."""
+    corpus = str(shutil.copytree(corpus, tmp_path / "corpus"))
+    other = Recording(id="other-9876543210", uri="other.wav", sha256="1" * 64, size_bytes=1)
+    writer = CorpusWriter(corpus, StorageConfig(), "run-2")
+    seg = Segment(id=f"{other.id}-00000", recording_id=other.id, index=0, start_s=0, end_s=1, kind="speech")
+    writer.write([finished(segment_row(other, seg, 1, "run-2", "c"))])
+    writer.close()
+    state = resume_state(corpus)
+    assert len(state.rows) == len(CASES) + 1
+    mine = recording_state(state, RecordingWork(item=MediaInput(uri="clip.wav"), recording=REC))
+    assert isinstance(mine, ResumeState)
+    assert sorted(mine.rows) == sorted(_segment(i).id for i in CASES)
+    assert mine.segment_counts == {REC.id: len(CASES)}
+    assert sorted(mine.part_failures) == sorted(_segment(i).id for i in (0, 1, 2, 5))
+    assert {i for i in CASES if segment_needs_redo(_segment(i).id, mine, retry)} == EXPECTED[retry]
+    assert recording_done(REC.id, mine, retry) == (not EXPECTED[retry])
+    assert recording_state(state, RecordingWork(item=MediaInput(uri="new.wav"))).rows == {}
 
 
 def test_row_status_alone_would_have_skipped_them(corpus: str) -> None:

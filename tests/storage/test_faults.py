@@ -25,6 +25,7 @@ from emoforge.storage.shards import (
     done_rows,
     read_manifest,
     read_rows,
+    repair,
     update_manifest_stats,
     verify,
 )
@@ -84,13 +85,18 @@ def test_corrupt_shard_is_skipped_reported_quarantined_and_redone(tmp_path: Path
     # Readers: no crash, the shard's 4 rows read as missing, and verify names the shard.
     assert sorted(r.row_id for r in read_rows(str(root))) == _all_ids()[:4] + _all_ids()[8:]
     assert verify(str(root)) == [
-        "shard-00001.parquet: sha256 mismatch (4 rows skipped; rerun annotate to quarantine it and redo them)"
+        "shard-00001.parquet: sha256 mismatch (4 rows; `emoforge verify --repair` quarantines it, "
+        "then rerun annotate to redo them)"
     ]
-    # A writer moves it aside and its rows count as not done, so the rerun redoes exactly them.
+    # Moved aside (a flipped byte by the full check of `verify --repair`, a truncation by the
+    # size check of any writer's open); its rows count as not done, so the rerun redoes them.
+    if damage == "flip":
+        assert repair(str(root)) == ["shard-00001.parquet"]
     w = CorpusWriter(str(root), cfg(), "run-b")
     assert len(w.done().rows) == 8
     assert not bad.exists() and len(list((root / "quarantine").glob("shard-00001.parquet.*"))) == 1
-    assert "quarantined (sha256 mismatch" in verify(str(root))[0]
+    reason = "sha256 mismatch" if damage == "flip" else "size mismatch"
+    assert f"quarantined ({reason}" in verify(str(root))[0]
     w.close(status="interrupted")
     w = _resume(root)
     assert [s["name"] for s in w.manifest["shards"]] == [

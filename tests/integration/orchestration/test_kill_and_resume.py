@@ -7,19 +7,25 @@ benchmark-style run sets many). The first two seeds are fixed, later ones follow
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
+from functools import partial
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 import yaml
 
-from emoforge.storage.shards import read_manifest, verify
+from emoforge.storage.shards import read_manifest, read_table, verify
 from tests.integration.orchestration.conftest import raw_row_ids, row_digest, stop_process
+from tests.preprocess.test_remote_media import RangeHandler
 
 KILL_ROUNDS = int(os.environ.get("EMOFORGE_KILL_ROUNDS", "2"))
 KILL_SEEDS = (7, 11, *range(100, 100 + KILL_ROUNDS))[:KILL_ROUNDS]
@@ -89,3 +95,46 @@ def test_sigkill_whole_run_then_resume(
     assert verify(str(out)) == []
     runs = read_manifest(str(out))["runs"]
     assert [r["status"] for r in runs] == ["interrupted", "finished"]
+
+
+@pytest.fixture()
+def https_manifest(clips: list[Path], tmp_path: Path) -> Iterator[Path]:
+    """The clips served by a local HTTP server that answers byte ranges, listed by URL."""
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), partial(RangeHandler, directory=str(clips[0].parent)))
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    manifest = tmp_path / "clips.jsonl"
+    base = f"http://127.0.0.1:{httpd.server_address[1]}"
+    manifest.write_text("".join(json.dumps({"uri": f"{base}/{c.name}"}) + "\n" for c in clips))
+    yield manifest
+    httpd.shutdown()
+    httpd.server_close()
+
+
+@pytest.mark.slow
+def test_sigkill_a_run_reading_urls_then_resume(
+    https_manifest: Path, reference_corpus: Path, one_row_shards: Path, tmp_path: Path
+) -> None:
+    """The same clips read by URL (spooled per task): killed after its first commit and
+    resumed, the run ends with the rows of the uninterrupted local run."""
+    out = tmp_path / "corpus"
+    proc = _annotate(https_manifest, out, one_row_shards)
+    try:
+        deadline = time.monotonic() + 400
+        while _shards(out) == 0 and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        killed_at = _shards(out)
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        stop_process(proc)
+    assert killed_at >= 1, (proc.stderr.read() if proc.stderr else b"").decode()[-2000:]
+    resume = _annotate(https_manifest, out, one_row_shards)
+    _, err = resume.communicate(timeout=600)
+    assert resume.returncode == 0, err.decode()[-3000:]
+    assert row_digest(str(out)) == row_digest(str(reference_corpus)), f"killed after {killed_at} shards"
+    ids = raw_row_ids(str(out))
+    assert len(ids) == len(set(ids)) and verify(str(out)) == []
+    uris = {r["uri"] for r in read_table(str(out), columns=["recording"]).column("recording").to_pylist()}
+    assert all(u.startswith("http://127.0.0.1:") for u in uris)
