@@ -14,6 +14,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from emoforge.commands.corpus import CORPUS_HELP, corpus_root
+
 if TYPE_CHECKING:
     from emoforge.flows.work import RetryPolicy
 
@@ -227,25 +229,14 @@ def _print_ledger(ledger: dict[str, Any], out: Console | None = None) -> None:
 
 @app.command()
 def inspect(
-    corpus: Annotated[Path, typer.Argument(help="Corpus directory written by `emoforge annotate`.")],
+    corpus: Annotated[str, typer.Argument(help=CORPUS_HELP)],
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Summarise a corpus: rows, labels, failures, review queue, shards."""
-    from emoforge.storage.shards import MANIFEST, SHARD_PREFIX, SHARD_SUFFIX
     from emoforge.storage.summary import summarize
 
-    if not corpus.is_dir():
-        console.print(f"error: {corpus}: no such folder", markup=False, highlight=False, soft_wrap=True)
-        raise typer.Exit(2)
-    if not (corpus / MANIFEST).exists() and not any(corpus.glob(f"{SHARD_PREFIX}*{SHARD_SUFFIX}")):
-        console.print(
-            f"error: {corpus}: not an emoforge corpus (no {MANIFEST}, no shards)",
-            markup=False,
-            highlight=False,
-            soft_wrap=True,
-        )
-        raise typer.Exit(2)
-    info = summarize(str(corpus))
+    corpus = corpus_root(corpus)
+    info = summarize(corpus)
     if as_json:
         typer.echo(json.dumps(info, indent=2, default=str))
         return
@@ -312,7 +303,7 @@ def demo(
         dry_run=False,
         wait=False,
     )
-    inspect(out / "corpus", as_json=False)
+    inspect(str(out / "corpus"), as_json=False)
 
 
 def _register_commands() -> None:

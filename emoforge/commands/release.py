@@ -10,10 +10,12 @@ from typing import Annotated, Any
 
 import typer
 
+from emoforge.commands.corpus import CORPUS_HELP, corpus_root
 from emoforge.commands.locking import writer_lock
 
 review_app = typer.Typer(help="Human verification round trip with Label Studio.", no_args_is_help=True)
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="YAML merged over the defaults.")]
+CorpusArg = Annotated[str, typer.Argument(help=CORPUS_HELP)]
 
 
 def _release_config(config: Path | None, overrides: dict[str, Any] | None = None) -> Any:
@@ -28,7 +30,7 @@ def _release_config(config: Path | None, overrides: dict[str, Any] | None = None
 
 @review_app.command("export")
 def review_export(
-    corpus: Annotated[Path, typer.Argument(help="Corpus directory.")],
+    corpus: CorpusArg,
     out: Annotated[Path, typer.Argument(help="Task file to write (JSON).")],
     to: Annotated[str, typer.Option("--to", help="Target tool (labelstudio).")] = "labelstudio",
     audit_fraction: Annotated[float | None, typer.Option(help="Share of unflagged rows to audit.")] = None,
@@ -62,6 +64,7 @@ def review_export(
 
     if to != "labelstudio":
         raise typer.BadParameter("only --to labelstudio is supported", param_hint="--to")
+    corpus = corpus_root(corpus)
     review: dict[str, Any] = {"audit_fraction": audit_fraction, "media_url_prefix": media_url_prefix}
     review["media_root"] = str(media_root.resolve()) if media_root else None
     overrides = {k: v for k, v in review.items() if v is not None}
@@ -91,7 +94,7 @@ def review_export(
 
 @review_app.command("import")
 def review_import(
-    corpus: Annotated[Path, typer.Argument(help="Corpus directory.")],
+    corpus: CorpusArg,
     export_file: Annotated[Path, typer.Argument(help="Label Studio JSON export.")],
     strict: Annotated[bool, typer.Option(help="Exit 1 when any item could not be imported.")] = False,
     config: ConfigOpt = None,
@@ -102,6 +105,7 @@ def review_import(
     from emoforge.review.importer import ReviewImporter
     from emoforge.storage.shards import read_rows, update_manifest_stats
 
+    corpus = corpus_root(corpus)
     cfg = _release_config(config)
     with writer_lock(corpus, "review import"):
         report = ReviewImporter(cfg.release.review, cfg.storage).run(str(corpus), export_file)
@@ -130,7 +134,7 @@ def review_import(
 
 
 def export(
-    corpus: Annotated[Path, typer.Argument(help="Corpus directory.")],
+    corpus: CorpusArg,
     out: Annotated[Path, typer.Option("--out", "-o", help="Release directory to write.")],
     seed: Annotated[int | None, typer.Option(help="Split seed (default from config).")] = None,
     all_rows: Annotated[bool, typer.Option("--all", help="Include failed and unverified flagged rows.")] = False,
@@ -161,6 +165,7 @@ def export(
         overrides["hide_test_labels"] = False
     if group_by is not None:
         overrides["group_by"] = [g for g in group_by if g != "recording"]
+    corpus = corpus_root(corpus)
     cfg = _release_config(config, overrides).release
     for problem in verify(str(corpus)):  # its rows are left out: say so before publishing
         typer.echo(f"warning: corpus integrity: {problem}", err=True)
@@ -188,7 +193,7 @@ def evaluate(
     json_out: Annotated[Path | None, typer.Option("--json-out", help="Also write the metrics as JSON.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
     corpus: Annotated[
-        Path | None,
+        str | None,
         typer.Option("--corpus", help="Corpus holding the predicted rows: measure faithfulness by re-asking --agent."),
     ] = None,
     agent: Annotated[
@@ -214,14 +219,14 @@ def evaluate(
         typer.echo("--corpus and --agent go together: the agent is re-asked on the corpus's rows", err=True)
         raise typer.Exit(2)
     if corpus is not None and agent is not None:
-        report = report.with_measured(_measure_faithfulness(corpus, agent, config, include_paid, items))
+        report = report.with_measured(_measure_faithfulness(corpus_root(corpus), agent, config, include_paid, items))
     if json_out:
         json_out.write_text(report.model_dump_json(indent=2))
     typer.echo(report.model_dump_json(indent=2) if as_json else report.table())
 
 
 def _measure_faithfulness(
-    corpus: Path, agent: str, config: Path | None, include_paid: bool, items: dict[str, dict[str, Any]]
+    corpus: str, agent: str, config: Path | None, include_paid: bool, items: dict[str, dict[str, Any]]
 ) -> Any:
     from emoforge.configs import ConfigError, PipelineConfig
     from emoforge.flows.incremental import response_cache_dir
@@ -251,7 +256,7 @@ def _measure_faithfulness(
 
 
 def report(
-    corpus: Annotated[Path, typer.Argument(help="Corpus directory.")],
+    corpus: CorpusArg,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="HTML file (default CORPUS/report.html).")] = None,
     config: ConfigOpt = None,
     max_clips: Annotated[
@@ -266,8 +271,12 @@ def report(
     """Write an HTML corpus report with plots, and a clip browser beside it."""
     from emoforge.release.report import CorpusReporter
 
+    corpus = corpus_root(corpus)
+    if out is None and "://" in corpus:
+        typer.echo(f"error: {corpus} is remote: pass --out for the report", err=True)
+        raise typer.Exit(2)
     cfg = _release_config(config).release
-    path = CorpusReporter(cfg).write(str(corpus), out or corpus / "report.html", max_clips=max_clips)
+    path = CorpusReporter(cfg).write(corpus, out or Path(corpus) / "report.html", max_clips=max_clips)
     typer.echo(f"report -> {path}")
     if max_clips:
         typer.echo(f"clips  -> {path.parent / (path.stem + '_clips') / 'index.html'}")

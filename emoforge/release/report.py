@@ -210,7 +210,7 @@ class CorpusReporter:
         ax.bar(x + 0.2, kappa, 0.4, label="Cohen's kappa")
         ax.set_xticks(x, names, fontsize=8)
         ax.axhline(0, color="black", linewidth=0.5)
-        ax.set_ylim(min(0.0, *kappa) - 0.05, 1.35)  # head room so the legend covers no bar
+        ax.set_ylim(min([0.0, *kappa]) - 0.05, 1.35)  # head room so the legend covers no bar
         ax.legend(fontsize=7, loc="upper center", ncol=2)
         title = "Agreement per annotator (vs consensus)"
         ax.set_title(title, fontsize=9)
