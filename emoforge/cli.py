@@ -112,7 +112,18 @@ def annotate(
 
         estimate = estimate_cost(inputs, cfg, input_root)
         typer.echo(estimate.model_dump_json(indent=2))
+        if estimate.ceiling:
+            typer.echo("adaptive policy: these figures are the ceiling (every agent on every segment)", err=True)
+        for line in estimate.provider_problems:
+            typer.echo(f"warning: {line} (annotate refuses to run until it is fixed)", err=True)
         return
+    from emoforge.agents.preflight import provider_problems
+
+    problems = provider_problems(cfg)  # before the first call: no run of typed model_unavailable rows
+    for problem in problems:
+        console.print(f"error: {problem.line()}", markup=False, highlight=False, soft_wrap=True)
+    if problems:
+        raise typer.Exit(2)
     from emoforge.flows.annotate import annotate_corpus
     from emoforge.flows.runners import EXIT_INTERRUPTED, prompt_interrupt, start_temporary_server, task_runner
     from emoforge.storage.lock import CorpusLocked, wait_until_free
