@@ -100,13 +100,22 @@ def annotate(
     except ConfigError as exc:
         console.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(2) from exc
-    from emoforge.storage.inputs import InputError, discover_inputs
+    from emoforge.storage.inputs import MEDIA_SUFFIXES, InputError, discover_inputs
 
     try:  # a missing path is reported before a run is recorded or Prefect starts
-        discover_inputs(inputs, input_root)
+        found = discover_inputs(inputs, input_root)
     except InputError as exc:
         console.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(2) from exc
+    if not found:  # an empty corpus would say nothing of why
+        console.print(
+            f"error: no media in {', '.join(inputs)} (a folder is searched for "
+            f"{', '.join(sorted(MEDIA_SUFFIXES))} files)",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(2)
     if dry_run:
         from emoforge.flows.estimate import estimate_cost
 
@@ -161,7 +170,7 @@ def annotate(
         console.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(1) from exc
     _print_summary(summary.model_dump())
-    typer.echo(f"shards:   {out}")
+    typer.echo(f"shards:   {out / 'shard-*.parquet'} ({len(summary.shards)} written by this run)")
     typer.echo(f"manifest: {out / 'manifest.json'}")
 
 
@@ -208,6 +217,24 @@ def _print_summary(summary: dict[str, Any]) -> None:
     console.print(table)
     if summary.get("ledger"):
         _print_ledger(summary["ledger"])
+    _print_failures(summary["run_id"], summary.get("out", ""), summary.get("failure_digest") or {})
+
+
+def _print_failures(run_id: str, out: str, digest: dict[str, Any]) -> None:
+    """Per failure kind, the first files and why (storage/failures.py), and where to see them all."""
+    from emoforge.storage.failures import FailureDigest
+
+    lines = FailureDigest.model_validate(digest).lines()
+    if not lines:
+        return
+    console.print(
+        f"failures of {run_id} (first files per kind; all of them: emoforge inspect {out} --failures):",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
+    for line in lines:
+        console.print(f"  {line}", markup=False, highlight=False, soft_wrap=True)
 
 
 def _print_ledger(ledger: dict[str, Any], out: Console | None = None) -> None:
@@ -219,7 +246,8 @@ def _print_ledger(ledger: dict[str, Any], out: Console | None = None) -> None:
     out.print(
         f"jury: {ledger['segments']} segments ({', '.join(f'{k} {v}' for k, v in sorted(ledger['stops'].items()))}); "
         f"calls {ledger['calls']} made, {saved}; cost {ledger['cost_usd']:.4f} USD "
-        f"(~{ledger['saved_usd']:.4f} saved); per labelled segment: {per['cost_usd']} USD, {per['calls']} calls",
+        f"(~{ledger['saved_usd']:.4f} saved); per labelled segment: "
+        + ("n/a (none labelled)" if per["cost_usd"] is None else f"{per['cost_usd']} USD, {per['calls']} calls"),
         markup=False,
         highlight=False,
         soft_wrap=True,
@@ -242,11 +270,17 @@ def _print_ledger(ledger: dict[str, Any], out: Console | None = None) -> None:
 def inspect(
     corpus: Annotated[str, typer.Argument(help=CORPUS_HELP)],
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    failures: Annotated[
+        bool, typer.Option("--failures", help="List every failure: kind, file and its one-line reason.")
+    ] = False,
 ) -> None:
     """Summarise a corpus: rows, labels, failures, review queue, shards."""
     from emoforge.storage.summary import summarize
 
     corpus = corpus_root(corpus)
+    if failures:
+        _list_failures(corpus, as_json)
+        return
     info = summarize(corpus)
     if as_json:
         typer.echo(json.dumps(info, indent=2, default=str))
@@ -282,6 +316,19 @@ def inspect(
         out.print(f"[red]integrity problems: {info['problems']}[/red]")
 
 
+def _list_failures(corpus: str, as_json: bool) -> None:
+    from emoforge.storage.failures import failure_examples
+    from emoforge.storage.shards import read_rows
+
+    examples = sorted(failure_examples(read_rows(corpus)), key=lambda e: (e.kind, e.file, e.row_id))
+    if as_json:
+        typer.echo(json.dumps([e.model_dump() for e in examples], indent=2))
+        return
+    for e in examples:
+        typer.echo(f"{e.kind}\t{e.row_id}\t{e.line()}")
+    typer.echo(f"{len(examples)} failures")
+
+
 def _print_batches(batches: list[dict[str, Any]], out: Console) -> None:
     """Provider batches not yet collected (storage/batches.py); state as last polled."""
     table = Table(title="pending batches (collected by the next `emoforge annotate` into this corpus)")
@@ -314,7 +361,7 @@ def demo(
         dry_run=False,
         wait=False,
     )
-    inspect(str(out / "corpus"), as_json=False)
+    typer.echo(f"labels, failures, review queue: emoforge inspect {out / 'corpus'}")
 
 
 def _register_commands() -> None:
