@@ -80,7 +80,8 @@ def review_export(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
     picked = "flagged" if budget_minutes is None else f"best of {budget_minutes:g} min"
-    typer.echo(f"{len(export.tasks)} tasks ({export.queued} {picked}, {export.audit} audit) -> {out}")
+    # no "-> OUT" here: with video and audio recordings OUT itself is not written (the lines below name the files)
+    typer.echo(f"{len(export.tasks)} tasks ({export.queued} {picked}, {export.audit} audit)")
     if export.verified:
         typer.echo(f"{export.verified} rows already verified by a human: not sent again")
     typer.echo(f"queue: most expected label changes per minute first, ~{export.minutes:.1f} min of review")
@@ -103,9 +104,14 @@ def review_import(
     from emoforge.quality.human_agreement import human_agreement
     from emoforge.quality.review_priority import priority_deciles
     from emoforge.review.importer import ReviewImporter
+    from emoforge.review.parser import load_export, task_file_reason
     from emoforge.storage.shards import read_rows, update_manifest_stats
 
     corpus = corpus_root(corpus)
+    reason = task_file_reason(load_export(export_file)[0])
+    if reason:
+        typer.echo(f"error: {export_file}: {reason}", err=True)
+        raise typer.Exit(2)
     cfg = _release_config(config)
     with writer_lock(corpus, "review import"):
         report = ReviewImporter(cfg.release.review, cfg.storage).run(str(corpus), export_file)
