@@ -170,7 +170,7 @@ def annotate(
         console.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(1) from exc
     _print_summary(summary.model_dump())
-    typer.echo(f"shards:   {out / 'shard-*.parquet'} ({len(summary.shards)} written by this run)")
+    typer.echo(f"shards:   {out / 'shard-*.parquet'} ({len(summary.shards)} files)")
     typer.echo(f"manifest: {out / 'manifest.json'}")
 
 
@@ -314,6 +314,9 @@ def inspect(
         _print_batches(info["batches"], out)
     if info["problems"]:
         out.print(f"[red]integrity problems: {info['problems']}[/red]")
+    if info["failures"] or info["failure_kinds"]:
+        hint = f"each failure, its file and why: emoforge inspect {corpus} --failures"
+        out.print(hint, markup=False, highlight=False)
 
 
 def _list_failures(corpus: str, as_json: bool) -> None:

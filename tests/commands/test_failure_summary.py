@@ -43,6 +43,8 @@ def test_a_run_names_each_file_that_failed_and_why(tmp_path: Path) -> None:
         reason = " ".join(row.failure.message.split())[:60]
         assert f"{row.recording.uri}: {reason}" in " ".join(printed.split()), (name, printed)
 
+    summary = _cli("inspect", "corpus", cwd=tmp_path)
+    assert "each failure, its file and why: emoforge inspect corpus --failures" in summary.stdout, summary.stdout
     listed = _cli("inspect", "corpus", "--failures", "--json", cwd=tmp_path)
     assert listed.returncode == 0, listed.stderr
     assert sorted((e["kind"], Path(e["file"]).name) for e in json.loads(listed.stdout)) == [
