@@ -80,10 +80,12 @@ class Annotator(Protocol):
 class AnnotatorError(Exception):
     """A failure with a typed reason; annotators turn it into a failed Annotation."""
 
-    def __init__(self, kind: ErrorKind, message: str, retry_after_s: float | None = None) -> None:
+    def __init__(self, kind: ErrorKind, message: str, retry_after_s: float | None = None, sent: bool = True) -> None:
         super().__init__(message)
         self.kind = kind
         self.retry_after_s = retry_after_s
+        # False where the request never left this machine (no API key): not a call, not counted.
+        self.sent = sent
 
     def failure(self, stage: str = "annotate") -> Failure:
         return Failure(stage=stage, kind=self.kind, message=str(self)[:500])

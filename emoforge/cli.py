@@ -14,6 +14,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from emoforge.commands.corpus import CORPUS_HELP, corpus_root
+
 if TYPE_CHECKING:
     from emoforge.flows.work import RetryPolicy
 
@@ -35,7 +37,7 @@ console = Console(stderr=True)
 
 # Sub-command modules each expose ``register(app)``; a missing optional one is not fatal.
 COMMAND_MODULES = (
-    "emoforge.commands.corpus",
+    "emoforge.commands.maintenance",
     "emoforge.commands.quality",
     "emoforge.commands.release",
     "emoforge.commands.schedule",
@@ -100,19 +102,39 @@ def annotate(
     except ConfigError as exc:
         console.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(2) from exc
-    from emoforge.storage.inputs import InputError, discover_inputs
+    from emoforge.storage.inputs import MEDIA_SUFFIXES, InputError, discover_inputs
 
     try:  # a missing path is reported before a run is recorded or Prefect starts
-        discover_inputs(inputs, input_root, cfg.inputs)
+        found = discover_inputs(inputs, input_root, cfg.inputs)
     except InputError as exc:
         console.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(2) from exc
+    if not found:  # an empty corpus would say nothing of why
+        console.print(
+            f"error: no media in {', '.join(inputs)} (a folder is searched for "
+            f"{', '.join(sorted(MEDIA_SUFFIXES))} files)",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(2)
     if dry_run:
         from emoforge.flows.estimate import estimate_cost
 
         estimate = estimate_cost(inputs, cfg, input_root)
         typer.echo(estimate.model_dump_json(indent=2))
+        if estimate.ceiling:
+            typer.echo("adaptive policy: these figures are the ceiling (every agent on every segment)", err=True)
+        for line in estimate.provider_problems:
+            typer.echo(f"warning: {line} (annotate refuses to run until it is fixed)", err=True)
         return
+    from emoforge.agents.preflight import provider_problems
+
+    problems = provider_problems(cfg)  # before the first call: no run of typed model_unavailable rows
+    for problem in problems:
+        console.print(f"error: {problem.line()}", markup=False, highlight=False, soft_wrap=True)
+    if problems:
+        raise typer.Exit(2)
     from emoforge.flows.annotate import annotate_corpus
     from emoforge.flows.runners import EXIT_INTERRUPTED, prompt_interrupt, start_temporary_server, task_runner
     from emoforge.refusals import quiet_refusals
@@ -156,7 +178,7 @@ def annotate(
         console.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(1) from exc
     _print_summary(summary.model_dump())
-    typer.echo(f"shards:   {out}")
+    typer.echo(f"shards:   {out / 'shard-*.parquet'} ({len(summary.shards)} files)")
     typer.echo(f"manifest: {out / 'manifest.json'}")
 
 
@@ -203,6 +225,24 @@ def _print_summary(summary: dict[str, Any]) -> None:
     console.print(table)
     if summary.get("ledger"):
         _print_ledger(summary["ledger"])
+    _print_failures(summary["run_id"], summary.get("out", ""), summary.get("failure_digest") or {})
+
+
+def _print_failures(run_id: str, out: str, digest: dict[str, Any]) -> None:
+    """Per failure kind, the first files and why (storage/failures.py), and where to see them all."""
+    from emoforge.storage.failures import FailureDigest
+
+    lines = FailureDigest.model_validate(digest).lines()
+    if not lines:
+        return
+    console.print(
+        f"failures of {run_id} (first files per kind; all of them: emoforge inspect {out} --failures):",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
+    for line in lines:
+        console.print(f"  {line}", markup=False, highlight=False, soft_wrap=True)
 
 
 def _print_ledger(ledger: dict[str, Any], out: Console | None = None) -> None:
@@ -214,7 +254,8 @@ def _print_ledger(ledger: dict[str, Any], out: Console | None = None) -> None:
     out.print(
         f"jury: {ledger['segments']} segments ({', '.join(f'{k} {v}' for k, v in sorted(ledger['stops'].items()))}); "
         f"calls {ledger['calls']} made, {saved}; cost {ledger['cost_usd']:.4f} USD "
-        f"(~{ledger['saved_usd']:.4f} saved); per labelled segment: {per['cost_usd']} USD, {per['calls']} calls",
+        f"(~{ledger['saved_usd']:.4f} saved); per labelled segment: "
+        + ("n/a (none labelled)" if per["cost_usd"] is None else f"{per['cost_usd']} USD, {per['calls']} calls"),
         markup=False,
         highlight=False,
         soft_wrap=True,
@@ -235,25 +276,20 @@ def _print_ledger(ledger: dict[str, Any], out: Console | None = None) -> None:
 
 @app.command()
 def inspect(
-    corpus: Annotated[Path, typer.Argument(help="Corpus directory written by `emoforge annotate`.")],
+    corpus: Annotated[str, typer.Argument(help=CORPUS_HELP)],
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    failures: Annotated[
+        bool, typer.Option("--failures", help="List every failure: kind, file and its one-line reason.")
+    ] = False,
 ) -> None:
     """Summarise a corpus: rows, labels, failures, review queue, shards."""
-    from emoforge.storage.shards import MANIFEST, SHARD_PREFIX, SHARD_SUFFIX
     from emoforge.storage.summary import summarize
 
-    if not corpus.is_dir():
-        console.print(f"error: {corpus}: no such folder", markup=False, highlight=False, soft_wrap=True)
-        raise typer.Exit(2)
-    if not (corpus / MANIFEST).exists() and not any(corpus.glob(f"{SHARD_PREFIX}*{SHARD_SUFFIX}")):
-        console.print(
-            f"error: {corpus}: not an emoforge corpus (no {MANIFEST}, no shards)",
-            markup=False,
-            highlight=False,
-            soft_wrap=True,
-        )
-        raise typer.Exit(2)
-    info = summarize(str(corpus))
+    corpus = corpus_root(corpus)
+    if failures:
+        _list_failures(corpus, as_json)
+        return
+    info = summarize(corpus)
     if as_json:
         typer.echo(json.dumps(info, indent=2, default=str))
         return
@@ -295,6 +331,22 @@ def inspect(
         _print_batches(info["batches"], out)
     if info["problems"]:
         out.print(f"[red]integrity problems: {info['problems']}[/red]")
+    if info["failures"] or info["failure_kinds"]:
+        hint = f"each failure, its file and why: emoforge inspect {corpus} --failures"
+        out.print(hint, markup=False, highlight=False)
+
+
+def _list_failures(corpus: str, as_json: bool) -> None:
+    from emoforge.storage.failures import failure_examples
+    from emoforge.storage.shards import read_rows
+
+    examples = sorted(failure_examples(read_rows(corpus)), key=lambda e: (e.kind, e.file, e.row_id))
+    if as_json:
+        typer.echo(json.dumps([e.model_dump() for e in examples], indent=2))
+        return
+    for e in examples:
+        typer.echo(f"{e.kind}\t{e.row_id}\t{e.line()}")
+    typer.echo(f"{len(examples)} failures")
 
 
 def _print_terms(terms: list[dict[str, Any]], out: Console) -> None:
@@ -339,7 +391,7 @@ def demo(
         dry_run=False,
         wait=False,
     )
-    inspect(out / "corpus", as_json=False)
+    typer.echo(f"labels, failures, review queue: emoforge inspect {out / 'corpus'}")
 
 
 def _register_commands() -> None:

@@ -20,6 +20,7 @@ from emoforge.flows import tasks as t
 from emoforge.flows.incremental import HashIndex, hold_waiting, plan_inputs, response_cache_dir
 from emoforge.flows.runners import ensure_provider_limits
 from emoforge.flows.work import RecordingWork, RetryPolicy, needs_redo, recording_state, resume_state
+from emoforge.storage.failures import FailureDigest
 from emoforge.storage.inputs import discover_inputs, refused_recording
 from emoforge.storage.ledger import RunLedger
 from emoforge.storage.records import Failure, MediaInput, RunContext, SegmentRow
@@ -68,6 +69,9 @@ class RunSummary(BaseModel):
         default_factory=RunLedger, description="Where the calls went: per agent, per token part, per labelled segment."
     )
     shards: list[str] = Field(default_factory=list)
+    failure_digest: FailureDigest = Field(
+        default_factory=FailureDigest, description="Per failure kind: the first files and their one-line reasons."
+    )
 
 
 def new_run_id(cfg_hash: str) -> str:
@@ -89,6 +93,7 @@ def _tally(summary: RunSummary, rows: list[SegmentRow]) -> None:
             summary.needs_review += 1
         summary.ledger.add(row)
     summary.status, summary.failures, summary.annotations = dict(status), dict(failures), dict(anns)
+    summary.failure_digest.add(rows)
 
 
 @flow(name="annotate_corpus", log_prints=False, task_runner=ThreadPoolTaskRunner(max_workers=1))  # type: ignore[arg-type]

@@ -46,6 +46,13 @@ class CostEstimate(BaseModel):
     by_agent: dict[str, dict[str, float | str]] = Field(
         default_factory=dict, description="agent -> mode, realtime_cost_usd, batch_cost_usd (the jury's calls only)."
     )
+    ceiling: bool = Field(
+        False, description="True under the adaptive policy: the figures are the most it can spend, not a forecast."
+    )
+    provider_problems: list[str] = Field(
+        default_factory=list,
+        description="Unset API keys and base_urls that do not answer (agents/preflight.py): `annotate` refuses to run.",
+    )
 
 
 def estimate_cost(
@@ -69,7 +76,10 @@ def estimate_cost(
         from emoforge.agents.judge import Judge
 
         judge = Judge(config.judge, ctx, config.judge_agent())
-    est = CostEstimate(policy=config.agents.policy)
+    from emoforge.agents.preflight import provider_problems
+
+    est = CostEstimate(policy=config.agents.policy, ceiling=config.agents.policy == "adaptive")
+    est.provider_problems = [p.line() for p in provider_problems(config)]
     for item in discover_inputs(inputs, input_root):
         est.recordings += 1
         if item.refused is not None:  # outside the input root: never read, not even to estimate

@@ -6,11 +6,10 @@ return, so each model is loaded once per process.
 
 from __future__ import annotations
 
-import contextlib
-import io
 from typing import Any
 
 from emoforge.configs.preprocess import AsrConfig
+from emoforge.preprocess.printed import captured_stdout
 
 
 def _whisperx_vad(device: str) -> Any:
@@ -42,8 +41,7 @@ def load_asr_model(path: str, config: AsrConfig) -> Any:
         # hash, is the only one unpickled unrestricted) instead of switching safe loading
         # off for the whole process while other threads may load user files.
         vad = _whisperx_vad(config.device)
-        printed = io.StringIO()
-        with contextlib.redirect_stdout(printed):  # "Use manually assigned vad_model..."
+        with captured_stdout():  # "Use manually assigned vad_model..."
             return whisperx.load_model(path, config.device, compute_type=config.compute_type, vad_model=vad)
     from faster_whisper import WhisperModel
 

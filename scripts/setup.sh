@@ -34,6 +34,14 @@ if [ -n "$need_apt" ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq ffmpeg espeak-ng sox chromium >/dev/null
 fi
 
+# Transcripts in Chinese, Japanese or Korean (the multilingual ASR writes them) render as boxes in
+# the HTML report and in Label Studio without a CJK font; the report's CSS names Noto Sans CJK.
+if ! { command -v fc-list >/dev/null && fc-list :lang=zh family | grep -q .; }; then
+  log "installing a CJK font (fonts-noto-cjk, apt)"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq fonts-noto-cjk >/dev/null
+fi
+
 lock_id() { sha256sum "$1" "$ROOT/scripts/setup.sh" | sha256sum | cut -c1-16; }
 
 # sync VENV LOCK NAME [IGNORED...]: make VENV hold exactly LOCK.

@@ -105,7 +105,7 @@ class GeminiBackend:
             register_secret_env(env)
             key = os.environ.get(env)
             if not key:
-                raise AnnotatorError(ErrorKind.model_unavailable, f"env var {env} is not set")
+                raise AnnotatorError(ErrorKind.model_unavailable, f"env var {env} is not set", sent=False)
             http = types.HttpOptions(
                 base_url=self.config.base_url,
                 timeout=int(self.config.timeout_s * 1000),

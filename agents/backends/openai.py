@@ -56,11 +56,11 @@ class OpenAIBackend:
         if env:
             key = os.environ.get(env)
             if not key:
-                raise AnnotatorError(ErrorKind.model_unavailable, f"env var {env} is not set")
+                raise AnnotatorError(ErrorKind.model_unavailable, f"env var {env} is not set", sent=False)
             return key
         if self.config.base_url:
             return "no-key"  # local servers (llama.cpp, vLLM, Ollama) accept any key
-        raise AnnotatorError(ErrorKind.model_unavailable, "no api_key_env configured for openai")
+        raise AnnotatorError(ErrorKind.model_unavailable, "no api_key_env configured for openai", sent=False)
 
     def client(self) -> Any:
         if self._client is None:

@@ -60,6 +60,8 @@ def call_with_retry(fn: Callable[[], T], policy: RetryPolicy, outcome: RetryOutc
         try:
             return fn()
         except AnnotatorError as exc:
+            if not exc.sent:  # failed before a request went out: no call to count
+                outcome.attempts -= 1
             if exc.kind not in RETRYABLE or retry >= policy.max_retries:
                 raise
             wait = policy.delay(retry, exc.retry_after_s)

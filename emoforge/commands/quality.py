@@ -13,10 +13,12 @@ from typing import Annotated, Any
 
 import typer
 
+from emoforge.commands.corpus import CORPUS_HELP, corpus_root
 from emoforge.commands.locking import writer_lock
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="YAML merged over the defaults.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the full report as JSON.")]
+CorpusArg = Annotated[str, typer.Argument(help=CORPUS_HELP)]
 
 
 def _config(path: Path | None) -> Any:
@@ -29,13 +31,10 @@ def _config(path: Path | None) -> Any:
         raise typer.Exit(2) from exc
 
 
-def _rows(corpus: Path) -> list[Any]:
+def _rows(corpus: str) -> list[Any]:
     from emoforge.storage.shards import read_rows
 
-    if not (corpus / "manifest.json").exists() and "://" not in str(corpus):
-        typer.echo(f"{corpus}: not an emoforge corpus (no manifest.json)", err=True)
-        raise typer.Exit(2)
-    return list(read_rows(str(corpus)))
+    return list(read_rows(corpus))
 
 
 def _ctx(cfg: Any) -> Any:
@@ -51,7 +50,7 @@ def _fmt(x: float | None) -> str:
 
 
 def agreement(
-    corpus: Annotated[Path, typer.Argument(help="Corpus directory.")],
+    corpus: CorpusArg,
     config: ConfigOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -60,6 +59,7 @@ def agreement(
     from emoforge.quality.review_priority import priority_deciles
     from emoforge.storage.shards import update_manifest_stats
 
+    corpus = corpus_root(corpus)
     cfg = _config(config)
     with writer_lock(corpus, "agreement"):
         rows = _rows(corpus)
@@ -95,7 +95,7 @@ def agreement(
     if deciles.reviewed:
         for line in deciles.table():
             typer.echo(line)
-    typer.echo(f"stored under stats.agreement (and stats.review_priority) in {corpus / 'manifest.json'}")
+    typer.echo(f"stored under stats.agreement (and stats.review_priority) in {corpus}/manifest.json")
 
 
 def _references(path: Path | None) -> dict[str, str] | None:
@@ -109,7 +109,7 @@ def _references(path: Path | None) -> dict[str, str] | None:
 
 
 def aggregate(
-    corpus: Annotated[Path, typer.Argument(help="Corpus directory.")],
+    corpus: CorpusArg,
     config: ConfigOpt = None,
     judge: Annotated[str | None, typer.Option(help="Use this judge's verdicts as weights.")] = None,
     references: Annotated[
@@ -133,6 +133,7 @@ def aggregate(
     from emoforge.quality.label_quality import corpus_label_quality, write_corpus_scores
     from emoforge.storage.shards import update_manifest_stats, write_atomic
 
+    corpus = corpus_root(corpus)
     cfg = _config(config)
     with writer_lock(corpus, "aggregate"):
         rows = _rows(corpus)
@@ -174,7 +175,7 @@ def aggregate(
             f"{method:<12} tasks={s.n_tasks} vs consensus={_fmt(s.agree_with_consensus)} "
             f"vs majority={_fmt(s.agree_with_majority)} confidence={_fmt(s.mean_confidence)}"
         )
-    typer.echo(f"{len(result.labels)} labels -> {corpus / SIDECAR}")
+    typer.echo(f"{len(result.labels)} labels -> {corpus}/{SIDECAR}")
     if quality.scores:
         weights = ", ".join(f"{k}={v:.2f}" for k, v in quality.annotator_weights.items())
         typer.echo(

@@ -10,10 +10,12 @@ from typing import Annotated, Any
 
 import typer
 
+from emoforge.commands.corpus import CORPUS_HELP, corpus_root
 from emoforge.commands.locking import writer_lock
 
 review_app = typer.Typer(help="Human verification round trip with Label Studio.", no_args_is_help=True)
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="YAML merged over the defaults.")]
+CorpusArg = Annotated[str, typer.Argument(help=CORPUS_HELP)]
 
 
 def _release_config(config: Path | None, overrides: dict[str, Any] | None = None) -> Any:
@@ -28,7 +30,7 @@ def _release_config(config: Path | None, overrides: dict[str, Any] | None = None
 
 @review_app.command("export")
 def review_export(
-    corpus: Annotated[Path, typer.Argument(help="Corpus directory.")],
+    corpus: CorpusArg,
     out: Annotated[Path, typer.Argument(help="Task file to write (JSON).")],
     to: Annotated[str, typer.Option("--to", help="Target tool (labelstudio).")] = "labelstudio",
     audit_fraction: Annotated[float | None, typer.Option(help="Share of unflagged rows to audit.")] = None,
@@ -62,6 +64,7 @@ def review_export(
 
     if to != "labelstudio":
         raise typer.BadParameter("only --to labelstudio is supported", param_hint="--to")
+    corpus = corpus_root(corpus)
     review: dict[str, Any] = {"audit_fraction": audit_fraction, "media_url_prefix": media_url_prefix}
     review["media_root"] = str(media_root.resolve()) if media_root else None
     overrides = {k: v for k, v in review.items() if v is not None}
@@ -77,7 +80,8 @@ def review_export(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
     picked = "flagged" if budget_minutes is None else f"best of {budget_minutes:g} min"
-    typer.echo(f"{len(export.tasks)} tasks ({export.queued} {picked}, {export.audit} audit) -> {out}")
+    # no "-> OUT" here: with video and audio recordings OUT itself is not written (the lines below name the files)
+    typer.echo(f"{len(export.tasks)} tasks ({export.queued} {picked}, {export.audit} audit)")
     if export.verified:
         typer.echo(f"{export.verified} rows already verified by a human: not sent again")
     typer.echo(f"queue: most expected label changes per minute first, ~{export.minutes:.1f} min of review")
@@ -91,7 +95,7 @@ def review_export(
 
 @review_app.command("import")
 def review_import(
-    corpus: Annotated[Path, typer.Argument(help="Corpus directory.")],
+    corpus: CorpusArg,
     export_file: Annotated[Path, typer.Argument(help="Label Studio JSON export.")],
     strict: Annotated[bool, typer.Option(help="Exit 1 when any item could not be imported.")] = False,
     config: ConfigOpt = None,
@@ -100,8 +104,14 @@ def review_import(
     from emoforge.quality.human_agreement import human_agreement
     from emoforge.quality.review_priority import priority_deciles
     from emoforge.review.importer import ReviewImporter
+    from emoforge.review.parser import load_export, task_file_reason
     from emoforge.storage.shards import read_rows, update_manifest_stats
 
+    corpus = corpus_root(corpus)
+    reason = task_file_reason(load_export(export_file)[0])
+    if reason:
+        typer.echo(f"error: {export_file}: {reason}", err=True)
+        raise typer.Exit(2)
     cfg = _release_config(config)
     with writer_lock(corpus, "review import"):
         report = ReviewImporter(cfg.release.review, cfg.storage).run(str(corpus), export_file)
@@ -130,7 +140,7 @@ def review_import(
 
 
 def export(
-    corpus: Annotated[Path, typer.Argument(help="Corpus directory.")],
+    corpus: CorpusArg,
     out: Annotated[Path, typer.Option("--out", "-o", help="Release directory to write.")],
     seed: Annotated[int | None, typer.Option(help="Split seed (default from config).")] = None,
     all_rows: Annotated[bool, typer.Option("--all", help="Include failed and unverified flagged rows.")] = False,
@@ -181,6 +191,7 @@ def export(
         overrides["group_by"] = [g for g in group_by if g != "recording"]
     if hidden_ids is not None:
         overrides["hidden_ids"] = hidden_ids  # validated by the config: a wrong value is one line, exit 2
+    corpus = corpus_root(corpus)
     cfg = _release_config(config, overrides).release
     for problem in verify(str(corpus)):  # its rows are left out: say so before publishing
         typer.echo(f"warning: corpus integrity: {problem}", err=True)
@@ -223,7 +234,7 @@ def evaluate(
     json_out: Annotated[Path | None, typer.Option("--json-out", help="Also write the metrics as JSON.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
     corpus: Annotated[
-        Path | None,
+        str | None,
         typer.Option("--corpus", help="Corpus holding the predicted rows: measure faithfulness by re-asking --agent."),
     ] = None,
     agent: Annotated[
@@ -267,10 +278,11 @@ def evaluate(
         typer.echo("--include-paid needs --budget-usd: paid re-asks cost money per answer row", err=True)
         raise typer.Exit(2)
     if corpus is not None and agent is not None:
+        root = corpus_root(corpus)
         # Only the answer rows: the other predicted rows' labels are public, and each costs calls.
         answered = {rid: item for rid, item in items.items() if rid in gold}
-        cfg = _evaluate_config(corpus, config, trust_corpus_config, budget_usd)
-        report = report.with_measured(_measure_faithfulness(corpus, agent, cfg, include_paid, answered))
+        cfg = _evaluate_config(root, config, trust_corpus_config, budget_usd)
+        report = report.with_measured(_measure_faithfulness(root, agent, cfg, include_paid, answered))
     if json_out:
         from emoforge.storage.safe_files import write_text
 
@@ -278,7 +290,7 @@ def evaluate(
     typer.echo(report.model_dump_json(indent=2) if as_json else report.table())
 
 
-def _evaluate_config(corpus: Path, config: Path | None, trust_corpus_config: bool, budget_usd: float | None) -> Any:
+def _evaluate_config(corpus: str, config: Path | None, trust_corpus_config: bool, budget_usd: float | None) -> Any:
     """The config whose jury is re-asked: ``--config``, else the corpus's stored one, which may
     not name a server or key variable unless trusted (a corpus's author chose them)."""
     from emoforge.configs import ConfigError, PipelineConfig
@@ -317,7 +329,7 @@ def _evaluate_config(corpus: Path, config: Path | None, trust_corpus_config: boo
 
 
 def _measure_faithfulness(
-    corpus: Path, agent: str, cfg: Any, include_paid: bool, items: dict[str, dict[str, Any]]
+    corpus: str, agent: str, cfg: Any, include_paid: bool, items: dict[str, dict[str, Any]]
 ) -> Any:
     from emoforge.flows.incremental import response_cache_dir
     from emoforge.release.faithfulness import FaithfulnessEvaluator
@@ -333,7 +345,7 @@ def _measure_faithfulness(
 
 
 def report(
-    corpus: Annotated[Path, typer.Argument(help="Corpus directory.")],
+    corpus: CorpusArg,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="HTML file (default CORPUS/report.html).")] = None,
     config: ConfigOpt = None,
     max_clips: Annotated[
@@ -349,9 +361,13 @@ def report(
     from emoforge.release.report import CorpusReporter
     from emoforge.storage.safe_files import UnsafePathError
 
+    corpus = corpus_root(corpus)
+    if out is None and "://" in corpus:
+        typer.echo(f"error: {corpus} is remote: pass --out for the report", err=True)
+        raise typer.Exit(2)
     cfg = _release_config(config).release
     try:
-        path = CorpusReporter(cfg).write(str(corpus), out or corpus / "report.html", max_clips=max_clips)
+        path = CorpusReporter(cfg).write(corpus, out or Path(corpus) / "report.html", max_clips=max_clips)
     except UnsafePathError as exc:  # a corpus from someone else with links where the report goes
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc

@@ -75,7 +75,7 @@ class DatasetCard:
             "configs": [
                 {
                     "config_name": "default",
-                    "data_files": [{"split": s, "path": f"data/{s}.parquet"} for s in SPLITS],
+                    "data_files": [{"split": s, "path": f"data/{s}.parquet"} for s in SPLITS if flat[s]],
                 }
             ],
         }
@@ -130,6 +130,13 @@ class DatasetCard:
             _table(["label", *SPLITS], rows),
             "",
         ]
+        empty = [s for s in SPLITS if not flat[s]]
+        if empty:
+            out += [
+                f"Empty, so without a file (a Parquet file of no rows breaks Hugging Face `datasets`): "
+                f"{', '.join(empty)}.",
+                "",
+            ]
         if info["hidden_test_labels"]:
             out += [
                 "Test labels are withheld from `data/test.parquet` and are not part of this release; "

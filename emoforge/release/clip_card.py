@@ -12,6 +12,10 @@ from typing import Any
 from emoforge.release.clip_media import ClipMedia, clip_slug
 from emoforge.storage.records import Annotation, Features, SegmentRow, Status, Verdict
 
+# Transcripts come in every language the ASR knows (Chinese in the fixtures): name a CJK font
+# (scripts/setup.sh installs fonts-noto-cjk) so they render as text, not boxes.
+FONT_FAMILY = "sans-serif,'Noto Sans CJK SC','Noto Sans CJK JP','Noto Sans CJK KR'"
+
 
 def esc(value: Any) -> str:
     return html.escape(str(value), quote=True)

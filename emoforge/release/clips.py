@@ -20,7 +20,7 @@ from pydantic import Field
 
 from emoforge.configs.release import ReviewConfig
 from emoforge.quality.review_priority import queue_item
-from emoforge.release.clip_card import esc, render_card, review_status
+from emoforge.release.clip_card import FONT_FAMILY, esc, render_card, review_status
 from emoforge.release.clip_media import ClipMediaCutter
 from emoforge.release.splits import release_label
 from emoforge.storage.records import Record, SegmentRow
@@ -30,7 +30,7 @@ DEFAULT_MAX_CLIPS = 200  # ~40 KB of media per clip (one Opus snippet, three JPE
 _STATUS_ORDER = {"waiting": 0, "not-flagged": 1, "verified": 2, "failed": 3}
 
 _CSS = (
-    "body{font-family:sans-serif;margin:1.5em;max-width:1200px;color:#222}"
+    f"body{{font-family:{FONT_FAMILY};margin:1.5em;max-width:1200px;color:#222}}"
     "form{position:sticky;top:0;background:#f6f6f6;padding:.5em;border:1px solid #ddd;z-index:1}"
     "form label{margin-right:1em}input[type=number]{width:4.5em}"
     "article.clip{border:1px solid #ccc;border-radius:4px;margin:1em 0;padding:.5em 1em}"

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from emoforge.configs.release import ReleaseConfig
-from emoforge.release.clip_card import review_status
+from emoforge.release.clip_card import FONT_FAMILY, review_status
 from emoforge.release.clips import DEFAULT_MAX_CLIPS, ClipBrowser, ClipBrowserSummary
 from emoforge.release.report_ledger import ledger_section
 from emoforge.release.report_tables import agreement_tables, failure_items, failure_table, priority_table
@@ -28,7 +28,7 @@ from emoforge.storage.safe_files import write_text
 from emoforge.storage.shards import read_manifest, read_rows
 
 _CSS = (
-    "body{font-family:sans-serif;margin:2em;max-width:1100px;color:#222}"
+    f"body{{font-family:{FONT_FAMILY};margin:2em;max-width:1100px;color:#222}}"
     "h1{margin-bottom:0}.grid{display:flex;flex-wrap:wrap;gap:1em}"
     "figure{margin:0;border:1px solid #ddd;padding:.5em;border-radius:4px}"
     "table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:.2em .6em;text-align:left}"
@@ -215,7 +215,7 @@ class CorpusReporter:
         ax.bar(x + 0.2, kappa, 0.4, label="Cohen's kappa")
         ax.set_xticks(x, names, fontsize=8)
         ax.axhline(0, color="black", linewidth=0.5)
-        ax.set_ylim(min(0.0, *kappa) - 0.05, 1.35)  # head room so the legend covers no bar
+        ax.set_ylim(min([0.0, *kappa]) - 0.05, 1.35)  # head room so the legend covers no bar
         ax.legend(fontsize=7, loc="upper center", ncol=2)
         title = "Agreement per annotator (vs consensus)"
         ax.set_title(title, fontsize=9)

@@ -280,10 +280,17 @@ class ReleaseWriter:
         if opaque_key is not None:  # the hidden split's group names are folder and file names too
             groups["test"] = opaque_groups(groups["test"], opaque_key)
         for split, records in flat.items():
+            path = out / "data" / f"{split}.parquet"
+            if not records:
+                # HF `datasets` sizes its read batches from row groups: a file of 0 rows fails
+                # there ("BatchSize must be greater than 0"), one with no row group too ("corresponds
+                # to no data"). An empty split has no file, and the card lists only the others.
+                path.unlink(missing_ok=True)
+                continue
             table = pa.Table.from_pylist(records, schema=RELEASE_SCHEMA)
             if split == "test" and hide:
                 table = table.drop_columns(list(HIDDEN_COLUMNS))
-            pq.write_table(table, out / "data" / f"{split}.parquet", compression="zstd")
+            pq.write_table(table, path, compression="zstd")
         if answers is not None:
             answers.mkdir(parents=True, exist_ok=True)
             with open(answers / "test.jsonl", "w", encoding="utf-8") as fh:
@@ -325,7 +332,8 @@ class ReleaseWriter:
             n_groups = len(set(assignment.groups.values()))
             warnings.append(
                 f"split(s) {', '.join(empty)} empty: {len(kept)} rows form only {n_groups} group(s) under "
-                f"group_by={list(self.config.group_by)} (rows sharing a recording, source or speaker stay together)"
+                f"group_by={list(self.config.group_by)} (rows sharing a recording, source or speaker stay together); "
+                "an empty split has no file"
             )
         if licence_unset(self.config.licence):
             warnings.append(

@@ -71,6 +71,20 @@ def load_export(path: Path) -> tuple[Any, ImportProblem | None]:
         return None, ImportProblem(kind="malformed_item", message=f"not valid JSON: {exc}")
 
 
+def task_file_reason(export: Any) -> str | None:
+    """Why ``export`` is the task file `review export` wrote rather than Label Studio's export
+    of the project (tasks without an ``annotations`` list), or None. Importing it listed one
+    ``malformed_item`` per task and exited 0."""
+    if not isinstance(export, list) or not export or not all(isinstance(t, dict) for t in export):
+        return None
+    if any("annotations" in t for t in export):
+        return None
+    return (
+        f"its {len(export)} tasks carry no annotations: it is a task file (as `review export` writes), "
+        "not Label Studio's export of the project (docs/release.md, step 7)"
+    )
+
+
 def _reviewer(completed_by: Any) -> str:
     if isinstance(completed_by, dict):
         return str(completed_by.get("email") or f"labelstudio-user:{completed_by.get('id')}")

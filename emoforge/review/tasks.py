@@ -20,6 +20,12 @@ from emoforge.storage.records import Annotation, SegmentRow, Status
 EMOTION, ALSO, INTENSITY, VALENCE, COMMENT = "emotion", "also", "intensity", "valence", "comment"
 RATIONALE = "rationale"
 TEXT_TAG = "transcript"
+# The reviewer's number fields: name -> (min, max). Label Studio's editor is an HTML number
+# input with this step, and the browser refuses to submit a value off the step grid ("Number
+# -0.29 is not valid"), so predictions are prefilled on the grid (``on_step``).
+NUMBER_FIELDS = {INTENSITY: (0.0, 1.0), VALENCE: (-1.0, 1.0)}
+NUMBER_STEP_DECIMALS = 1
+NUMBER_STEP = 10.0**-NUMBER_STEP_DECIMALS
 
 
 def labeling_config(labels: list[str], media: MediaKind = "video") -> str:
@@ -46,8 +52,8 @@ def labeling_config(labels: list[str], media: MediaKind = "video") -> str:
         f'<Choices name="{EMOTION}" toName="{TEXT_TAG}" choice="single" required="true">{choices}</Choices>'
         '<Header value="Other emotions present"/>'
         f'<Choices name="{ALSO}" toName="{TEXT_TAG}" choice="multiple">{choices}</Choices>'
-        f'<Header value="Intensity (0..1)"/><Number name="{INTENSITY}" toName="{TEXT_TAG}" min="0" max="1" step="0.1"/>'
-        f'<Header value="Valence (-1..1)"/><Number name="{VALENCE}" toName="{TEXT_TAG}" min="-1" max="1" step="0.1"/>'
+        f'<Header value="Intensity (0..1)"/>{_number_tag(INTENSITY)}'
+        f'<Header value="Valence (-1..1)"/>{_number_tag(VALENCE)}'
         '<Header value="Reasoning of the annotator whose prediction is shown"/>'
         f'<TextArea name="{RATIONALE}" toName="{TEXT_TAG}" editable="true" rows="4"/>'
         f'<TextArea name="{COMMENT}" toName="{TEXT_TAG}" placeholder="Note (optional)"/>'
@@ -55,12 +61,23 @@ def labeling_config(labels: list[str], media: MediaKind = "video") -> str:
     )
 
 
+def _number_tag(name: str) -> str:
+    low, high = NUMBER_FIELDS[name]
+    return f'<Number name="{name}" toName="{TEXT_TAG}" min="{low:g}" max="{high:g}" step="{NUMBER_STEP:g}"/>'
+
+
+def on_step(name: str, value: float) -> float:
+    """``value`` clipped to the field's bounds and rounded to its step, the values its editor accepts."""
+    low, high = NUMBER_FIELDS[name]
+    return round(min(max(value, low), high), NUMBER_STEP_DECIMALS) + 0.0  # + 0.0: no -0.0 in the JSON
+
+
 def _choice(name: str, labels: list[str]) -> dict[str, Any]:
     return {"from_name": name, "to_name": TEXT_TAG, "type": "choices", "value": {"choices": labels}}
 
 
 def _number(name: str, value: float) -> dict[str, Any]:
-    return {"from_name": name, "to_name": TEXT_TAG, "type": "number", "value": {"number": round(value, 3)}}
+    return {"from_name": name, "to_name": TEXT_TAG, "type": "number", "value": {"number": on_step(name, value)}}
 
 
 def _reasoning(ann: Annotation) -> list[str]:

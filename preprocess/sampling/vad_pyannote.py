@@ -18,11 +18,9 @@ load user files at the same time stay safe.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import importlib
 import importlib.util
-import io
 import logging
 import warnings
 from pathlib import Path
@@ -31,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from emoforge.configs.sampling import VadConfig
+from emoforge.preprocess.printed import captured_stdout
 from emoforge.preprocess.sampling.vad_silero import to_rate
 from emoforge.storage.records import Span, file_sha256
 
@@ -93,8 +92,7 @@ def load_segmentation_model(path: str | Path) -> Any:
         raise TypeError(f"{path}: {arch} is not a pyannote Model")
     # pyannote print()s "Model was trained with pyannote.audio 0.0.1 / torch 1.10 ... Bad things might
     # happen": known for this checkpoint, and the DER test guards it; keep it out of stdout.
-    printed = io.StringIO()
-    with warnings.catch_warnings(), contextlib.redirect_stdout(printed):
+    with warnings.catch_warnings(), captured_stdout() as printed:
         warnings.simplefilter("ignore", UserWarning)
         model = klass.load_from_checkpoint(
             path, map_location=torch.device("cpu"), strict=False, weights_only=not trusted

@@ -66,6 +66,7 @@ def test_dry_run_prices_the_llm_judge_and_says_the_adaptive_figures_are_a_ceilin
     assert (plain.judge_calls, plain.judge_cost_usd, plain.policy) == (0, 0.0, "full")
     assert judged.judge_calls == 4 * judged.segments and judged.calls == plain.calls + judged.judge_calls
     assert judged.judge_cost_usd > 0 and judged.policy == "adaptive"
+    assert judged.ceiling and not plain.ceiling  # the adaptive figures say they are the most it spends
     assert judged.cost_usd == pytest.approx(plain.cost_usd + judged.judge_cost_usd, abs=5e-6)
     assert judged.batch_cost_usd == pytest.approx(plain.batch_cost_usd + judged.judge_cost_usd, abs=5e-6)
     # The judge's output allowance is priced in full: at least 512 tokens x 8 USD per million per call.

@@ -166,3 +166,39 @@ def test_cli_export_warns_when_grouping_leaves_splits_empty(tmp_path: Path) -> N
     assert "label" in pq.read_table(tmp_path / "r2" / "data" / "test.parquet").column_names
     assert not (tmp_path / "r2" / "answers").exists() and not (tmp_path / "r2-answers").exists()
     assert (tmp_path / "r1-answers" / "test.jsonl").exists() and not (tmp_path / "r1" / "answers").exists()
+
+
+@pytest.mark.parametrize("n_recordings", [1, 2, 3])
+def test_a_release_of_any_size_loads_in_datasets_duckdb_and_pandas(n_recordings: int, tmp_path: Path) -> None:
+    """A split left empty has no file: a Parquet file of 0 rows broke `datasets.load_dataset`
+    ("BatchSize must be greater than 0"), and the card names only the splits that have rows."""
+    import duckdb
+    import pandas as pd
+    import yaml
+    from datasets import load_dataset
+    from typer.testing import CliRunner
+
+    from emoforge.cli import app
+
+    rows = [make_row(f"rec{i}", j, "happy" if j else "sad") for i in range(n_recordings) for j in range(2)]
+    rows.append(make_row("bad", 0, failed=True))
+    corpus = write_corpus(str(tmp_path / "c"), rows)
+    release = tmp_path / "rel"
+    res = CliRunner().invoke(app, ["export", corpus, "--out", str(release), "--all"])
+    assert res.exit_code == 0, res.output
+    info = json.loads((release / "release.json").read_text())
+    counts = {s: sum(c.values()) for s, c in info["counts"].items()}
+    assert sum(counts.values()) == 2 * n_recordings + 1
+    filled = sorted(s for s, n in counts.items() if n)
+    assert sorted(p.stem for p in (release / "data").iterdir()) == filled
+    assert len(filled) < 3  # the case this test is for: at least one empty split
+    header = yaml.safe_load((release / "README.md").read_text().split("---")[1])
+    assert sorted(f["split"] for f in header["configs"][0]["data_files"]) == filled
+    assert {s: len(pd.read_parquet(release / "data" / f"{s}.parquet")) for s in filled} == {
+        s: counts[s] for s in filled
+    }
+    assert duckdb.connect().execute(f"select count(*) from '{release}/data/*.parquet'").fetchall() == [
+        (sum(counts.values()),)
+    ]
+    ds = load_dataset(str(release), cache_dir=str(tmp_path / "hf-cache"))
+    assert {s: ds[s].num_rows for s in ds} == {s: counts[s] for s in filled}

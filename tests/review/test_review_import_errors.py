@@ -47,3 +47,37 @@ def test_review_import_of_unreadable_export_exits_non_zero(tmp_path: Path) -> No
         [EMOFORGE, "review", "import", corpus, str(empty)], capture_output=True, timeout=180, env=dict(os.environ)
     )
     assert ok.returncode == 0, ok.stdout + ok.stderr  # an empty export is readable: nothing to do
+
+
+def test_review_import_of_the_task_file_says_so_in_one_line(tmp_path: Path) -> None:
+    corpus = write_corpus(
+        str(tmp_path / "corpus"),
+        [make_row("vid", 0, needs_review=True), make_row("aud", 0, needs_review=True, uri="/media/aud.flac")],
+    )
+    export = subprocess.run(
+        [EMOFORGE, "review", "export", corpus, str(tmp_path / "round1" / "tasks.json")],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env=dict(os.environ),
+    )
+    assert export.returncode == 0, export.stderr
+    written = sorted(p.name for p in (tmp_path / "round1").glob("*.json"))
+    assert written == ["tasks-audio.json", "tasks-video.json"]
+    assert "tasks.json" not in export.stdout  # it named a file it never wrote
+    assert f"video: 1 tasks -> {tmp_path / 'round1' / 'tasks-video.json'}" in export.stdout
+
+    tasks = tmp_path / "round1" / "tasks-video.json"
+    done = subprocess.run(
+        [EMOFORGE, "review", "import", corpus, str(tasks)],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env=dict(os.environ),
+    )
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert done.stderr.strip() == (
+        f"error: {tasks}: its 1 tasks carry no annotations: it is a task file (as `review export` writes), "
+        "not Label Studio's export of the project (docs/release.md, step 7)"
+    )
+    assert "malformed_item" not in done.stdout
