@@ -68,10 +68,12 @@ def test_the_shipped_recognizers_declare_the_label_distribution_they_were_traine
     assert text is not None and voice is not None and face is not None
     for prior in (text, voice, face):
         assert sum(prior.values()) == pytest.approx(1.0)
-    # MELD train + dev: 5,177 of 11,086 lines neutral; RAVDESS with calm as neutral: 20 %;
-    # FER2013: happy most common.
+    # MELD train + dev: 5,177 of 11,086 lines neutral. Voice: three corpora of equal weight, each
+    # class equal within its corpus (RAVDESS 7 classes, nEMO and EmoDB 6 each, neutral in all
+    # three). FER2013: happy most common.
     assert text["neutral"] == pytest.approx(5177 / 11086, abs=1e-4)
-    assert voice["neutral"] == pytest.approx(0.2, abs=1e-6)
+    assert voice["neutral"] == pytest.approx((1 / 7 + 1 / 6 + 1 / 6) / 3, abs=1e-6)
+    assert voice["disgusted"] == pytest.approx((1 / 7 + 1 / 6) / 3, abs=1e-6)
     assert max(face, key=face.__getitem__) == "happy"
     # Agents of other kinds, or a user's own face weights, have none: read as uniform.
     assert output_prior("face_model", "/some/own/weights.onnx") is None
