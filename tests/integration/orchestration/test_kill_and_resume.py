@@ -46,6 +46,24 @@ def _shards(out: Path) -> int:
     return len(list(out.glob("shard-*.parquet"))) if out.exists() else 0
 
 
+def _kill_after_first_commit(proc: subprocess.Popen[bytes], out: Path, jitter_s: float = 0.0) -> int:
+    """SIGKILL the run's process group once it has committed a shard (plus ``jitter_s``,
+    maybe mid-shard); returns the shards on disk at the kill."""
+    try:
+        deadline = time.monotonic() + 400
+        while _shards(out) == 0 and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(jitter_s)
+        killed_at = _shards(out)
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        stop_process(proc)
+    assert killed_at >= 1, (proc.stderr.read() if proc.stderr else b"").decode()[-2000:]
+    return killed_at
+
+
 @pytest.fixture(scope="module")
 def one_row_shards(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Commit after every recording, so kills land between, during and after commits.
@@ -68,20 +86,8 @@ def test_sigkill_whole_run_then_resume(
 ) -> None:
     rng = random.Random(seed)
     out = tmp_path / "corpus"
-    proc = _annotate(clips[0].parent, out, one_row_shards)
-    try:
-        # Wait for the first commit, then kill after a random extra delay (maybe mid-shard).
-        deadline = time.monotonic() + 400
-        while _shards(out) == 0 and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.05)
-        time.sleep(rng.uniform(0.0, 1.5))
-        killed_at = _shards(out)
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
-    finally:
-        stop_process(proc)
-    assert killed_at >= 1, (proc.stderr.read() if proc.stderr else b"").decode()[-2000:]
+    # Wait for the first commit, then kill after a random extra delay (maybe mid-shard).
+    killed_at = _kill_after_first_commit(_annotate(clips[0].parent, out, one_row_shards), out, rng.uniform(0.0, 1.5))
     interrupted = read_manifest(str(out))["runs"]
     assert interrupted and interrupted[-1]["status"] == "running"  # killed: nobody closed it
 
@@ -118,18 +124,7 @@ def test_sigkill_a_run_reading_urls_then_resume(
     """The same clips read by URL (spooled per task): killed after its first commit and
     resumed, the run ends with the rows of the uninterrupted local run."""
     out = tmp_path / "corpus"
-    proc = _annotate(https_manifest, out, one_row_shards)
-    try:
-        deadline = time.monotonic() + 400
-        while _shards(out) == 0 and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.05)
-        killed_at = _shards(out)
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
-    finally:
-        stop_process(proc)
-    assert killed_at >= 1, (proc.stderr.read() if proc.stderr else b"").decode()[-2000:]
+    killed_at = _kill_after_first_commit(_annotate(https_manifest, out, one_row_shards), out)
     resume = _annotate(https_manifest, out, one_row_shards)
     _, err = resume.communicate(timeout=600)
     assert resume.returncode == 0, err.decode()[-3000:]
