@@ -9,8 +9,11 @@ RAVDESS actors 1-12 (English, 720 clips), nEMO (Polish, 5 speakers, 717) and Emo
 
 Features (the recognizer's own, ``emoforge.agents.recognizers.voice``): the clip's active
 span in canonical form -> Whisper-base encoder, final-layer frames mean+SD pooled, + 7 Praat
-prosody values; the whole file (silences included) is a training-only augmentation view.
-Candidate: + 88 eGeMAPS-style functionals (``acoustic_functionals``).
+prosody values; the whole file (silences included) is an optional training-only augmentation
+view. Candidates (``candidates``): all of it, the mean half only (the weights' ``feature_index``
+tells the recognizer which), with and without the augmentation, and + 88 eGeMAPS-style
+functionals (``acoustic_functionals``; compared, not shippable: the recognizer does not compute
+them).
 
 Balance. Each corpus weighs the same and, within it, each class: a class that exists in one
 corpus only (disgust is German and English, surprise Polish and English) cannot be learnt
@@ -32,7 +35,9 @@ mapping together. Reported ECE is cross-fitted: the mapping applied to a corpus 
 without that corpus's predictions. ``min_trust`` (off-domain below it) is the 5th
 percentile of the trust of held-out speakers.
 
-Writes the weights and ``benchmarks/results/voice_model.json``; deterministic.
+Writes the weights and ``benchmarks/results/voice_model.json``; deterministic. Features are
+cached in ``out/cache/voice-features.npz`` (about 20 minutes to extract on a loaded 2-core
+machine; ``bench_quality --sets speech`` reads the same cache).
 """
 
 from __future__ import annotations
@@ -62,7 +67,6 @@ from emoforge.agents.recognizers.voice import PROSODY, SPEC, WEIGHTS, PooledEnco
 log = logging.getLogger("train_voice_model")
 CLASSES = ("neutral", "happy", "sad", "angry", "fearful", "disgusted", "surprised")
 C_GRID = (0.01, 0.03, 0.1)
-NUISANCE_GRID = (0, 8)
 DOMAIN_DIMS = 32
 SPEAKER_FOLDS = 6
 SEED = 0
