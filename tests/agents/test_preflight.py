@@ -14,18 +14,14 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from emoforge.agents.backends.openai_compatible import OpenAICompatibleBackend
-from emoforge.agents.backends.retry import RetryPolicy
-from emoforge.agents.costs import CostLedger
-from emoforge.agents.labels import LabelNormalizer
-from emoforge.agents.llm import LLMAnnotator
 from emoforge.agents.preflight import provider_problems
 from emoforge.cli import app
 from emoforge.configs import load_config
-from emoforge.configs.agents import AgentConfig, TaxonomyConfig
 from emoforge.storage.records import ErrorKind, RunContext, Status
 from tests.agents.conftest import make_features, make_segment
 from tests.agents.provider_server import ScriptedProvider
+from tests.agents.test_secrets import KEY_ENV as AGENT_KEY_ENV
+from tests.agents.test_secrets import scripted_agent
 
 REPO = Path(__file__).resolve().parents[2]
 KEY_ENV = "EMOFORGE_PREFLIGHT_KEY"
@@ -51,24 +47,15 @@ def _jury(*agents: str) -> dict[str, object]:
 def test_an_agent_without_its_key_sends_and_counts_no_call(
     provider: ScriptedProvider, ctx: RunContext, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.delenv(KEY_ENV, raising=False)
-    config = AgentConfig(
-        name="gw", backend="openai_compatible", model="m", base_url=provider.base_url, api_key_env=KEY_ENV
-    )
-    taxonomy = TaxonomyConfig(embedding_model=None)
-    annotator = LLMAnnotator(
-        config,
-        OpenAICompatibleBackend(config),
-        ctx,
-        taxonomy,
-        LabelNormalizer(taxonomy),
-        CostLedger(None),
-        retry_policy=RetryPolicy(max_retries=2, sleep=lambda s: None),
-    )
+    monkeypatch.delenv(AGENT_KEY_ENV, raising=False)
+    annotator = scripted_agent(provider, ctx, retries=2)
     seg = make_segment()
     ann = annotator.annotate(seg, make_features(seg))
     assert ann.status == Status.failed and ann.failure is not None
-    assert (ann.failure.kind, ann.failure.message) == (ErrorKind.model_unavailable, f"env var {KEY_ENV} is not set")
+    assert (ann.failure.kind, ann.failure.message) == (
+        ErrorKind.model_unavailable,
+        f"env var {AGENT_KEY_ENV} is not set",
+    )
     assert sum(provider.requests.values()) == 0
     assert (ann.usage.calls, ann.usage.attempts) == (0, 0)  # was 1 and 1: "calls 27 made", none sent
 

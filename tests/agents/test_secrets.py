@@ -51,7 +51,8 @@ def provider() -> Iterator[ScriptedProvider]:
     p.stop()
 
 
-def _agent(provider: ScriptedProvider, ctx: RunContext, retries: int = 1) -> LLMAnnotator:
+def scripted_agent(provider: ScriptedProvider, ctx: RunContext, retries: int = 1) -> LLMAnnotator:
+    """An OpenAI-compatible agent on the scripted local provider, its key read from ``KEY_ENV``."""
     config = AgentConfig(
         name="gw",
         backend="openai_compatible",
@@ -78,7 +79,7 @@ def test_a_key_echoed_by_the_provider_is_in_no_shard_and_no_log(
 ) -> None:
     seg = make_segment()
     with caplog.at_level(logging.DEBUG):
-        ann = _agent(provider, ctx).annotate(seg, make_features(seg))
+        ann = scripted_agent(provider, ctx).annotate(seg, make_features(seg))
     # The server really saw the key and really echoed it: the test can fail.
     assert provider.requests["echo-model"] == 2
     assert provider.seen[0].headers["authorization"] == f"Bearer {key}"
