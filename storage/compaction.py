@@ -37,7 +37,8 @@ from pydantic import BaseModel, Field
 
 from emoforge.configs.storage import StorageConfig
 from emoforge.storage.records import utcnow
-from emoforge.storage.shards import COMPACTING, LockedCorpus, _fsync_dir, _shard_index, write_manifest
+from emoforge.storage.shards import COMPACTING, LockedCorpus, write_manifest
+from emoforge.storage.shards.files import _fsync_dir, _shard_index
 
 log = logging.getLogger(__name__)
 

@@ -34,7 +34,7 @@ class UnsafePathError(OSError):
         return str(self.strerror)
 
 
-# What a corpus writer manages at the top of a corpus folder (storage/shards.py, lock.py,
+# What a corpus writer manages at the top of a corpus folder (storage/shards/, lock.py,
 # batches.py, the aggregation sidecar, the response cache and the report's default names).
 CORPUS_NAMES = (
     "manifest.json",

@@ -212,7 +212,7 @@ def _short(t: pa.DataType) -> str:
 def schema_doc() -> str:
     head = f"""# Shard row schema (version {SCHEMA_VERSION})
 
-Generated from `storage/records.py` by `python -m emoforge.storage.schema --write`; do not
+Generated from `storage/records/` by `python -m emoforge.storage.schema --write`; do not
 edit by hand. One row per segment (`row_id` = segment id), or one row per recording that
 failed before segmentation (`row_id` = `{{recording_id}}-recording`). Failed rows carry
 `status = failed` and a typed `failure`; label fields are never used for errors.
