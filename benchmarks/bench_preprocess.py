@@ -36,6 +36,7 @@ from emoforge.configs import load_config
 from emoforge.configs.preprocess import AsrConfig
 from emoforge.configs.sampling import MediaConfig
 from emoforge.preprocess.extractor import FeatureExtractor
+from emoforge.preprocess.keyframes import KeyframeSelector
 from emoforge.preprocess.media import Media, MediaDecoder, MediaProber
 from emoforge.storage.records import RunContext, Segment, Span, segment_id_for
 
@@ -83,7 +84,8 @@ def stage_rtf(fx: FeatureExtractor, media: Media) -> dict[str, float]:
         _, t2 = timed(lambda: fx.aus.estimate(desc) if fx.aus is not None else None)
         out["geometry_aus"] = (t1 + t2) / dur
         seg = Segment(id="b-00000", recording_id="b", index=0, start_s=0.0, end_s=dur, kind="full")
-        _, t = timed(lambda: fx.keyframes.select(seg, media.frames, []))
+        selector = KeyframeSelector(fx.settings.keyframes)
+        _, t = timed(lambda: selector.select(seg, media.frames, []))
         out["keyframes"] = t / dur
     return {k: round(v, 4) for k, v in out.items()}
 

@@ -84,8 +84,8 @@ def _timed(fn: Callable[[], Any], repeat: int = 1) -> tuple[float, Any]:
 
 def bench_file(path: Path, repeat: int) -> dict[str, Any]:
     from emoforge.configs.sampling import KeyframeConfig, SamplingConfig, ShotConfig, VadConfig
+    from emoforge.preprocess.keyframes import KeyframeSelector
     from emoforge.preprocess.media import MediaDecoder, MediaProber
-    from emoforge.preprocess.sampling.keyframes import KeyframeSelector
     from emoforge.preprocess.sampling.segmenter import Segmenter
     from emoforge.preprocess.sampling.shots import ShotDetector
     from emoforge.preprocess.sampling.vad_pyannote import PyannoteSegmentation

@@ -48,6 +48,7 @@ from emoforge.preprocess.asr_guards import compression_ratio, decoder_loop, guar
 from emoforge.preprocess.asr_loading import load_align_model, load_asr_model
 from emoforge.preprocess.asr_timemap import AsrChunk, SpeechStream, decode_windows, merge_spans, split_long
 from emoforge.preprocess.models import ModelUnavailable, resolve_model
+from emoforge.preprocess.tool import ToolSpec
 from emoforge.storage.records import Record, Span, Transcript, Word
 
 # Names importers of this module use, re-exported from where they now live.
@@ -281,3 +282,6 @@ _NO_SPACE_LANGS = {"zh", "ja", "th", "lo", "km", "my", "yue"}
 
 def _join(language: str | None, words: list[str]) -> str:
     return ("" if language in _NO_SPACE_LANGS else " ").join(words)
+
+
+TOOL = ToolSpec(name="asr", phase="preprocess", section="preprocess.asr", fills=("transcript",), modality="text")

@@ -41,6 +41,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from emoforge.configs.preprocess import AUConfig
+from emoforge.preprocess.tool import ToolSpec
 
 AU_NAMES = (
     "AU1", "AU2", "AU4", "AU5", "AU6", "AU7", "AU9", "AU10", "AU12", "AU15", "AU17", "AU20", "AU23",
@@ -127,3 +128,8 @@ class LandmarkAUEstimator:
             "AU45": blink,
         }
         return {k: round(v, 4) for k, v in au.items()}
+
+
+# One tool, two estimators: this one and aus_pyfeat.py (`preprocess.aus.backend`); both
+# write the action units of `Features.face`.
+TOOL = ToolSpec(name="aus", phase="preprocess", section="preprocess.aus", fills=("face",), modality="face")

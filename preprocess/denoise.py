@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from emoforge.configs.preprocess import DenoiseConfig
+from emoforge.preprocess.tool import ToolSpec
 
 log = logging.getLogger(__name__)
 
@@ -116,3 +117,7 @@ class AudioCleaner:
         if peak * gain > _PEAK_CEILING and peak > 0:
             gain = _PEAK_CEILING / peak
         return (audio * np.float32(gain)).astype(np.float32, copy=False)
+
+
+# Feeds prosody (and ASR when asked) its cleaned audio; it fills no field of its own.
+TOOL = ToolSpec(name="denoise", phase="preprocess", section="preprocess.denoise", fills=(), modality=None)

@@ -3,31 +3,45 @@
 Recording-level work runs once per call: denoising, overlap/diarization and ASR (all speech
 segments decoded in one pass, then sliced). Segment-level work then runs per segment:
 transcript slice with speakers, prosody, faces -> geometry -> AUs, key frames and the
-evidence text. Each sub-stage failure becomes a typed ``Failure`` in ``Features.failures``
+evidence text. Each tool's failure becomes a typed ``Failure`` in ``Features.failures``
 and the others still run; ``extract`` does not raise for bad input or missing models.
+
+Tools are named by their specs (``preprocess/tool.py``). The recording-level ones, which
+feed each other, are wired here by hand; every other tool listed in ``preprocess/tools.py``
+with a ``build`` (key frames, and any new per-segment tool) runs after them, in list order.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from functools import partial
 from typing import Any, TypeVar
 
 import numpy as np
 
 from emoforge.configs.preprocess import PreprocessConfig
 from emoforge.configs.sampling import KeyframeConfig
+from emoforge.preprocess.asr import TOOL as ASR
 from emoforge.preprocess.asr import RecordingTranscript, SpeechTranscriber
+from emoforge.preprocess.aus_landmarks import TOOL as AUS
 from emoforge.preprocess.aus_landmarks import LandmarkAUEstimator
 from emoforge.preprocess.aus_pyfeat import PyFeatAUEstimator
+from emoforge.preprocess.denoise import TOOL as DENOISE
 from emoforge.preprocess.denoise import AudioCleaner
+from emoforge.preprocess.faces import TOOL as FACE
 from emoforge.preprocess.faces import FaceTracker
 from emoforge.preprocess.geometry import FaceGeometry
 from emoforge.preprocess.media import Media
 from emoforge.preprocess.models import ModelUnavailable
+from emoforge.preprocess.prosody import TOOL as PROSODY
 from emoforge.preprocess.prosody import ProsodyAnalyzer
+from emoforge.preprocess.speakers import TOOL as SPEAKERS
 from emoforge.preprocess.speakers import SpeakerAnalysis, SpeakerAnalyzer, clip_spans, label_words
+from emoforge.preprocess.timeline import TOOL as TIMELINE
 from emoforge.preprocess.timeline import EvidenceSummarizer
+from emoforge.preprocess.tool import SegmentTool, ToolSettings, ToolSpec
+from emoforge.preprocess.tools import TOOLS
 from emoforge.storage.records import (
     AUFrame,
     ErrorKind,
@@ -71,12 +85,11 @@ def word_windows(speech: list[Segment]) -> dict[str, tuple[float, float]]:
 
 
 class FeatureExtractor:
-    """Runs every stage-2 sub-stage; models load lazily on first use and once per instance."""
+    """Runs every tool of the preprocess phase; models load lazily on first use and once per instance."""
 
     def __init__(self, config: PreprocessConfig, keyframes: KeyframeConfig, ctx: RunContext) -> None:
-        from emoforge.preprocess.sampling.keyframes import KeyframeSelector
-
         self.config = config
+        self.settings = ToolSettings(preprocess=config, keyframes=keyframes)
         self.ctx = ctx
         self.cleaner = AudioCleaner(config.denoise)
         self.asr = SpeechTranscriber(config.asr)
@@ -89,8 +102,8 @@ class FeatureExtractor:
             self.aus = LandmarkAUEstimator(config.aus)
         elif config.aus.backend == "pyfeat":
             self.aus = PyFeatAUEstimator(config.aus)
-        self.keyframes = KeyframeSelector(keyframes)
         self.summarizer = EvidenceSummarizer()
+        self._built: dict[str, SegmentTool] = {}
 
     # ------------------------------------------------------------------ helpers
     def _run(self, stage: str, failures: list[Failure], fn: Callable[[], T]) -> T | None:
@@ -106,6 +119,23 @@ class FeatureExtractor:
     def _prov(self, stage: str, model: str | None) -> Provenance:
         return self.ctx.provenance(stage=stage, model=model)
 
+    def segment_tools(self) -> Iterator[tuple[ToolSpec, SegmentTool]]:
+        """The listed tools the extractor runs per segment by itself, each built on first use."""
+        for spec in TOOLS.values():
+            if spec.build is not None:
+                if spec.name not in self._built:
+                    self._built[spec.name] = spec.build(self.settings)
+                yield spec, self._built[spec.name]
+
+    @staticmethod
+    def _fill(
+        spec: ToolSpec, tool: SegmentTool, media: Media, seg: Segment, features: Features
+    ) -> dict[str, Any] | None:
+        got = tool.fill(media, seg, features)
+        if got is not None and not set(got) <= set(spec.fills):
+            raise ValueError(f"tool {spec.name} filled {sorted(set(got) - set(spec.fills))}, not in its spec's fills")
+        return got
+
     # ------------------------------------------------------------------ extract
     def extract(self, media: Media, segments: list[Segment]) -> list[Features]:
         """One ``Features`` per segment, in the order given."""
@@ -114,16 +144,16 @@ class FeatureExtractor:
         raw = media.audio if media.audio is not None and media.audio.size > 0 else None
         clean = None
         if raw is not None and speech and (self.config.prosody.enabled or self.config.asr.use_denoised):
-            clean = self._run("denoise", shared, lambda: self.cleaner.clean(raw, media.sample_rate))
+            clean = self._run(DENOISE.name, shared, lambda: self.cleaner.clean(raw, media.sample_rate))
         speakers: SpeakerAnalysis | None = None
         if raw is not None and speech:
-            speakers = self._run("speakers", shared, lambda: self.speakers.analyze(raw, media.sample_rate))
+            speakers = self._run(SPEAKERS.name, shared, lambda: self.speakers.analyze(raw, media.sample_rate))
         rt: RecordingTranscript | None = None
         asr_failures: list[Failure] = []
         if raw is not None and speech and self.config.asr.enabled:
             audio = clean if (self.config.asr.use_denoised and clean is not None) else raw
             spans = [Span(start_s=s.start_s, end_s=s.end_s) for s in speech]
-            rt = self._run("asr", asr_failures, lambda: self.asr.transcribe(audio, media.sample_rate, spans))
+            rt = self._run(ASR.name, asr_failures, lambda: self.asr.transcribe(audio, media.sample_rate, spans))
         windows = word_windows(speech)
         return [
             self._segment(media, seg, clean, speakers, rt, shared, asr_failures, windows.get(seg.id))
@@ -146,7 +176,7 @@ class FeatureExtractor:
         is_speech = seg.kind in _SPEECH_KINDS
         update: dict[str, Any] = {}
         if clean is not None:
-            prov.append(self._prov("denoise", self.cleaner.model_id))
+            prov.append(self._prov(DENOISE.name, self.cleaner.model_id))
         if is_speech and media.audio is None:
             failures.append(Failure(stage="audio", kind=ErrorKind.no_audio, message="recording has no audio"))
         if speakers is not None:
@@ -158,7 +188,7 @@ class FeatureExtractor:
                 diarization=speakers.backend,
             )
             model = speakers.overlap_model if speakers.backend == "unavailable" else speakers.backend
-            prov.append(self._prov("speakers", model))
+            prov.append(self._prov(SPEAKERS.name, model))
         if is_speech and self.config.asr.enabled and media.audio is not None:
             failures.extend(asr_failures)
             if rt is not None:
@@ -167,38 +197,37 @@ class FeatureExtractor:
                 if speakers is not None and speakers.turns:
                     tr = tr.model_copy(update={"words": label_words(tr.words, speakers.turns)})
                 if not tr.words:
-                    failures.append(Failure(stage="asr", kind=ErrorKind.no_speech, message="no words recognised"))
+                    failures.append(Failure(stage=ASR.name, kind=ErrorKind.no_speech, message="no words recognised"))
                 update["transcript"] = tr
-                prov.append(self._prov("asr", rt.model))
+                prov.append(self._prov(ASR.name, rt.model))
         if is_speech and self.config.prosody.enabled and clean is not None:
             words = update["transcript"].words if "transcript" in update else None
             audio = clean[int(seg.start_s * media.sample_rate) : int(seg.end_s * media.sample_rate)]
             pros = self._run(
-                "prosody", failures, lambda: self.prosody.analyze(audio, media.sample_rate, seg.start_s, words)
+                PROSODY.name, failures, lambda: self.prosody.analyze(audio, media.sample_rate, seg.start_s, words)
             )
             if pros is not None:
                 update["prosody"] = pros
-                prov.append(self._prov("prosody", self.prosody.model_id))
-        au_frames: list[AUFrame] = []
+                prov.append(self._prov(PROSODY.name, self.prosody.model_id))
         if self.config.face.enabled:
             if media.frames is None or not len(media.frames):
-                failures.append(Failure(stage="face", kind=ErrorKind.no_video, message="recording has no video"))
+                failures.append(Failure(stage=FACE.name, kind=ErrorKind.no_video, message="recording has no video"))
             else:
-                face = self._run("face", failures, lambda: self._face(media, seg, failures, prov))
+                face = self._run(FACE.name, failures, lambda: self._face(media, seg, failures, prov))
                 if face is not None:
                     update["face"] = face
-                    au_frames = face.au_frames
                     if face.frames_with_face == 0:
-                        failures.append(Failure(stage="face", kind=ErrorKind.no_face, message="no face in segment"))
-        frames = media.frames
-        if frames is not None and len(frames):
-            picked = self._run("keyframes", failures, lambda: self.keyframes.select(seg, frames, au_frames))
-            if picked is not None:
-                update["keyframes"], update["peak_t_s"] = picked
-                prov.append(self._prov("keyframes", None))
+                        failures.append(Failure(stage=FACE.name, kind=ErrorKind.no_face, message="no face in segment"))
+        features = Features(segment_id=seg.id, **update)
+        for spec, tool in self.segment_tools():
+            got = self._run(spec.name, failures, partial(self._fill, spec, tool, media, seg, features))
+            if got is not None:
+                update.update(got)
+                features = features.model_copy(update=got)
+                prov.append(self._prov(spec.name, tool.model_id))
         features = Features(segment_id=seg.id, failures=failures, provenance=prov, **update)
         evidence = self.summarizer.summarize(features)
-        prov.append(self._prov("timeline", None))
+        prov.append(self._prov(TIMELINE.name, None))
         return features.model_copy(update={"evidence": evidence, "provenance": prov})
 
     def _face(self, media: Media, seg: Segment, failures: list[Failure], prov: list[Provenance]) -> FaceObservation:
@@ -211,7 +240,7 @@ class FeatureExtractor:
             idx = idx[np.linspace(0, len(idx) - 1, cap).round().astype(int)]
         images = [(float(frames.times[i]), frames.frame(int(i))) for i in idx]
         tracked = self.faces.track(images)
-        prov.append(self._prov("face", self.faces.model_id))
+        prov.append(self._prov(FACE.name, self.faces.model_id))
         found = [(f.t_s, f.landmarks) for f in tracked if f.landmarks is not None]
         obs = FaceObservation(
             frames_sampled=len(tracked),
@@ -237,7 +266,7 @@ class FeatureExtractor:
                     "au_peak": {n: round(float(np.max([v.get(n, 0.0) for _, v in values])), 4) for n in names},
                 }
             )
-            prov.append(self._prov("aus", self.aus.model_id if self.aus is not None else None))
+            prov.append(self._prov(AUS.name, self.aus.model_id if self.aus is not None else None))
         return obs
 
     def _aus(
@@ -251,7 +280,7 @@ class FeatureExtractor:
             return list(zip(times, self.aus.estimate(descriptors), strict=True))
         if isinstance(self.aus, PyFeatAUEstimator):
             est = self.aus
-            got = self._run("aus", failures, lambda: est.estimate_images([img for _, img in images]))
+            got = self._run(AUS.name, failures, lambda: est.estimate_images([img for _, img in images]))
             if got is None:
                 return []
             return [(t, v) for (t, _), v in zip(images, got, strict=True) if v is not None]

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from emoforge.configs.preprocess import FaceConfig
+from emoforge.preprocess.tool import ToolSpec
 
 log = logging.getLogger(__name__)
 
@@ -167,3 +168,6 @@ def _score(track: _Track, n_frames: int, areas: list[float]) -> float:
     rel = [_size(p) ** 2 / areas[i] for i, p in track.points.items()]
     mouth = [np.linalg.norm(p[_UPPER_LIP, :2] - p[_LOWER_LIP, :2]) / max(_size(p), 1e-6) for p in track.points.values()]
     return (len(track.points) / max(n_frames, 1)) * float(np.mean(rel)) * (1 + 5 * float(np.std(mouth)))
+
+
+TOOL = ToolSpec(name="face", phase="preprocess", section="preprocess.face", fills=("face",), modality="face")

@@ -21,6 +21,7 @@ import logging
 import numpy as np
 
 from emoforge.configs.preprocess import ProsodyConfig
+from emoforge.preprocess.tool import ToolSpec
 from emoforge.storage.records import Prosody, ProsodyFrame, Word
 
 log = logging.getLogger(__name__)
@@ -138,3 +139,6 @@ class ProsodyAnalyzer:
                 )
             )
         return frames
+
+
+TOOL = ToolSpec(name="prosody", phase="preprocess", section="preprocess.prosody", fills=("prosody",), modality="voice")

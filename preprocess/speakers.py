@@ -20,6 +20,7 @@ from pydantic import Field
 
 from emoforge.configs.preprocess import DiarizationConfig
 from emoforge.configs.sampling import VadConfig
+from emoforge.preprocess.tool import ToolSpec
 from emoforge.storage.records import ErrorKind, Failure, Record, Span, Word
 from emoforge.storage.secrets import register_secret_env
 
@@ -116,3 +117,12 @@ class SpeakerAnalyzer:
             Span(start_s=round(turn.start, 3), end_s=round(turn.end, 3), label=str(label))
             for turn, _, label in annotation.itertracks(yield_label=True)
         ]
+
+
+TOOL = ToolSpec(
+    name="speakers",
+    phase="preprocess",
+    section="preprocess.diarization",
+    fills=("speaker_turns", "overlaps", "diarization"),
+    modality="voice",
+)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from emoforge.preprocess.tool import ToolSpec
 from emoforge.storage.records import AUFrame, Evidence, Features, ProsodyFrame, Word
 
 AU_ACTIVE = 0.25  # mean intensity from which an AU is worth naming
@@ -115,3 +116,7 @@ class EvidenceSummarizer:
         who = f"; speakers {', '.join(speakers)}" if speakers else ""
         lang = f"{t.language}" + (f", p={t.language_probability:.2f}" if t.language_probability is not None else "")
         return f'"{t.text}" ({lang}; {len(t.words)} words, timing {t.word_timing}{who})'
+
+
+# Runs last: it reads what every other tool filled.
+TOOL = ToolSpec(name="timeline", phase="preprocess", section=None, fills=("evidence",), modality=None)

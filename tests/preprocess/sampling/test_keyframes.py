@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from emoforge.configs.sampling import KeyframeConfig, SamplingConfig
+from emoforge.preprocess.keyframes import KeyframeSelector, peak_time
 from emoforge.preprocess.media import FrameStore, Media
-from emoforge.preprocess.sampling.keyframes import KeyframeSelector, peak_time
 from emoforge.preprocess.sampling.segmenter import Segmenter
 from emoforge.storage.records import AUFrame, Segment
 from tests.preprocess.sampling.conftest import MER_CUTS_S

@@ -17,16 +17,28 @@ from typing import Any
 import numpy as np
 
 from emoforge.configs.sampling import KeyframeConfig
-from emoforge.preprocess.media import FrameStore
-from emoforge.storage.records import AUFrame, KeyFrame, Segment
+from emoforge.preprocess.media import FrameStore, Media
+from emoforge.preprocess.tool import ToolSpec
+from emoforge.storage.records import AUFrame, Features, KeyFrame, Segment
 
 
 class KeyframeSelector:
     """Key frames of a segment from the shared FrameStore; OpenCV only, no model."""
 
+    model_id: str | None = None
+
     def __init__(self, config: KeyframeConfig) -> None:
         self.config = config
         self._orb: Any = None
+
+    def fill(self, media: Media, segment: Segment, features: Features) -> dict[str, Any] | None:
+        """Key frames and the peak time, the peak from the AUs the face tool found, if any."""
+        frames = media.frames
+        if frames is None or not len(frames):
+            return None
+        au_frames = features.face.au_frames if features.face is not None else []
+        keyframes, peak_t_s = self.select(segment, frames, au_frames)
+        return {"keyframes": keyframes, "peak_t_s": peak_t_s}
 
     def select(
         self, segment: Segment, frames: FrameStore, au_frames: list[AUFrame] | None = None
@@ -173,3 +185,15 @@ def peak_time(segment: Segment, au_frames: list[AUFrame], top_aus: int, active: 
     top = sorted(names, key=lambda n: (-counts[n], -means[n], n))[:top_aus]
     scores = [sum(f.values.get(n, 0.0) for n in top) for f in inside]
     return float(inside[int(np.argmax(scores))].t_s)
+
+
+# Runs in the preprocess phase (it needs the AUs of the face tool); its settings stay under
+# `sampling.keyframes`, where every existing config sets them.
+TOOL = ToolSpec(
+    name="keyframes",
+    phase="preprocess",
+    section="sampling.keyframes",
+    fills=("keyframes", "peak_t_s"),
+    modality="visual",
+    build=lambda settings: KeyframeSelector(settings.keyframes),
+)
