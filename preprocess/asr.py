@@ -284,4 +284,4 @@ def _join(language: str | None, words: list[str]) -> str:
     return ("" if language in _NO_SPACE_LANGS else " ").join(words)
 
 
-TOOL = ToolSpec(name="asr", phase="preprocess", section="preprocess.asr", fills=("transcript",), modality="text")
+TOOL = ToolSpec(name="asr", phase="preprocess", section="preprocess.asr", fills=("transcript",))

@@ -132,4 +132,4 @@ class LandmarkAUEstimator:
 
 # One tool, two estimators: this one and aus_pyfeat.py (`preprocess.aus.backend`); both
 # write the action units of `Features.face`.
-TOOL = ToolSpec(name="aus", phase="preprocess", section="preprocess.aus", fills=("face",), modality="face")
+TOOL = ToolSpec(name="aus", phase="preprocess", section="preprocess.aus", fills=("face",))

@@ -120,4 +120,4 @@ class AudioCleaner:
 
 
 # Feeds prosody (and ASR when asked) its cleaned audio; it fills no field of its own.
-TOOL = ToolSpec(name="denoise", phase="preprocess", section="preprocess.denoise", fills=(), modality=None)
+TOOL = ToolSpec(name="denoise", phase="preprocess", section="preprocess.denoise", fills=())

@@ -7,8 +7,9 @@ evidence text. Each tool's failure becomes a typed ``Failure`` in ``Features.fai
 and the others still run; ``extract`` does not raise for bad input or missing models.
 
 Tools are named by their specs (``preprocess/tool.py``). The recording-level ones, which
-feed each other, are wired here by hand; every other tool listed in ``preprocess/tools.py``
-with a ``build`` (key frames, and any new per-segment tool) runs after them, in list order.
+feed each other, are wired here by hand; every tool listed in ``preprocess/tools.py`` with
+a ``build`` (key frames, then the evidence timeline, which reads all the others) runs after
+them on each segment, in list order.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import numpy as np
 
 from emoforge.configs.preprocess import PreprocessConfig
 from emoforge.configs.sampling import KeyframeConfig
+from emoforge.preprocess import tools
 from emoforge.preprocess.asr import TOOL as ASR
 from emoforge.preprocess.asr import RecordingTranscript, SpeechTranscriber
 from emoforge.preprocess.aus_landmarks import TOOL as AUS
@@ -38,10 +40,7 @@ from emoforge.preprocess.prosody import TOOL as PROSODY
 from emoforge.preprocess.prosody import ProsodyAnalyzer
 from emoforge.preprocess.speakers import TOOL as SPEAKERS
 from emoforge.preprocess.speakers import SpeakerAnalysis, SpeakerAnalyzer, clip_spans, label_words
-from emoforge.preprocess.timeline import TOOL as TIMELINE
-from emoforge.preprocess.timeline import EvidenceSummarizer
 from emoforge.preprocess.tool import SegmentTool, ToolSettings, ToolSpec
-from emoforge.preprocess.tools import TOOLS
 from emoforge.storage.records import (
     AUFrame,
     ErrorKind,
@@ -58,6 +57,7 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 _SPEECH_KINDS = ("speech", "full")
+PHASE = "preprocess"  # the phase whose tools this runs
 
 
 def _kind_of(exc: Exception) -> ErrorKind:
@@ -102,7 +102,6 @@ class FeatureExtractor:
             self.aus = LandmarkAUEstimator(config.aus)
         elif config.aus.backend == "pyfeat":
             self.aus = PyFeatAUEstimator(config.aus)
-        self.summarizer = EvidenceSummarizer()
         self._built: dict[str, SegmentTool] = {}
 
     # ------------------------------------------------------------------ helpers
@@ -121,8 +120,8 @@ class FeatureExtractor:
 
     def segment_tools(self) -> Iterator[tuple[ToolSpec, SegmentTool]]:
         """The listed tools the extractor runs per segment by itself, each built on first use."""
-        for spec in TOOLS.values():
-            if spec.build is not None:
+        for spec in tools.TOOLS.values():
+            if spec.build is not None and spec.phase == PHASE:
                 if spec.name not in self._built:
                     self._built[spec.name] = spec.build(self.settings)
                 yield spec, self._built[spec.name]
@@ -225,10 +224,7 @@ class FeatureExtractor:
                 update.update(got)
                 features = features.model_copy(update=got)
                 prov.append(self._prov(spec.name, tool.model_id))
-        features = Features(segment_id=seg.id, failures=failures, provenance=prov, **update)
-        evidence = self.summarizer.summarize(features)
-        prov.append(self._prov(TIMELINE.name, None))
-        return features.model_copy(update={"evidence": evidence, "provenance": prov})
+        return Features(segment_id=seg.id, failures=failures, provenance=prov, **update)
 
     def _face(self, media: Media, seg: Segment, failures: list[Failure], prov: list[Provenance]) -> FaceObservation:
         frames = media.frames

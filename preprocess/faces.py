@@ -170,4 +170,4 @@ def _score(track: _Track, n_frames: int, areas: list[float]) -> float:
     return (len(track.points) / max(n_frames, 1)) * float(np.mean(rel)) * (1 + 5 * float(np.std(mouth)))
 
 
-TOOL = ToolSpec(name="face", phase="preprocess", section="preprocess.face", fills=("face",), modality="face")
+TOOL = ToolSpec(name="face", phase="preprocess", section="preprocess.face", fills=("face",))

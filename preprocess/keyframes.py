@@ -194,6 +194,5 @@ TOOL = ToolSpec(
     phase="preprocess",
     section="sampling.keyframes",
     fills=("keyframes", "peak_t_s"),
-    modality="visual",
     build=lambda settings: KeyframeSelector(settings.keyframes),
 )

@@ -141,4 +141,4 @@ class ProsodyAnalyzer:
         return frames
 
 
-TOOL = ToolSpec(name="prosody", phase="preprocess", section="preprocess.prosody", fills=("prosody",), modality="voice")
+TOOL = ToolSpec(name="prosody", phase="preprocess", section="preprocess.prosody", fills=("prosody",))

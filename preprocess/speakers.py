@@ -124,5 +124,4 @@ TOOL = ToolSpec(
     phase="preprocess",
     section="preprocess.diarization",
     fills=("speaker_turns", "overlaps", "diarization"),
-    modality="voice",
 )

@@ -8,10 +8,13 @@ that pass simple thresholds are stated, so an empty modality says so instead of 
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
+from emoforge.preprocess.media import Media
 from emoforge.preprocess.tool import ToolSpec
-from emoforge.storage.records import AUFrame, Evidence, Features, ProsodyFrame, Word
+from emoforge.storage.records import AUFrame, Evidence, Features, ProsodyFrame, Segment, Word
 
 AU_ACTIVE = 0.25  # mean intensity from which an AU is worth naming
 WORD_F0_DELTA_HZ = 20.0  # a word's F0 this far from the segment median is named
@@ -36,6 +39,11 @@ def co_peak(au_frames: list[AUFrame], names: list[str]) -> AUFrame | None:
 
 class EvidenceSummarizer:
     """Writes ``Features.evidence``: one short paragraph per modality."""
+
+    model_id: str | None = None
+
+    def fill(self, media: Media, segment: Segment, features: Features) -> dict[str, Any] | None:
+        return {"evidence": self.summarize(features)}
 
     def summarize(self, features: Features) -> Evidence:
         return Evidence(face=self._face(features), voice=self._voice(features), text=self._text(features))
@@ -118,5 +126,7 @@ class EvidenceSummarizer:
         return f'"{t.text}" ({lang}; {len(t.words)} words, timing {t.word_timing}{who})'
 
 
-# Runs last: it reads what every other tool filled.
-TOOL = ToolSpec(name="timeline", phase="preprocess", section=None, fills=("evidence",), modality=None)
+# Listed last: it reads what every other tool filled.
+TOOL = ToolSpec(
+    name="timeline", phase="preprocess", section=None, fills=("evidence",), build=lambda settings: EvidenceSummarizer()
+)

@@ -2,13 +2,14 @@
 
 A *tool* does one job inside a phase (ASR, prosody, key frames, ...). Its spec says the
 name its failures and provenance carry, the phase that runs it, the config section that
-sets it, and which ``Features`` fields it fills. ``preprocess/tools.py`` lists the specs,
-and the extractor, the evidence timeline and the prompt code read them from there.
+sets it, and which ``Features`` fields it fills. ``preprocess/tools.py`` lists the specs
+once; the extractor reads them from there. (The evidence timeline and the prompts read the
+``Features`` fields the tools fill, not the tools.)
 
 A tool that needs only the segment, the decoded media and what earlier tools filled gives
-its spec a ``build``: the extractor then runs it on every segment by itself, after the
-tools that share recording-level work (denoise, speakers, ASR, prosody, faces and AUs,
-which the extractor wires by hand because each feeds the next).
+its spec a ``build``: the extractor then runs it on every segment by itself, in list order,
+after the tools that share recording-level work (denoise, speakers, ASR, prosody, faces and
+AUs, which the extractor wires by hand because each feeds the next).
 """
 
 from __future__ import annotations
@@ -54,8 +55,6 @@ class ToolSpec:
         phase: the phase that runs it.
         section: its dotted config path (``preprocess.asr``), or None when it has no settings.
         fills: the ``Features`` fields it writes.
-        modality: the evidence modality its output feeds (``face``, ``voice``, ``text``,
-            ``visual``), or None.
         build: for a tool the extractor runs per segment by itself: makes it from the settings.
     """
 
@@ -63,7 +62,6 @@ class ToolSpec:
     phase: Literal["sampling", "preprocess"]
     section: str | None
     fills: tuple[str, ...]
-    modality: str | None = None
     build: Callable[[ToolSettings], SegmentTool] | None = None
 
     def __post_init__(self) -> None:

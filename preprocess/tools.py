@@ -2,7 +2,8 @@
 
 Each spec lives beside its tool (``TOOL`` in the tool's module, see ``preprocess/tool.py``);
 this is the one place that lists them. A tool whose spec has a ``build`` is run on every
-segment by the extractor in this order, after the recording-level tools.
+segment by the extractor in this order, after the recording-level tools; the timeline stays
+last, since it summarises what the others filled.
 """
 
 from __future__ import annotations

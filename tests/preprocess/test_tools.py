@@ -15,9 +15,9 @@ import pytest
 
 from emoforge.configs import PipelineConfig
 from emoforge.flows.annotate import annotate_corpus
+from emoforge.preprocess import tools
 from emoforge.preprocess.media import Media
 from emoforge.preprocess.tool import ToolSettings, ToolSpec
-from emoforge.preprocess.tools import TOOLS
 from emoforge.storage.records import Features, Segment
 from emoforge.storage.shards import read_rows
 
@@ -36,10 +36,17 @@ class NoopTool:
 NOOP = ToolSpec(name="noop", phase="preprocess", section=None, fills=(), build=lambda settings: NoopTool())
 
 
+def register(monkeypatch: pytest.MonkeyPatch, spec: ToolSpec) -> None:
+    """What the line in tools.py does: list the tool before the timeline, which reads them all."""
+    listed = dict(tools.TOOLS)
+    timeline = listed.pop("timeline")
+    monkeypatch.setattr(tools, "TOOLS", {**listed, spec.name: spec, timeline.name: timeline})
+
+
 def test_a_noop_tool_runs_in_the_pipeline_and_its_provenance_reaches_the_rows(
     tmp_path: Path, silent_video: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setitem(TOOLS, NOOP.name, NOOP)
+    register(monkeypatch, NOOP)
     monkeypatch.setattr(NoopTool, "seen", [])
     out = tmp_path / "corpus"
     annotate_corpus(inputs=[str(silent_video)], out=str(out), overrides={"run": {"workers": 1}})
@@ -65,7 +72,7 @@ def test_a_tool_that_fills_a_field_outside_its_spec_fails_as_a_row_not_a_crash(
             return {"peak_t_s": 0.0}
 
     spec = ToolSpec(name="overreach", phase="preprocess", section=None, fills=(), build=lambda s: Overreach())
-    monkeypatch.setitem(TOOLS, spec.name, spec)
+    register(monkeypatch, spec)
     out = tmp_path / "corpus"
     annotate_corpus(inputs=[str(silent_video)], out=str(out), overrides={"run": {"workers": 1}})
     rows = [r for r in read_rows(str(out)) if r.features is not None]
@@ -91,10 +98,10 @@ def _section(config: PipelineConfig, path: str) -> object:
 
 def test_every_listed_tool_names_a_config_section_that_exists_and_unique_names() -> None:
     config = PipelineConfig()
-    for name, spec in TOOLS.items():
+    for name, spec in tools.TOOLS.items():
         assert spec.name == name
         if spec.section is not None:
             assert _section(config, spec.section) is not None, spec.name
     settings = ToolSettings(preprocess=config.preprocess, keyframes=config.sampling.keyframes)
-    built = {name: spec.build(settings) for name, spec in TOOLS.items() if spec.build is not None}
-    assert set(built) == {"keyframes"}  # the one per-segment tool today; the rest are wired by the extractor
+    built = [name for name, spec in tools.TOOLS.items() if spec.build is not None and spec.build(settings)]
+    assert built == ["keyframes", "timeline"]  # per-segment tools today; the extractor wires the rest
