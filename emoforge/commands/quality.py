@@ -34,12 +34,6 @@ def _config(path: Path | None) -> Any:
         raise typer.Exit(2) from exc
 
 
-def _rows(corpus: str) -> list[Any]:
-    from emoforge.storage.shards import read_rows
-
-    return list(read_rows(corpus))
-
-
 def _fmt(x: float | None) -> str:
     return "n/a" if x is None else f"{x:.3f}"
 
@@ -50,21 +44,14 @@ def agreement(
     as_json: JsonOpt = False,
 ) -> None:
     """Inter-annotator agreement (alpha, kappa, Spearman; per pair, annotator, modality; vs humans)."""
-    from emoforge.quality.agreement import corpus_agreement
-    from emoforge.quality.review_priority import priority_deciles
-    from emoforge.storage.shards import update_manifest_stats
+    from emoforge.quality.corpus_stats import store_agreement
 
     corpus = corpus_root(corpus)
     cfg = _config(config)
     with writer_lock(corpus, "agreement"):
-        rows = _rows(corpus)
-        report = corpus_agreement(rows, human_review=cfg.release.review)
-        data = report.model_dump(mode="json")
-        update_manifest_stats(str(corpus), "agreement", data)
-        deciles = priority_deciles(rows, cfg.release.review)
-        update_manifest_stats(str(corpus), "review_priority", deciles.model_dump(mode="json"))
+        report, deciles = store_agreement(corpus, cfg.release.review)
     if as_json:
-        typer.echo(json.dumps(data, indent=2))
+        typer.echo(json.dumps(report.model_dump(mode="json"), indent=2))
         return
     typer.echo(
         f"{report.n_segments} segments, {report.n_annotations} valid annotations, agents: {', '.join(report.agents)}"
