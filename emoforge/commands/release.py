@@ -21,9 +21,12 @@ CorpusArg = Annotated[str, typer.Argument(help=CORPUS_HELP)]
 
 def _release_config(config: Path | None, overrides: dict[str, Any] | None = None) -> Any:
     from emoforge.configs import ConfigError, load_config
+    from emoforge.quality.aggregation import check_config
 
     try:
-        return load_config(config, {"release": overrides} if overrides else None)
+        loaded = load_config(config, {"release": overrides} if overrides else None)
+        check_config(loaded.aggregation)
+        return loaded
     except ConfigError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from exc
