@@ -18,10 +18,19 @@ from emoforge.quality.aggregation.soft import SoftVote
 from emoforge.quality.aggregation.spec import AggregatorSpec, Scope, Votes
 from emoforge.quality.aggregation.weighted import WeightedVote
 
+
+def _registry(*classes: type[Aggregator]) -> dict[str, type[Aggregator]]:
+    out: dict[str, type[Aggregator]] = {}
+    for cls in classes:
+        # A subclass inherits its parent's spec, name included: it must declare its own.
+        if "spec" not in vars(cls) or cls.spec.name in out:
+            raise TypeError(f"{cls.__name__} needs a spec of its own with a name no other aggregator has")
+        out[cls.spec.name] = cls
+    return out
+
+
 # Registering an aggregator is adding its class here.
-AGGREGATORS: dict[str, type[Aggregator]] = {
-    cls.spec.name: cls for cls in (MajorityVote, WeightedVote, SoftVote, PooledVote, DawidSkene, MACE)
-}
+AGGREGATORS = _registry(MajorityVote, WeightedVote, SoftVote, PooledVote, DawidSkene, MACE)
 
 
 def choices(scope: Scope) -> list[str]:
