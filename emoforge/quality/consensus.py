@@ -101,11 +101,11 @@ class ConsensusBuilder:
         needs_judge = self.aggregator.spec.votes.judged or any(self._discounted(a) for a in valid)
         complete = bool(valid) and (not needs_judge or all(v is not None for v in judged))
         chosen = self.aggregator if complete else MajorityVote
-        votes, method = chosen.spec.votes, chosen.spec.name
+        shape, method = chosen.spec.votes, chosen.spec.name
         weights = [max(v.s_final, self.config.min_weight) if v is not None else 1.0 for v in judged]
-        if votes is Votes.LABELS:
+        if shape is Votes.LABELS:
             weights = [1.0] * len(valid)
-        if valid and sum(weights) <= 0 and votes.judged:
+        if valid and sum(weights) <= 0 and shape.judged:
             # Every vote judged worthless: fall back to counting them. Confidences need no
             # fallback: a worthless vote is a uniform one, and ties go to given labels.
             weights = [1.0] * len(valid)
