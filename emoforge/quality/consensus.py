@@ -1,10 +1,10 @@
 """Per-segment consensus: one label with how much to trust it, and whether a human should look.
 
 ``ConsensusBuilder.build`` aggregates the valid annotations of one segment with the
-configured per-segment aggregator (``emoforge/quality/aggregation``), in the input shape it
-declares, adds the multi-label set, intensity and
-valence/arousal means, confidence, entropy and agreement, and flags the segment for review
-with typed reasons: ``too_few_valid``, ``low_confidence``, ``annotator_conflict``,
+configured per-segment aggregator (``emoforge/quality/aggregation``) fed the input shape it
+declares, adds the multi-label set, intensity and valence/arousal means, confidence,
+entropy and agreement, and flags the segment for review with typed reasons:
+``too_few_valid``, ``low_confidence``, ``annotator_conflict``,
 ``low_judge_score``, ``judge_failed``, ``modality_conflict`` (e.g. a smiling face with a
 sad voice: single-modality annotators whose valence points opposite ways) and ``off_domain``
 (the label rests only on trained recognizers that heard or saw something unlike their

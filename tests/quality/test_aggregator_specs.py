@@ -45,7 +45,11 @@ def test_a_name_outside_its_scope_is_a_config_error_naming_key_and_choices(
 def test_dawid_skene_reliability_is_the_prior_weighted_diagonal_of_its_confusion_matrices() -> None:
     """``accuracies_`` (its spec's reliability) is what the corpus manifest reported before."""
     df = pd.DataFrame(
-        [(t, w, lab) for t, labels in enumerate(["aab", "abb", "aaa", "bba", "aba"]) for w, lab in zip("xyz", labels)],
+        [
+            (t, w, lab)
+            for t, labels in enumerate(["aab", "abb", "aaa", "bba", "aba"])
+            for w, lab in zip("xyz", labels, strict=True)
+        ],
         columns=["task", "worker", "label"],
     )
     model = DawidSkene().fit(df)

@@ -1,9 +1,9 @@
 """Corpus-level aggregation (``emoforge aggregate``): every configured aggregator over all rows.
 
 Aggregators that learn each annotator's reliability (Dawid-Skene, MACE) need the whole
-corpus, so they run here rather than per segment. The result is one ``AggregatedLabel`` per (segment,
-method), stored as a sidecar Parquet file next to the shards (explicit schema below), and
-per-method statistics for the corpus manifest: how often each method agrees with the
+corpus, so they run here rather than per segment. The result is one ``AggregatedLabel`` per
+(segment, method), stored as a sidecar Parquet file next to the shards (explicit schema
+below), and per-method statistics for the corpus manifest: how often each method agrees with the
 stored consensus and with majority vote, and what it learnt about every annotator.
 """
 
