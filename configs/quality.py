@@ -123,12 +123,14 @@ class ReviewFlagsConfig(Section):
 
 
 class AggregationConfig(Section):
-    method: Literal["pooled", "majority", "weighted", "soft"] = Field(
+    # The two aggregator keys take plain names: the aggregators declare themselves in
+    # emoforge/quality/aggregation (above this layer), whose check_config rejects a wrong one.
+    method: str = Field(
         "pooled",
-        description="Per-segment aggregator: pooled = product of the agents' calibrated votes (each its "
-        "confidence on its label, the rest uniform; emoforge/quality/aggregation/pooled.py); soft = judge-weighted "
-        "mixture of the same votes; weighted = judge-weighted vote count. Corpus-level aggregators run in "
-        "`emoforge aggregate`.",
+        description="Per-segment aggregator: the name of one that runs per segment (each in "
+        "emoforge/quality/aggregation declares where it runs). The default, pooled, is the product of the "
+        "agents' calibrated votes (each its confidence on its label, the rest uniform; "
+        "emoforge/quality/aggregation/pooled.py). Corpus-level aggregators run in `emoforge aggregate`.",
     )
     judge_discount: Literal["uncalibrated", "all", "none"] = Field(
         "uncalibrated",
@@ -151,8 +153,10 @@ class AggregationConfig(Section):
         "fits them on human-labelled segments and prints the YAML to paste here.",
     )
     missing_confidence: float = Field(0.5, ge=0, le=1, description="Confidence of a vote whose annotator stated none.")
-    corpus_methods: list[Literal["majority", "weighted", "dawid_skene", "mace"]] = Field(
-        ["majority", "weighted", "dawid_skene", "mace"], description="Aggregators `emoforge aggregate` runs."
+    corpus_methods: list[str] = Field(
+        ["majority", "weighted", "dawid_skene", "mace"],
+        description="Aggregators `emoforge aggregate` runs: names of ones that run per corpus. The default is a "
+        "choice, not the registry: a new corpus aggregator runs once named here.",
     )
     min_label_share: float = Field(
         0.34, ge=0, le=1, description="A label joins the multi-label set at this share of (weighted) votes."

@@ -57,11 +57,13 @@ def compact(
 ) -> None:
     """Merge small shards and drop superseded row copies (each row id once), atomically."""
     from emoforge.configs import load_config
+    from emoforge.quality.aggregation import check_config
     from emoforge.storage.compaction import compact as compact_corpus
     from emoforge.storage.lock import CorpusLocked
 
     corpus = corpus_root(corpus)
     cfg = load_config(config)
+    check_config(cfg.aggregation)
     try:
         report = compact_corpus(
             corpus,

@@ -1,7 +1,7 @@
 """`emoforge agreement DIR` and `emoforge aggregate DIR`.
 
-Commands parse arguments, call ``emoforge.agents`` (agreement, aggregation, calibration),
-print, and store the results in the corpus manifest; no statistics are computed here.
+Commands parse arguments, call the workflows in ``emoforge.quality`` under the corpus lock,
+and print what they stored in the corpus manifest; no statistics are computed here.
 """
 
 from __future__ import annotations
@@ -23,26 +23,15 @@ CorpusArg = Annotated[str, typer.Argument(help=CORPUS_HELP)]
 
 def _config(path: Path | None) -> Any:
     from emoforge.configs import ConfigError, load_config
+    from emoforge.quality.aggregation import check_config
 
     try:
-        return load_config(path)
+        config = load_config(path)
+        check_config(config.aggregation)
+        return config
     except ConfigError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from exc
-
-
-def _rows(corpus: str) -> list[Any]:
-    from emoforge.storage.shards import read_rows
-
-    return list(read_rows(corpus))
-
-
-def _ctx(cfg: Any) -> Any:
-    import emoforge
-    from emoforge.configs import config_hash
-    from emoforge.storage.records import RunContext
-
-    return RunContext(run_id="aggregate", config_hash=config_hash(cfg), emoforge_version=emoforge.__version__)
 
 
 def _fmt(x: float | None) -> str:
@@ -55,21 +44,14 @@ def agreement(
     as_json: JsonOpt = False,
 ) -> None:
     """Inter-annotator agreement (alpha, kappa, Spearman; per pair, annotator, modality; vs humans)."""
-    from emoforge.quality.agreement import corpus_agreement
-    from emoforge.quality.review_priority import priority_deciles
-    from emoforge.storage.shards import update_manifest_stats
+    from emoforge.quality.corpus_stats import store_agreement
 
     corpus = corpus_root(corpus)
     cfg = _config(config)
     with writer_lock(corpus, "agreement"):
-        rows = _rows(corpus)
-        report = corpus_agreement(rows, human_review=cfg.release.review)
-        data = report.model_dump(mode="json")
-        update_manifest_stats(str(corpus), "agreement", data)
-        deciles = priority_deciles(rows, cfg.release.review)
-        update_manifest_stats(str(corpus), "review_priority", deciles.model_dump(mode="json"))
+        report, deciles = store_agreement(corpus, cfg.release.review)
     if as_json:
-        typer.echo(json.dumps(data, indent=2))
+        typer.echo(json.dumps(report.model_dump(mode="json"), indent=2))
         return
     typer.echo(
         f"{report.n_segments} segments, {report.n_annotations} valid annotations, agents: {', '.join(report.agents)}"
@@ -120,51 +102,22 @@ def aggregate(
     ] = 30,
     as_json: JsonOpt = False,
 ) -> None:
-    """Corpus-level aggregation (majority, judge-weighted, Dawid-Skene, MACE), the pooled vote
+    """Corpus-level aggregation (every aggregator in aggregation.corpus_methods), the pooled vote
     refitted on human labels, and judge calibration."""
-    import fsspec
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
     from emoforge.agents.recognizers.base import vote_priors
-    from emoforge.quality.aggregation.corpus import SIDECAR, CorpusAggregator
-    from emoforge.quality.aggregation.pool_fit import PoolRefitter
-    from emoforge.quality.calibration import calibration_report, references_from_rows
-    from emoforge.quality.label_quality import corpus_label_quality, write_corpus_scores
-    from emoforge.storage.shards import update_manifest_stats, write_atomic
+    from emoforge.quality.aggregate import aggregate_corpus
+    from emoforge.quality.aggregation.corpus import SIDECAR
 
     corpus = corpus_root(corpus)
     cfg = _config(config)
+    refs = _references(references)
     with writer_lock(corpus, "aggregate"):
-        rows = _rows(corpus)
-        result = CorpusAggregator(cfg.aggregation, judge=judge).run(rows)
-        refs = _references(references)
-        pool_fit, refitted = PoolRefitter(
-            cfg.aggregation, _ctx(cfg), cfg.agents.taxonomy.labels, vote_priors(cfg.agents), min_labelled=min_labelled
-        ).run(rows, refs if refs is not None else references_from_rows(rows))
-        result = result.model_copy(update={"labels": [*result.labels, *refitted]})
-        fs, base = fsspec.core.url_to_fs(str(corpus))
-        sink = pa.BufferOutputStream()
-        pq.write_table(result.to_table(), sink, compression="zstd")
-        # Temp name and rename: a planted aggregation.parquet link is replaced, not written through.
-        write_atomic(fs, f"{base.rstrip('/')}/{SIDECAR}", sink.getvalue().to_pybytes())
-        stats: dict[str, Any] = {m: s.model_dump(mode="json") for m, s in result.stats.items()}
-        stats["sidecar"] = SIDECAR
-        update_manifest_stats(str(corpus), "aggregation", stats)
-        update_manifest_stats(str(corpus), "pool_fit", pool_fit.model_dump(mode="json"))
-        quality = corpus_label_quality(rows, cfg.aggregation, cfg.agents.taxonomy.labels)
-        rescored = write_corpus_scores(str(corpus), rows, quality, cfg.storage)
-        label_quality = quality.model_dump(mode="json", exclude={"scores"}) | {
-            "rows_scored": len(quality.scores),
-            "rows_rewritten": rescored,
-        }
-        update_manifest_stats(str(corpus), "label_quality", label_quality)
-        calibration = calibration_report(rows, refs, cfg.aggregation.corpus_methods, judge)
-        if calibration.n_labelled_segments:
-            update_manifest_stats(str(corpus), "calibration", calibration.model_dump(mode="json"))
+        done = aggregate_corpus(corpus, cfg, vote_priors(cfg.agents), judge, refs, min_labelled)
+    result, quality, label_quality = done.aggregation, done.quality, done.label_quality
+    calibration, pool_fit = done.calibration, done.pool_fit
     if as_json:
         payload = {
-            "aggregation": stats,
+            "aggregation": done.stats,
             "calibration": calibration.model_dump(mode="json"),
             "label_quality": label_quality,
         }
@@ -180,7 +133,8 @@ def aggregate(
         weights = ", ".join(f"{k}={v:.2f}" for k, v in quality.annotator_weights.items())
         typer.echo(
             f"label quality ({quality.scores[next(iter(quality.scores))].method}) refitted on the corpus: "
-            f"{len(quality.scores)} rows scored, {rescored} rewritten; annotator weights {weights}"
+            f"{len(quality.scores)} rows scored, {label_quality['rows_rewritten']} rewritten; "
+            f"annotator weights {weights}"
         )
     else:
         typer.echo(f"label quality not refitted on the corpus ({quality.skipped}); rows keep their phase-5 scores")

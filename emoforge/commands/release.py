@@ -1,6 +1,7 @@
 """`emoforge review export|import`, `emoforge export`, `emoforge evaluate`, `emoforge report`.
 
-Commands parse arguments, call the storage/agents classes, and print; no logic lives here.
+Commands parse arguments, call the workflows in ``emoforge.release`` and ``emoforge.review``,
+and print; no logic lives here.
 """
 
 from __future__ import annotations
@@ -20,9 +21,12 @@ CorpusArg = Annotated[str, typer.Argument(help=CORPUS_HELP)]
 
 def _release_config(config: Path | None, overrides: dict[str, Any] | None = None) -> Any:
     from emoforge.configs import ConfigError, load_config
+    from emoforge.quality.aggregation import check_config
 
     try:
-        return load_config(config, {"release": overrides} if overrides else None)
+        loaded = load_config(config, {"release": overrides} if overrides else None)
+        check_config(loaded.aggregation)
+        return loaded
     except ConfigError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from exc
@@ -101,11 +105,9 @@ def review_import(
     config: ConfigOpt = None,
 ) -> None:
     """Attach human labels from a Label Studio export and recompute human agreement."""
-    from emoforge.quality.human_agreement import human_agreement
-    from emoforge.quality.review_priority import priority_deciles
+    from emoforge.quality.corpus_stats import store_human_agreement
     from emoforge.review.importer import ReviewImporter
     from emoforge.review.parser import load_export, task_file_reason
-    from emoforge.storage.shards import read_rows, update_manifest_stats
 
     corpus = corpus_root(corpus)
     reason = task_file_reason(load_export(export_file)[0])
@@ -114,12 +116,8 @@ def review_import(
         raise typer.Exit(2)
     cfg = _release_config(config)
     with writer_lock(corpus, "review import"):
-        report = ReviewImporter(cfg.release.review, cfg.storage).run(str(corpus), export_file)
-        rows = list(read_rows(str(corpus)))
-        agreement = human_agreement(rows, cfg.release.review)
-        update_manifest_stats(str(corpus), "human_agreement", agreement.model_dump(mode="json"))
-        deciles = priority_deciles(rows, cfg.release.review)
-        update_manifest_stats(str(corpus), "review_priority", deciles.model_dump(mode="json"))
+        report = ReviewImporter(cfg.release.review, cfg.storage).run(corpus, export_file)
+        agreement, deciles = store_human_agreement(corpus, cfg.release.review)
     typer.echo(
         f"{report.imported} human labels imported into {report.rows_updated} rows "
         f"({report.already_present} already present) from {report.tasks} tasks"
@@ -176,9 +174,8 @@ def export(
     datasheet; each row's media is copied, linked, left out (features only) or the row withheld
     as release.policy says for its consent and licence. Hidden test answers go to a separate
     folder that is not part of the release."""
-    from emoforge.release.pseudonyms import corpus_salt
-    from emoforge.release.writer import ReleaseError, ReleaseWriter
-    from emoforge.storage.shards import read_manifest, read_rows, verify
+    from emoforge.release.export import export_corpus
+    from emoforge.release.writer import ReleaseError
 
     overrides: dict[str, Any] = {}
     if seed is not None:
@@ -193,21 +190,14 @@ def export(
         overrides["hidden_ids"] = hidden_ids  # validated by the config: a wrong value is one line, exit 2
     corpus = corpus_root(corpus)
     cfg = _release_config(config, overrides).release
-    for problem in verify(str(corpus)):  # its rows are left out: say so before publishing
-        typer.echo(f"warning: corpus integrity: {problem}", err=True)
     try:
-        salt = corpus_salt(str(corpus)) if cfg.policy.speakers == "hash" else None
-    except (OSError, ValueError) as exc:  # a read-only corpus, or a salt file someone edited
-        typer.echo(f"error: {corpus}: cannot read or make its speaker salt: {exc}", err=True)
-        raise typer.Exit(2) from exc
-    try:
-        summary = ReleaseWriter(cfg).write(
-            list(read_rows(str(corpus))),
+        summary = export_corpus(
+            corpus,
             out,
-            read_manifest(str(corpus)),
+            cfg,
+            warn=lambda line: typer.echo(f"warning: {line}", err=True),
             answers_out=answers_out,
             allow_unknown=allow_unknown,
-            salt=salt,
         )
     except ReleaseError as exc:
         typer.echo(f"error: {exc}", err=True)
@@ -264,6 +254,7 @@ def evaluate(
 ) -> None:
     """Accuracy, F1, set F1, ROUGE-L/BLEU of rationales, evidence coverage and faithfulness."""
     from emoforge.release.evaluate import Evaluator, load_answers, load_items
+    from emoforge.release.reask import measure_faithfulness, stored_config, with_budget
 
     try:
         items, gold = load_items(predictions), load_answers(answers)
@@ -281,67 +272,18 @@ def evaluate(
         root = corpus_root(corpus)
         # Only the answer rows: the other predicted rows' labels are public, and each costs calls.
         answered = {rid: item for rid, item in items.items() if rid in gold}
-        cfg = _evaluate_config(root, config, trust_corpus_config, budget_usd)
-        report = report.with_measured(_measure_faithfulness(root, agent, cfg, include_paid, answered))
+        try:
+            cfg = _release_config(config) if config is not None else stored_config(root, trust_corpus_config)
+            measured = measure_faithfulness(root, agent, with_budget(cfg, budget_usd), include_paid, answered)
+        except ValueError as exc:  # ReaskRefused among them
+            typer.echo(str(exc), err=True)
+            raise typer.Exit(2) from exc
+        report = report.with_measured(measured)
     if json_out:
         from emoforge.storage.safe_files import write_text
 
         write_text(json_out, report.model_dump_json(indent=2))
     typer.echo(report.model_dump_json(indent=2) if as_json else report.table())
-
-
-def _evaluate_config(corpus: str, config: Path | None, trust_corpus_config: bool, budget_usd: float | None) -> Any:
-    """The config whose jury is re-asked: ``--config``, else the corpus's stored one, which may
-    not name a server or key variable unless trusted (a corpus's author chose them)."""
-    from emoforge.configs import ConfigError, PipelineConfig
-    from emoforge.storage.shards import read_manifest
-
-    if config is not None:
-        cfg = _release_config(config)
-    else:
-        runs = read_manifest(str(corpus)).get("runs") or []
-        stored = next((r.get("config") for r in reversed(runs) if r.get("config")), None)
-        if not stored:
-            typer.echo(f"{corpus}: no run config in the manifest; pass --config", err=True)
-            raise typer.Exit(2)
-        try:
-            cfg = PipelineConfig.model_validate(stored)
-        except (ValueError, ConfigError) as exc:
-            typer.echo(
-                f"{corpus}: the stored run config does not load ({str(exc).splitlines()[0]}); pass --config", err=True
-            )
-            raise typer.Exit(2) from exc
-        named = [a.name for a in cfg.agents.jury if a.enabled and (a.base_url or a.api_key_env)]
-        if named and not trust_corpus_config:
-            typer.echo(
-                f"{corpus}: its stored config names a server or API key variable for {', '.join(named)}; "
-                "pass your own --config (or --trust-corpus-config for a corpus you made)",
-                err=True,
-            )
-            raise typer.Exit(2)
-        if not trust_corpus_config and cfg.agents.cache.path:
-            # Nor where the re-asks' answers are written: they stay in the corpus's own cache.
-            cache = cfg.agents.cache.model_copy(update={"path": None})
-            cfg = cfg.model_copy(update={"agents": cfg.agents.model_copy(update={"cache": cache})})
-    if budget_usd is not None:
-        cfg = cfg.model_copy(update={"agents": cfg.agents.model_copy(update={"budget_usd": budget_usd})})
-    return cfg
-
-
-def _measure_faithfulness(
-    corpus: str, agent: str, cfg: Any, include_paid: bool, items: dict[str, dict[str, Any]]
-) -> Any:
-    from emoforge.flows.incremental import response_cache_dir
-    from emoforge.release.faithfulness import FaithfulnessEvaluator
-    from emoforge.storage.shards import read_rows
-
-    try:
-        cache = Path(response_cache_dir(str(corpus), cfg.agents.cache.path))
-        measured, _ = FaithfulnessEvaluator(cfg, agent, include_paid, cache).run(read_rows(str(corpus)), items)
-    except ValueError as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(2) from exc
-    return measured
 
 
 def report(

@@ -1,8 +1,12 @@
 """Label quality, apart from the annotators (crowd-kit's ``aggregation/`` beside ``metrics/``).
 
 - ``consensus``: one segment's votes -> its label, confidence and review flags (phase 5).
-- ``aggregation/``: corpus-level aggregators in crowd-kit's shape (``fit`` / ``predict`` /
-  ``predict_proba``), and the pooled vote's weight fitting.
+- ``aggregation/``: the aggregators in crowd-kit's shape (``fit`` / ``predict`` /
+  ``predict_proba``), each declaring its ``spec``, registered in ``AGGREGATORS``; the
+  corpus-level run, and the pooled vote's weight fitting.
+- ``aggregate``, ``corpus_stats``: the corpus workflows of ``emoforge aggregate``,
+  ``emoforge agreement`` and ``emoforge review import``, which store their results in the
+  corpus manifest.
 - ``stats``: Krippendorff's alpha, Cohen's kappa, Spearman, ICC; ``agreement`` applies them
   to a corpus's annotations, ``human_agreement`` to machine vs human labels.
 - ``calibration``: expected calibration error and reliability bins against human labels.

@@ -107,11 +107,12 @@ def references_from_rows(rows: Sequence[SegmentRow]) -> dict[str, str]:
 def calibration_report(
     rows: Iterable[SegmentRow],
     references: Mapping[str, str] | None = None,
-    methods: Sequence[str] = ("majority", "weighted", "dawid_skene", "mace"),
+    methods: Sequence[str] | None = None,
     judge: str | None = None,
 ) -> CalibrationReport:
-    """See the module docstring. ``judge`` picks one judge's verdicts when rows carry several."""
-    from emoforge.quality.aggregation import AGGREGATORS
+    """See the module docstring. ``methods``: corpus aggregators to score (default: every
+    registered one); ``judge`` picks one judge's verdicts when rows carry several."""
+    from emoforge.quality.aggregation import Scope, aggregator, choices
     from emoforge.quality.aggregation.base import votes_frame
 
     all_rows = [r for r in rows if r.segment is not None]
@@ -158,14 +159,13 @@ def calibration_report(
         consensus_conf.append(row.consensus.confidence if row.consensus is not None else 0.0)
     accuracy: dict[str, float | None] = {"consensus": _mean(consensus_hits)}
     frame = votes_frame(all_rows, judge)
-    for method in methods:
-        data = frame
-        if method == "weighted":
-            data = frame.assign(weight=frame["weight"].fillna(0.0))
+    for method in choices(Scope.CORPUS) if methods is None else methods:
+        cls = aggregator(method, Scope.CORPUS)
+        data = cls.spec.corpus_votes(frame)
         if data.empty:
             accuracy[method] = None
             continue
-        predicted = AGGREGATORS[method]().fit(data).predict()
+        predicted = cls().fit(data).predict()
         accuracy[method] = _mean([predicted.get(sid) == refs[sid] for sid, _ in labelled])
     agent_acc = {agent: _mean(h) for agent, h in sorted(hits.items())}
     ranked = [a for a in agent_acc if agent_acc[a] is not None]

@@ -1,9 +1,10 @@
 """Per-segment consensus: one label with how much to trust it, and whether a human should look.
 
-``ConsensusBuilder.build`` aggregates the valid annotations of one segment with a majority
-or judge-weighted vote (``emoforge/quality/aggregation``), adds the multi-label set, intensity and
-valence/arousal means, confidence, entropy and agreement, and flags the segment for review
-with typed reasons: ``too_few_valid``, ``low_confidence``, ``annotator_conflict``,
+``ConsensusBuilder.build`` aggregates the valid annotations of one segment with the
+configured per-segment aggregator (``emoforge/quality/aggregation``) fed the input shape it
+declares, adds the multi-label set, intensity and valence/arousal means, confidence,
+entropy and agreement, and flags the segment for review with typed reasons:
+``too_few_valid``, ``low_confidence``, ``annotator_conflict``,
 ``low_judge_score``, ``judge_failed``, ``modality_conflict`` (e.g. a smiling face with a
 sad voice: single-modality annotators whose valence points opposite ways) and ``off_domain``
 (the label rests only on trained recognizers that heard or saw something unlike their
@@ -20,6 +21,7 @@ from collections.abc import Mapping
 from emoforge.configs.agents import MODEL_BACKENDS, TaxonomyConfig
 from emoforge.configs.emotions import DEFAULT_LABELS, LABEL_VALENCE
 from emoforge.configs.quality import AggregationConfig
+from emoforge.quality.aggregation import Aggregator, MajorityVote, PooledVote, Scope, Votes, aggregator
 from emoforge.quality.label_quality import segment_label_quality
 from emoforge.storage.records import Annotation, Consensus, Features, RunContext, Segment, Status, Verdict
 
@@ -78,6 +80,7 @@ class ConsensusBuilder:
     ) -> None:
         self.config = config
         self.ctx = ctx
+        self.aggregator = aggregator(config.method, Scope.SEGMENT)
         # Agent name -> the label distribution it was trained on (agents.recognizers.vote_priors).
         self.priors = dict(priors or {})
         # K of the pooled vote: a vote's leftover mass is spread over the whole taxonomy.
@@ -94,23 +97,24 @@ class ConsensusBuilder:
         valid = [a for a in annotations if a.status == Status.ok and a.primary_label]
         by_annotation = {v.annotation_id: v for v in verdicts}
         judged = [by_annotation.get(a.id) for a in valid]
-        # The weighted vote needs a verdict for every vote; otherwise say honestly it was a plain vote.
-        needs_judge = self.config.method in ("weighted", "soft") or any(self._discounted(a) for a in valid)
+        # A vote the judge weighs needs a verdict for every vote; otherwise say honestly it was a plain vote.
+        needs_judge = self.aggregator.spec.votes.judged or any(self._discounted(a) for a in valid)
         complete = bool(valid) and (not needs_judge or all(v is not None for v in judged))
-        method = self.config.method if complete else "majority"
+        chosen = self.aggregator if complete else MajorityVote
+        shape, method = chosen.spec.votes, chosen.spec.name
         weights = [max(v.s_final, self.config.min_weight) if v is not None else 1.0 for v in judged]
-        if method == "majority":
+        if shape is Votes.LABELS:
             weights = [1.0] * len(valid)
-        if valid and sum(weights) <= 0 and method != "pooled":
-            # Every vote judged worthless: fall back to counting them. The pooled vote needs
-            # no fallback: a worthless vote is a uniform one, and ties go to given labels.
+        if valid and sum(weights) <= 0 and shape.judged:
+            # Every vote judged worthless: fall back to counting them. Confidences need no
+            # fallback: a worthless vote is a uniform one, and ties go to given labels.
             weights = [1.0] * len(valid)
         reasons: list[str] = []
         if len(valid) < review.min_valid_annotations:
             reasons.append(
                 f"too_few_valid: {len(valid)} of {len(annotations)} annotations < {review.min_valid_annotations}"
             )
-        distribution = self._distribution(segment, valid, weights, method)
+        distribution = self._distribution(segment, valid, weights, chosen)
         # Ties (e.g. every vote at zero confidence) go to the label with the most votes behind
         # it, so a flat distribution never elects a label nobody gave.
         support = {k: sum(w for a, w in zip(valid, weights, strict=True) if a.primary_label == k) for k in distribution}
@@ -162,13 +166,11 @@ class ConsensusBuilder:
         )
 
     def _distribution(
-        self, segment: Segment, valid: list[Annotation], weights: list[float], method: str
+        self, segment: Segment, valid: list[Annotation], weights: list[float], chosen: type[Aggregator]
     ) -> dict[str, float]:
         if not valid:
             return {}
         import pandas as pd
-
-        from emoforge.quality.aggregation import Aggregator, MajorityVote, PooledVote, SoftVote, WeightedVote
 
         df = pd.DataFrame(
             {
@@ -178,13 +180,9 @@ class ConsensusBuilder:
                 "weight": weights,
             }
         )
-        model: Aggregator
-        if method == "pooled":
+        if chosen.spec.votes is Votes.CONFIDENCES:
             df = df.assign(confidence=[self.vote_confidence(a, w) for a, w in zip(valid, weights, strict=True)])
-            model = PooledVote(
-                self.labels, self.priors, self.config.pool_weights, reference=self.config.reference_prior
-            )
-        elif method == "soft":
+        elif chosen.spec.votes is Votes.JUDGED_DISTRIBUTIONS:
             df = pd.DataFrame(
                 [
                     {"task": segment.id, "worker": a.agent, "label": label, "prob": p, "weight": w}
@@ -192,9 +190,7 @@ class ConsensusBuilder:
                     for label, p in self._read_vote(a).items()
                 ]
             )
-            model = SoftVote()
-        else:
-            model = WeightedVote() if method == "weighted" else MajorityVote()
+        model = chosen.for_segments(self.config, self.labels, self.priors)
         row = model.fit(df).predict_proba().loc[segment.id]
         return {str(label): float(p) for label, p in row.items() if p > 0}
 
@@ -206,8 +202,6 @@ class ConsensusBuilder:
         as in the pooled vote (without it the soft vote scored 0.522 on RAVDESS)."""
         import numpy as np
         import pandas as pd
-
-        from emoforge.quality.aggregation import PooledVote
 
         confidence = self.vote_confidence(annotation, 1.0)
         if annotation.agent not in self.priors:

@@ -9,13 +9,15 @@ transductive, so ``predict(df)`` fits on ``df`` first (crowd-kit's ``fit_predict
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 from numpy.typing import NDArray
 
+from emoforge.configs.quality import AggregationConfig
+from emoforge.quality.aggregation.spec import AggregatorSpec
 from emoforge.storage.records import SegmentRow, Status
 
 if TYPE_CHECKING:
@@ -78,10 +80,20 @@ def most_probable(probas: pd.DataFrame) -> pd.Series:
 
 
 class Aggregator:
-    """Base: subclasses implement ``fit`` and set ``probas_`` and ``labels_``."""
+    """Base: subclasses declare ``spec``, implement ``fit`` and set ``probas_`` and ``labels_``."""
 
+    spec: ClassVar[AggregatorSpec]
     probas_: pd.DataFrame
     labels_: pd.Series
+    n_iter_: int | None = None  # iterations run, for those fitted iteratively
+
+    @classmethod
+    def for_segments(
+        cls, config: AggregationConfig, labels: Sequence[str], priors: Mapping[str, Mapping[str, float]]
+    ) -> Aggregator:
+        """The instance phase 5 runs on each segment: an aggregator with settings reads them
+        from ``config``, the taxonomy's ``labels`` and the agents' output ``priors`` here."""
+        return cls()
 
     def fit(self, df: pd.DataFrame) -> Aggregator:  # pragma: no cover - abstract
         raise NotImplementedError

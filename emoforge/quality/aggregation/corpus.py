@@ -1,9 +1,9 @@
 """Corpus-level aggregation (``emoforge aggregate``): every configured aggregator over all rows.
 
-Dawid-Skene and MACE need the whole corpus to learn each annotator's reliability, so they
-run here rather than per segment. The result is one ``AggregatedLabel`` per (segment,
-method), stored as a sidecar Parquet file next to the shards (explicit schema below), and
-per-method statistics for the corpus manifest: how often each method agrees with the
+Aggregators that learn each annotator's reliability (Dawid-Skene, MACE) need the whole
+corpus, so they run here rather than per segment. The result is one ``AggregatedLabel`` per
+(segment, method), stored as a sidecar Parquet file next to the shards (explicit schema
+below), and per-method statistics for the corpus manifest: how often each method agrees with the
 stored consensus and with majority vote, and what it learnt about every annotator.
 """
 
@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from pydantic import Field
 
 from emoforge.configs.quality import AggregationConfig
+from emoforge.quality.aggregation import MajorityVote, Scope, aggregator
 from emoforge.storage.records import Record, SegmentRow
 
 if TYPE_CHECKING:
@@ -25,7 +26,7 @@ SIDECAR = "aggregation.parquet"
 
 class AggregatedLabel(Record):
     segment_id: str = Field(description="Segment aggregated.")
-    method: str = Field(description="Aggregator (majority, weighted, dawid_skene, mace).")
+    method: str = Field(description="Aggregator (its spec's name), or pooled_fitted.")
     label: str = Field(description="Most probable label.")
     confidence: float = Field(ge=0, le=1, description="Its probability.")
     distribution: dict[str, float] = Field(description="Label -> probability.")
@@ -38,10 +39,10 @@ class MethodStats(Record):
     mean_confidence: float | None = Field(default=None, description="Mean probability of the chosen label.")
     annotators: dict[str, float] = Field(
         default_factory=dict,
-        description="Per agent: accuracy vs the method's labels (majority/weighted), prior-weighted "
-        "confusion-matrix accuracy (dawid_skene), competence (mace).",
+        description="Per agent: the reliability the method learnt (the fitted attribute its spec names, e.g. "
+        "accuracy vs its labels, prior-weighted confusion-matrix accuracy, competence).",
     )
-    n_iter: int | None = Field(default=None, description="EM iterations run (dawid_skene, mace).")
+    n_iter: int | None = Field(default=None, description="Iterations run, for a method fitted iteratively (EM).")
 
 
 class CorpusAggregation(Record):
@@ -71,11 +72,11 @@ class CorpusAggregator:
     def __init__(self, config: AggregationConfig, judge: str | None = None) -> None:
         self.config = config
         self.judge = judge
+        self.methods = {name: aggregator(name, Scope.CORPUS) for name in config.corpus_methods}
 
     def run(self, rows: Iterable[SegmentRow]) -> CorpusAggregation:
         import numpy as np
 
-        from emoforge.quality.aggregation import AGGREGATORS, DawidSkene
         from emoforge.quality.aggregation.base import votes_frame
 
         all_rows = [r for r in rows if r.segment is not None]
@@ -85,10 +86,9 @@ class CorpusAggregator:
         stats: dict[str, MethodStats] = {}
         if frame.empty:
             return CorpusAggregation(labels=[], stats={m: MethodStats(n_tasks=0) for m in self.config.corpus_methods})
-        majority = AGGREGATORS["majority"]().fit(frame).predict()
-        for method in self.config.corpus_methods:
-            data = frame.assign(weight=frame["weight"].fillna(0.0)) if method == "weighted" else frame
-            model = AGGREGATORS[method]().fit(data)
+        majority = MajorityVote().fit(frame).predict()
+        for method, cls in self.methods.items():
+            model = cls().fit(cls.spec.corpus_votes(frame))
             probas, predicted = model.predict_proba(), model.predict()
             for task, label in predicted.items():
                 row = probas.loc[task]
@@ -102,22 +102,14 @@ class CorpusAggregator:
                     )
                 )
             with_consensus = [predicted[t] == c for t, c in consensus.items() if t in predicted.index and c]
-            if isinstance(model, DawidSkene):
-                errors = model.errors_
-                annotators = {
-                    str(w): float(sum(model.priors_[c] * errors.loc[(w, c), c] for c in model.priors_.index))
-                    for w in errors.index.get_level_values("worker").unique()
-                }
-            elif hasattr(model, "competence_"):
-                annotators = {str(k): float(v) for k, v in model.competence_.items()}
-            else:
-                annotators = {str(k): float(v) for k, v in getattr(model, "skills_", {}).items()}
+            reliability = getattr(model, cls.spec.reliability)
+            annotators = {str(k): float(v) for k, v in reliability.items()}
             stats[method] = MethodStats(
                 n_tasks=len(predicted),
                 agree_with_consensus=float(np.mean(with_consensus)) if with_consensus else None,
                 agree_with_majority=float((predicted == majority.reindex(predicted.index)).mean()),
                 mean_confidence=float(probas.max(axis=1).mean()),
                 annotators=annotators,
-                n_iter=getattr(model, "n_iter_", None),
+                n_iter=model.n_iter_,
             )
         return CorpusAggregation(labels=labels, stats=stats)

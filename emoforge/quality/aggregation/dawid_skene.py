@@ -16,6 +16,7 @@ from emoforge.quality.aggregation.base import (
     normalize_rows,
     proba_frame,
 )
+from emoforge.quality.aggregation.spec import AggregatorSpec, Scope
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -40,11 +41,14 @@ class DawidSkene(Aggregator):
 
     Fitted attributes: ``probas_`` (tasks x labels posteriors), ``labels_``, ``priors_``
     (label -> prior), ``errors_`` (rows (worker, observed label), columns true label),
-    ``loss_history_`` (ELBO per iteration), ``n_iter_``.
+    ``accuracies_`` (worker -> its confusion matrix's diagonal weighted by the priors: how
+    often it is right), ``loss_history_`` (ELBO per iteration), ``n_iter_``.
     """
 
+    spec = AggregatorSpec("dawid_skene", frozenset({Scope.CORPUS}), reliability="accuracies_")
     priors_: pd.Series
     errors_: pd.DataFrame
+    accuracies_: pd.Series
     loss_history_: list[float]
     n_iter_: int
 
@@ -80,6 +84,13 @@ class DawidSkene(Aggregator):
         self.errors_ = pd.DataFrame(
             errors.reshape(n_w * n_k, n_k), index=index, columns=pd.Index(enc.labels, name="label")
         )
+        self.accuracies_ = pd.Series(
+            {
+                w: float(sum(self.priors_[c] * self.errors_.loc[(w, c), c] for c in self.priors_.index))
+                for w in self.errors_.index.get_level_values("worker").unique()
+            },
+            name="accuracy",
+        ).rename_axis("worker")
         return self
 
     @staticmethod

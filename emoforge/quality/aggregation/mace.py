@@ -15,6 +15,7 @@ from emoforge.quality.aggregation.base import (
     most_probable,
     proba_frame,
 )
+from emoforge.quality.aggregation.spec import AggregatorSpec, Scope
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -45,6 +46,7 @@ class MACE(Aggregator):
     ``spam_distribution_`` (worker x label ξ), ``loss_history_``, ``n_iter_``.
     """
 
+    spec = AggregatorSpec("mace", frozenset({Scope.CORPUS}), reliability="competence_")
     competence_: pd.Series
     spam_distribution_: pd.DataFrame
     loss_history_: list[float]

@@ -14,6 +14,7 @@ from emoforge.quality.aggregation.base import (
     normalize_rows,
     proba_frame,
 )
+from emoforge.quality.aggregation.spec import AggregatorSpec, Scope
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -31,6 +32,7 @@ class MajorityVote(Aggregator):
     ``skills_`` (worker -> accuracy).
     """
 
+    spec = AggregatorSpec("majority", frozenset({Scope.SEGMENT, Scope.CORPUS}))
     skills_: pd.Series
 
     def fit(self, df: pd.DataFrame) -> MajorityVote:

@@ -9,8 +9,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from emoforge.configs.quality import AggregationConfig
 from emoforge.quality.aggregation.base import Aggregator, check_frame
 from emoforge.quality.aggregation.majority import worker_accuracy
+from emoforge.quality.aggregation.spec import AggregatorSpec, Scope, Votes
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -80,6 +82,7 @@ class PooledVote(Aggregator):
     labels), ``n_labels_`` (K).
     """
 
+    spec = AggregatorSpec("pooled", frozenset({Scope.SEGMENT}), Votes.CONFIDENCES)
     skills_: pd.Series
     n_labels_: int
 
@@ -96,6 +99,12 @@ class PooledVote(Aggregator):
         self.labels = list(labels)
         self.priors = dict(priors or {})
         self.weights = dict(weights or {})
+
+    @classmethod
+    def for_segments(
+        cls, config: AggregationConfig, labels: Sequence[str], priors: Mapping[str, Mapping[str, float]]
+    ) -> PooledVote:
+        return cls(labels, priors, config.pool_weights, reference=config.reference_prior)
 
     def encode(self, df: pd.DataFrame) -> EncodedVotes:
         """The responses as likelihood ratios ``log r`` (class docstring), unweighted."""

@@ -15,6 +15,7 @@ from emoforge.quality.aggregation.base import (
     proba_frame,
 )
 from emoforge.quality.aggregation.majority import worker_accuracy
+from emoforge.quality.aggregation.spec import AggregatorSpec, Scope, Votes
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -38,6 +39,7 @@ class SoftVote(Aggregator):
     Fitted attributes: ``probas_``, ``labels_``, ``skills_``, ``fallback_tasks_``.
     """
 
+    spec = AggregatorSpec("soft", frozenset({Scope.SEGMENT}), Votes.JUDGED_DISTRIBUTIONS)
     skills_: pd.Series
     fallback_tasks_: list[object]
 

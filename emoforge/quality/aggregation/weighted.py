@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from emoforge.quality.aggregation.base import check_frame
 from emoforge.quality.aggregation.soft import SoftVote
+from emoforge.quality.aggregation.spec import AggregatorSpec, Scope, Votes
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -24,6 +25,8 @@ class WeightedVote(SoftVote):
     Fitted attributes: ``probas_``, ``labels_``, ``skills_`` (accuracy vs the weighted
     labels), ``fallback_tasks_``.
     """
+
+    spec = AggregatorSpec("weighted", frozenset({Scope.SEGMENT, Scope.CORPUS}), Votes.JUDGED)
 
     def fit(self, df: pd.DataFrame) -> WeightedVote:
         # Unlike the soft vote, a judge weight is required: a missing column is a bug upstream.
