@@ -1,7 +1,7 @@
 """How a run executes: the task runner, and provider concurrency limits shared across runs.
 
-The flow maps work per recording; each recording's stages are tasks, so with Dask each
-worker process runs whole recordings and keeps its own stage models (``leases.stage``
+The flow maps work per recording; each recording's phases are tasks, so with Dask each
+worker process runs whole recordings and keeps its own tools' models (``leases.lease``
 leases them to one task at a time and keeps them for the next). Provider limits are Prefect global concurrency
 limits named ``emoforge-provider-{backend}``: every run talking to the same Prefect server
 shares them, so two scheduled runs never exceed a provider's rate together.
