@@ -168,6 +168,7 @@ def annotate_corpus(
 
     def submit(k: int, item: MediaInput, upstream: PrefectFuture[RecordingWork] | RecordingWork, env: PhaseEnv) -> None:
         phase, task = steps[k]
+        # Prefect resolves an upstream future to its result; its stubs type only the result.
         running[t.named(task, item.uri).submit(upstream, phase, env)] = (item, k, env)  # type: ignore[arg-type]
 
     def admit() -> None:
