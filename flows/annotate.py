@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections import Counter, deque
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,9 +16,12 @@ from pydantic import BaseModel, Field
 
 import emoforge
 from emoforge.agents.batch_waiting import waiting_recordings
-from emoforge.configs import PipelineConfig, config_hash, load_config
+from emoforge.configs import config_hash, load_config
 from emoforge.flows import tasks as t
 from emoforge.flows.incremental import HashIndex, hold_waiting, plan_inputs, response_cache_dir
+from emoforge.flows.phase import PhaseEnv
+from emoforge.flows.phases.probe import Probe
+from emoforge.flows.pipeline import configured
 from emoforge.flows.runners import ensure_provider_limits
 from emoforge.flows.work import RecordingWork, RetryPolicy, needs_redo, recording_state, resume_state
 from emoforge.quality.aggregation import check_config
@@ -138,7 +142,7 @@ def annotate_corpus(
         refused = [r for r in refused if needs_redo(state.rows.get(r.row_id), retry)]
         items = plan.todo
         cache_dir = response_cache_dir(out, config.agents.cache.path)
-        stages = t.configured(config.run)
+        steps = configured(config.run)
         if config.run.provider_limits:
             ensure_provider_limits(config.run)
         summary = RunSummary(
@@ -155,34 +159,24 @@ def annotate_corpus(
         writer.close(status="interrupted")
         raise
     _emit("start", total=len(items), run_id=ctx.run_id)
+    base_env = PhaseEnv(config=config, ctx=ctx, out=out, cache_dir=cache_dir, retry=retry)
 
-    # Each recording's stages in order (stages.PHASES), with the arguments each takes after
-    # (work, config); sampling's are made from the probed recording: its own committed state.
-    def sampling_args(probed: RecordingWork) -> tuple[Any, ...]:
-        return (ctx, recording_state(state, probed), retry)
-
-    steps: list[tuple[Any, tuple[Any, ...] | Callable[[RecordingWork], tuple[Any, ...]]]] = [
-        (stages["probe"], ()), (stages["sampling"], sampling_args),
-        (stages["preprocess"], (ctx,)), (stages["annotate"], (ctx, cache_dir, out)),
-        (stages["judge"], (ctx, cache_dir)), (stages["aggregate"], (ctx,)),
-    ]  # fmt: skip
-    # `workers` recordings in flight, each with one task at a time: a stage is submitted only
+    # `workers` recordings in flight, each with one task at a time: a phase is submitted only
     # once its upstream is done, so no task holds a pool thread waiting for another, and a
     # recording that finishes lets the next one in at once (no group waits for its slowest
     # member). This also bounds decoded media to `workers` recordings.
     todo = deque(items)
-    running: dict[PrefectFuture[RecordingWork], tuple[MediaInput, int]] = {}
+    running: dict[PrefectFuture[RecordingWork], tuple[MediaInput, int, PhaseEnv]] = {}
 
-    def submit(k: int, item: MediaInput, upstream: Any) -> None:
-        task, args = steps[k]
-        if callable(args):
-            args = args(upstream.result())  # done already: the recording's probe
-        running[t.named(task, item.uri).submit(upstream, config, *args)] = (item, k)
+    def submit(k: int, item: MediaInput, upstream: PrefectFuture[RecordingWork] | RecordingWork, env: PhaseEnv) -> None:
+        phase, task = steps[k]
+        # Prefect resolves an upstream future to its result; its stubs type only the result.
+        running[t.named(task, item.uri).submit(upstream, phase, env)] = (item, k, env)  # type: ignore[arg-type]
 
     def admit() -> None:
         while todo and len(running) < config.run.workers:
             item = todo.popleft()
-            submit(0, item, RecordingWork(item=item))
+            submit(0, item, RecordingWork(item=item), base_env)
 
     try:
         if refused:  # never read: their failure rows are all there is to write
@@ -192,18 +186,21 @@ def annotate_corpus(
         admit()
         while running:
             fut = next(as_completed(list(running)))
-            item, k = running.pop(fut)
+            item, k, env = running.pop(fut)
             lost = None
             try:
                 fut.wait()  # done already; this records its final state (else `state` asks the API, which may lag)
             except Exception as exc:  # the runner lost the task itself (a Dask worker died): no state to read
                 lost = f"{type(exc).__name__}: {exc}"
             if lost is None and k + 1 < len(steps) and fut.state.is_completed():
-                submit(k + 1, item, fut)
+                if env is base_env and fut.result().recording is not None:
+                    # Probed: from here on, the recording's own committed state is all its phases need.
+                    env = replace(base_env, state=recording_state(state, fut.result()))
+                submit(k + 1, item, fut, env)
                 continue
-            # Committed as soon as the recording is done (or a stage crashed past its
+            # Committed as soon as the recording is done (or a phase crashed past its
             # retries): a killed run keeps everything that had finished.
-            work = _result_or_failure(fut, item, config, steps[k][0].name, lost)
+            work = _result_or_failure(fut, item, env, steps[k][0].name, lost)
             rows = work.finished_rows(ctx)
             writer.write(rows)
             _tally(summary, rows)
@@ -228,15 +225,15 @@ def _refused_work(item: MediaInput) -> RecordingWork:
 
 
 def _result_or_failure(
-    fut: PrefectFuture[RecordingWork], item: MediaInput, config: PipelineConfig, stage: str, lost: str | None
+    fut: PrefectFuture[RecordingWork], item: MediaInput, env: PhaseEnv, phase: str, lost: str | None
 ) -> RecordingWork:
-    """A stage task that failed past its retries, or was lost with its worker, still yields
-    failure rows naming the stage, never silence; the stages after it are not run."""
+    """A phase task that failed past its retries, or was lost with its worker, still yields
+    failure rows naming the phase, never silence; the phases after it are not run."""
     if lost is None and fut.state.is_completed():
         return fut.result()
-    work = t.probe.fn(RecordingWork(item=item), config)
+    work = t.phase_task.fn(RecordingWork(item=item), Probe, env)  # the recording, to hang the rows on
     if work.failure is None:
         message = lost or str(fut.state.message or fut.state.name)
         kind = t.escaped_kind(None if lost else fut.state.name)  # a task timeout is retried on resume
-        work.failure = Failure(stage=stage, kind=kind, message=message[:500])
+        work.failure = Failure(stage=phase, kind=kind, message=message[:500])
     return work

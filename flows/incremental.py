@@ -3,7 +3,7 @@
 A recording's id is derived from its content hash, so an unchanged file maps to the same
 id and a changed one to a new id. Before any task is submitted, every local input is
 hashed and looked up in the committed rows: a recording whose rows are all committed and
-final is dropped from the run, so a rerun over unchanged files does no stage work at all
+final is dropped from the run, so a rerun over unchanged files does no phase work at all
 (no probe, no decode, no model load). Hashes are cached in ``<out>/.cache/hashes.json``
 keyed by path, size and modification time, so a rerun reads only new or touched files.
 """

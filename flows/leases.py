@@ -1,4 +1,7 @@
-"""Stage instances leased to tasks: models load once per worker process, not once per run."""
+"""Tool instances leased to tasks: models load once per worker process, not once per run.
+
+A *tool* is what a phase uses to do its job (the segmenter, the feature extractor, the jury,
+the judge, the consensus builder); ``lease`` hands the calling task one instance of it."""
 
 from __future__ import annotations
 
@@ -6,49 +9,51 @@ import functools
 import threading
 from collections import Counter
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 from emoforge.storage.records import RunContext
 
-# (stage class, config reprs) -> instances not leased right now
+# (tool class, config reprs) -> instances not leased right now
 _FREE: dict[tuple[Any, ...], list[Any]] = {}
-_STAGES_LOCK = threading.Lock()
+_TOOLS_LOCK = threading.Lock()
 _BUILDS: Counter[str] = Counter()
 _HELD = threading.local()
 
+T = TypeVar("T")
+P = ParamSpec("P")
+R = TypeVar("R")
 
-def stage(cls: type, *args: Any) -> Any:
-    """A stage instance leased to the calling task: models load once per worker, not per run.
+
+def lease(tool: type[T], *args: Any) -> T:
+    """A tool instance leased to the calling task: models load once per worker, not per run.
 
     An instance serves one task at a time, because the vision and ASR runtimes are not safe
     to share between threads; the task's ``released`` wrapper hands it back when the task
-    ends, and the next task with the same stage and config (any thread, any later run)
-    takes it. So a process builds as many instances of a stage as tasks ran it at once,
+    ends, and the next task with the same tool and config (any thread, any later run)
+    takes it. So a process builds as many instances of a tool as tasks used it at once,
     and a long-lived process (Dask worker, ``serve``, notebook, benchmark) keeps them.
     """
-    key = (cls, *(repr(_reusable(a)) for a in args))
+    key = (tool, *(repr(_reusable(a)) for a in args))
     held: dict[tuple[Any, ...], Any] = _HELD.__dict__.setdefault("leases", {})
     if key in held:
-        return held[key]
-    with _STAGES_LOCK:
+        inst: T = held[key]
+        return inst
+    with _TOOLS_LOCK:
         free = _FREE.setdefault(key, [])
-        inst = free.pop() if free else None
-    if inst is None:
-        inst = cls(*args)
-        with _STAGES_LOCK:
-            _BUILDS[cls.__name__] += 1
-    held[key] = inst
-    return inst
+        pooled: T | None = free.pop() if free else None
+    if pooled is None:
+        pooled = tool(*args)
+        with _TOOLS_LOCK:
+            _BUILDS[tool.__name__] += 1
+    held[key] = pooled
+    return pooled
 
 
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def released(fn: F) -> F:
-    """Hand the stage instances a task leased back when it ends (however it ends)."""
+def released(fn: Callable[P, R]) -> Callable[P, R]:
+    """Hand the tool instances a task leased back when it ends (however it ends)."""
 
     @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return fn(*args, **kwargs)
         finally:
@@ -56,24 +61,24 @@ def released(fn: F) -> F:
             # thread-local in it would not pickle (importable functions go by reference).
             _return_leases()
 
-    return wrapper  # type: ignore[return-value]
+    return wrapper
 
 
 def _return_leases() -> None:
     held: dict[tuple[Any, ...], Any] = _HELD.__dict__.pop("leases", {})
-    with _STAGES_LOCK:
+    with _TOOLS_LOCK:
         for key, inst in held.items():
             _FREE.setdefault(key, []).append(inst)
 
 
-def _reusable(arg: Any) -> Any:
+def _reusable(arg: object) -> object:
     """The run id is left out of the key so a long-lived worker (a Dask worker serving
-    several runs) keeps its models; stages use the context only for provenance, which
+    several runs) keeps its models; tools use the context only for provenance, which
     carries the config hash and version but not the run id."""
     return arg.model_copy(update={"run_id": ""}) if isinstance(arg, RunContext) else arg
 
 
-def stage_builds() -> dict[str, int]:
-    """Stage instances built in this process, by class: how often models were loaded here."""
-    with _STAGES_LOCK:
+def tool_builds() -> dict[str, int]:
+    """Tool instances built in this process, by class: how often models were loaded here."""
+    with _TOOLS_LOCK:
         return dict(_BUILDS)

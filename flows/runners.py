@@ -1,7 +1,7 @@
 """How a run executes: the task runner, and provider concurrency limits shared across runs.
 
-The flow maps work per recording; each recording's stages are tasks, so with Dask each
-worker process runs whole recordings and keeps its own stage models (``leases.stage``
+The flow maps work per recording; each recording's phases are tasks, so with Dask each
+worker process runs whole recordings and keeps its own tools' models (``leases.lease``
 leases them to one task at a time and keeps them for the next). Provider limits are Prefect global concurrency
 limits named ``emoforge-provider-{backend}``: every run talking to the same Prefect server
 shares them, so two scheduled runs never exceed a provider's rate together.
@@ -175,8 +175,8 @@ def prompt_interrupt(grace_s: float | None = None, notice: Callable[[], None] | 
 
     The first Ctrl-C raises KeyboardInterrupt in the main thread as usual: the flow marks its
     run interrupted after committing what finished. But Python then waits for the worker
-    threads, and a stage inside native code (hashing a huge file, a decoder, a model) cannot
-    be interrupted: the process used to run on until that stage ended. A watchdog therefore
+    threads, and a phase inside native code (hashing a huge file, a decoder, a model) cannot
+    be interrupted: the process used to run on until that phase ended. A watchdog therefore
     ends the process ``grace_s`` seconds after the first Ctrl-C, and a second Ctrl-C ends it at once.
     Nothing is lost either way: committed shards are durable, and an uncommitted recording is
     redone on resume, as after kill -9.
@@ -194,7 +194,7 @@ def prompt_interrupt(grace_s: float | None = None, notice: Callable[[], None] | 
     pressed = threading.Event()
 
     def force_exit() -> None:
-        log.info("stages still running %.0fs after Ctrl-C; exiting without waiting for them", grace)
+        log.info("phases still running %.0fs after Ctrl-C; exiting without waiting for them", grace)
         logging.shutdown()
         os._exit(EXIT_INTERRUPTED)
 

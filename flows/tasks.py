@@ -1,9 +1,10 @@
-"""Thin Prefect tasks around the stages (``flows/stages.py``): names, retries, leases.
+"""The one Prefect task every phase runs in: names, retries, leases.
 
-Each task takes and returns the recording's ``RecordingWork`` and runs one stage through
-``run_stage``, which captures what the stage raised as a typed failure, so nothing is
-dropped. A task is named after its phase, like the stage class and the failure ``stage``
-string. Prefect retries a task only for causes known to be transient.
+``phase_task`` takes the recording's ``RecordingWork``, the phase class and the run's
+``PhaseEnv``, and runs the phase through ``run_phase``, which captures what the phase raised
+as a typed failure, so nothing is dropped. ``pipeline.configured`` gives each phase its
+copy of the task, named after the phase. Prefect retries a task only for causes known to
+be transient.
 """
 
 from __future__ import annotations
@@ -11,43 +12,24 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from prefect import task
+from prefect import Task, task
 from prefect.cache_policies import NO_CACHE
 
-from emoforge.configs import PipelineConfig
-from emoforge.configs.run import RunConfig
-from emoforge.flows.leases import released, stage, stage_builds
-from emoforge.flows.stages import (
-    Aggregate,
-    Annotate,
-    Judge,
-    Preprocess,
-    Probe,
-    Sampling,
-    failure_kind,
-    response_cache,
-    run_stage,
-)
-from emoforge.flows.work import RecordingWork, RetryPolicy
-from emoforge.storage.records import ErrorKind, RunContext
-from emoforge.storage.shards import CorpusState
-
-# Re-exported: the leases, and the failure typing the flow and tests use, live beside the stages.
-__all__ = [
-    "TASK_OPTS", "aggregate", "annotate", "configured", "escaped_kind", "failure_kind", "judge", "named",
-    "preprocess", "probe", "released", "response_cache", "sample", "stage", "stage_builds",
-]  # fmt: skip
+from emoforge.flows.leases import released
+from emoforge.flows.phase import Phase, PhaseEnv, run_phase
+from emoforge.flows.work import RecordingWork
+from emoforge.storage.records import ErrorKind
 
 
 def escaped_kind(state_name: str | None) -> ErrorKind:
-    """Kind of a stage task that failed past its retries (its exception escaped the stage).
+    """Kind of a phase task that failed past its retries (its exception escaped the phase).
 
     Prefect names a run that passed ``timeout_seconds`` ``TimedOut``: that may pass, so it is
     retried on resume. A crash or a lost worker (``state_name`` None) is ``internal``."""
     return ErrorKind.timeout if state_name == "TimedOut" else ErrorKind.internal
 
 
-def _transient(task_: Any, task_run: Any, state: Any) -> bool:
+def _transient(task_: object, task_run: object, state: Any) -> bool:
     """Retry only exceptions whose cause is known to pass (I/O hiccups, timeouts)."""
     try:
         state.result()
@@ -58,68 +40,16 @@ def _transient(task_: Any, task_run: Any, state: Any) -> bool:
     return False
 
 
-TASK_OPTS: dict[str, Any] = {
-    "cache_policy": NO_CACHE,
-    "retry_condition_fn": _transient,
-    "retries": 1,
-}
-
-
-@task(name=Probe.name, **TASK_OPTS)
+@task(cache_policy=NO_CACHE, retry_condition_fn=_transient, retries=1)
 @released
-def probe(work: RecordingWork, config: PipelineConfig) -> RecordingWork:
-    return run_stage(Probe(config), work)
+def phase_task(work: RecordingWork, phase: type[Phase], env: PhaseEnv) -> RecordingWork:
+    return run_phase(phase(env), work)
 
 
-@task(name=Sampling.name, **TASK_OPTS)
-@released
-def sample(
-    work: RecordingWork, config: PipelineConfig, ctx: RunContext, state: CorpusState, retry: RetryPolicy
-) -> RecordingWork:
-    return run_stage(Sampling(config, ctx, state, retry), work)
+PhaseTask = Task[[RecordingWork, type[Phase], PhaseEnv], RecordingWork]
 
 
-@task(name=Preprocess.name, **TASK_OPTS)
-@released
-def preprocess(work: RecordingWork, config: PipelineConfig, ctx: RunContext) -> RecordingWork:
-    return run_stage(Preprocess(config, ctx), work)
-
-
-@task(name=Annotate.name, **TASK_OPTS)
-@released
-def annotate(
-    work: RecordingWork, config: PipelineConfig, ctx: RunContext, cache_dir: str, out: str | None = None
-) -> RecordingWork:
-    return run_stage(Annotate(config, ctx, cache_dir, out), work)
-
-
-@task(name=Judge.name, **TASK_OPTS)
-@released
-def judge(work: RecordingWork, config: PipelineConfig, ctx: RunContext, cache_dir: str | None = None) -> RecordingWork:
-    return run_stage(Judge(config, ctx, cache_dir), work)
-
-
-@task(name=Aggregate.name, **TASK_OPTS)
-@released
-def aggregate(work: RecordingWork, config: PipelineConfig, ctx: RunContext) -> RecordingWork:
-    return run_stage(Aggregate(config, ctx), work)
-
-
-STAGE_TASKS = (probe, sample, preprocess, annotate, judge, aggregate)  # in phase order (stages.PHASES)
-
-
-def configured(run: RunConfig) -> dict[str, Any]:
-    """The stage tasks with retries and timeouts from the run config, by phase name.
-
-    Task runs are named ``{phase}[{file name}]`` (see ``named``) so the Prefect UI reads
-    like a log of recordings."""
-    opts: dict[str, Any] = {"retries": run.task_retries, "retry_delay_seconds": run.retry_delay_s}
-    if run.task_timeout_s is not None:
-        opts["timeout_seconds"] = run.task_timeout_s
-    return {s.name: s.with_options(**opts) for s in STAGE_TASKS}
-
-
-def named(stage_task: Any, uri: str) -> Any:
+def named(phase: PhaseTask, uri: str) -> PhaseTask:
     """The task with its runs named after the recording (braces escaped for Prefect's format)."""
     label = Path(uri).name.replace("{", "{{").replace("}", "}}")
-    return stage_task.with_options(task_run_name=f"{stage_task.name}[{label}]")
+    return phase.with_options(task_run_name=f"{phase.name}[{label}]")

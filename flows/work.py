@@ -1,4 +1,4 @@
-"""What travels between the stage tasks of one recording, and the resume decision.
+"""What travels between the phase tasks of one recording, and the resume decision.
 
 A segment row is ok when any agent answered, so its status alone cannot say whether resume
 has work left: an LLM agent that got a 429 while the cue agents answered leaves an ok row
@@ -40,9 +40,9 @@ RetryPolicy = Literal["transient", "all", "none"]
 
 @dataclass
 class RecordingWork:
-    """One recording's progress through the stages.
+    """One recording's progress through the phases.
 
-    Sampling builds one ``SegmentRow`` per segment to (re)do; each later stage fills its
+    Sampling builds one ``SegmentRow`` per segment to (re)do; each later phase fills its
     field of every row (features, annotations, verdicts, consensus), so a segment and what
     was produced for it never travel in separate lists. ``finished_rows`` turns the work
     into the rows a shard gets, failure rows included.
@@ -55,14 +55,14 @@ class RecordingWork:
     failure: Failure | None = None
     skipped_segments: int = 0
     pending_segments: int = 0  # held back uncommitted: a batch-mode vote is still at the provider
-    seconds: dict[str, float] = field(default_factory=dict)  # wall time per stage, for logs
+    seconds: dict[str, float] = field(default_factory=dict)  # wall time per phase, for logs
 
     @property
     def active(self) -> bool:
         return self.failure is None and bool(self.rows)
 
     def release_media(self) -> None:
-        """Drop decoded audio/frames once the last stage that needs them is done."""
+        """Drop decoded audio/frames once the last phase that needs them is done."""
         self.media = None
 
     def start_rows(self, segments: list[Segment], segment_count: int, ctx: RunContext) -> None:
@@ -100,7 +100,7 @@ def recording_ref(recording: Recording, segment_count: int | None = None) -> Rec
 def segment_row(
     recording: Recording, segment: Segment, segment_count: int, run_id: str, config_hash: str
 ) -> SegmentRow:
-    """An ok row with nothing filled yet: the stages fill it, ``finished`` closes it."""
+    """An ok row with nothing filled yet: the phases fill it, ``finished`` closes it."""
     return SegmentRow(
         row_id=segment.id,
         run_id=run_id,

@@ -30,7 +30,6 @@ from emoforge.storage.records.base import SCHEMA_VERSION, Provenance, Record, Ru
 from emoforge.storage.records.consensus import Consensus, LabelQuality
 from emoforge.storage.records.failure import (
     LEGACY_STAGE_NAMES,
-    PHASES,
     TRANSIENT_ERRORS,
     ErrorKind,
     Failure,
@@ -65,7 +64,6 @@ from emoforge.storage.records.rows import RecordingRef, SegmentRow, recording_fa
 
 __all__ = [
     "LEGACY_STAGE_NAMES",
-    "PHASES",
     "SCHEMA_VERSION",
     "TRANSIENT_ERRORS",
     "AUFrame",

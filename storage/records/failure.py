@@ -13,14 +13,9 @@ from pydantic import Field, field_validator
 from emoforge.storage.records.base import Record
 from emoforge.storage.secrets import scrub
 
-# The pipeline's phases, one name each: the Prefect task, the failure `stage` string and the
-# config section (flows/stages.py). Kept with the records because stored failures carry them.
-# In order. Config sections: probe reads `sampling.media`, annotate reads `agents`,
-# aggregate reads `aggregation`; the others read their own name.
-PHASES = ("probe", "sampling", "preprocess", "annotate", "judge", "aggregate")
-
-# Failure `stage` strings that older runs committed -> the phase's one name today: the
-# in-stage names ("segment", "features") and the task names a crash past retries wrote.
+# Failure `stage` strings that older runs committed -> the phase's one name today (`PIPELINE`
+# in flows/pipeline.py declares the phases): the in-stage names ("segment", "features") and
+# the task names a crash past retries wrote.
 LEGACY_STAGE_NAMES: dict[str, str] = {
     "segment": "sampling",
     "features": "preprocess",

@@ -23,7 +23,9 @@ import pytest
 
 from emoforge.configs import load_config
 from emoforge.flows.annotate import annotate_corpus
-from emoforge.flows.tasks import annotate
+from emoforge.flows.phase import PhaseEnv
+from emoforge.flows.phases.annotate import Annotate
+from emoforge.flows.tasks import phase_task
 from emoforge.flows.work import RecordingWork, segment_row
 from emoforge.storage.records import ErrorKind, MediaInput, Recording, RunContext, Status
 from emoforge.storage.shards import read_rows
@@ -220,7 +222,7 @@ def test_annotate_task_cuts_clips_and_releases_the_media(gemini: GeminiFake, ctx
         row.features = make_features(s)
     work = RecordingWork(item=MediaInput(uri="generated.mp4"), recording=rec, media=make_media(), rows=rows)
     gemini.replies += [(200, gemini_reply(json.dumps(GOOD)))] * 2
-    done = annotate.fn(work, config, ctx, str(tmp_path / "cache"))
+    done = phase_task.fn(work, Annotate, PhaseEnv(config=config, ctx=ctx, cache_dir=str(tmp_path / "cache")))
     assert done.failure is None and done.media is None  # released once the clips were cut
     assert [a.modalities_seen for [a] in (r.annotations for r in done.rows)] == [["text", "audio"]] * 2
     seconds = [wav_seconds(base64.urlsafe_b64decode(inline_parts(b)[0]["data"])) for _, b, _ in gemini.requests]

@@ -1,4 +1,4 @@
-"""The Annotate stage with an agent in ``mode: batch`` (agents/batch.py), against the scripted
+"""The Annotate phase with an agent in ``mode: batch`` (agents/batch.py), against the scripted
 OpenAI Batch API and the real SDK: a segment whose vote is at the provider is held back
 (never committed with a missing vote), and the next run into the same corpus collects it
 and commits the row with every vote, sending nothing again."""
@@ -9,7 +9,8 @@ from pathlib import Path
 
 from emoforge.configs import PipelineConfig, load_config
 from emoforge.flows.leases import released
-from emoforge.flows.stages import Annotate, run_stage
+from emoforge.flows.phase import PhaseEnv, run_phase
+from emoforge.flows.phases.annotate import Annotate
 from emoforge.flows.work import RecordingWork
 from emoforge.storage.batches import pending_batches
 from emoforge.storage.records import MediaInput, Recording, RunContext, Status
@@ -39,7 +40,8 @@ def _work(ctx: RunContext) -> RecordingWork:
 @released
 def _annotate(config: PipelineConfig, run_id: str, out: Path) -> RecordingWork:
     ctx = RunContext(run_id=run_id, config_hash="0123456789abcdef", emoforge_version="0.1.0")
-    return run_stage(Annotate(config, ctx, str(out / ".cache" / "responses"), str(out)), _work(ctx))
+    env = PhaseEnv(config=config, ctx=ctx, out=str(out), cache_dir=str(out / ".cache" / "responses"))
+    return run_phase(Annotate(env), _work(ctx))
 
 
 def test_pending_votes_hold_rows_back_until_a_later_run_collects_them(fake: OpenAIBatchFake, tmp_path: Path) -> None:

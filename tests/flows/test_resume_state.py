@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from emoforge.configs.storage import StorageConfig
+from emoforge.flows.pipeline import PHASES
 from emoforge.flows.work import (
     RecordingWork,
     ResumeState,
@@ -22,7 +23,6 @@ from emoforge.flows.work import (
 )
 from emoforge.storage.records import (
     LEGACY_STAGE_NAMES,
-    PHASES,
     Annotation,
     ErrorKind,
     Failure,

@@ -7,7 +7,8 @@ import shutil
 from pathlib import Path
 
 from emoforge.configs import load_config
-from emoforge.flows.stages import Probe, run_stage
+from emoforge.flows.phase import PhaseEnv, run_phase
+from emoforge.flows.phases.probe import Probe
 from emoforge.flows.work import RecordingWork
 from emoforge.storage.inputs import discover_inputs
 from emoforge.storage.records import RunContext, Segment, Status, Terms
@@ -25,7 +26,7 @@ def test_probed_recordings_and_their_rows_carry_the_folder_terms(tmp_path: Path,
     config = load_config()
     clip, broken = sorted(discover_inputs([folder], terms=config.inputs), key=lambda i: i.uri, reverse=True)
 
-    work = run_stage(Probe(config), RecordingWork(item=clip))
+    work = run_phase(Probe(PhaseEnv(config=config, ctx=CTX)), RecordingWork(item=clip))
     assert work.recording is not None and work.recording.status == Status.ok
     assert work.recording.terms == RESEARCH
     seg = Segment(
@@ -35,7 +36,7 @@ def test_probed_recordings_and_their_rows_carry_the_folder_terms(tmp_path: Path,
     assert [r.recording.terms for r in work.finished_rows(CTX)] == [RESEARCH]
 
     # A file that fails probing still says under which terms it came: its failure row carries them.
-    failed = run_stage(Probe(config), RecordingWork(item=broken))
+    failed = run_phase(Probe(PhaseEnv(config=config, ctx=CTX)), RecordingWork(item=broken))
     assert failed.recording is not None and failed.recording.status == Status.failed
     (row,) = failed.finished_rows(CTX)
     assert row.status == Status.failed and row.recording.terms == RESEARCH

@@ -96,15 +96,15 @@ def test_bad_inputs_become_typed_failure_rows(tmp_path: Path, corrupt_media: Pat
     assert str(silent_video.resolve()) in rows  # a video with no audio is still processed
 
 
-def test_a_stage_task_that_fails_becomes_failure_rows_and_the_run_goes_on(
+def test_a_phase_task_that_fails_becomes_failure_rows_and_the_run_goes_on(
     media_dir: Path, tmp_path: Path, silent_video: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """An error that escapes a stage's own failure capture (a bug, here) fails the task past
-    its retries: the recording gets failure rows naming the stage, the next one still runs."""
-    from emoforge.flows import stages
+    """An error that escapes a phase's own failure capture (a bug, here) fails the task past
+    its retries: the recording gets failure rows naming the phase, the next one still runs."""
+    from emoforge.flows.phases import preprocess
 
     calls: list[int] = []
-    real = stages.clip_needs
+    real = preprocess.clip_needs
 
     def clip_needs(agents: Any) -> Any:  # called by the preprocess task after the extractor
         calls.append(1)
@@ -112,7 +112,7 @@ def test_a_stage_task_that_fails_becomes_failure_rows_and_the_run_goes_on(
             raise RuntimeError("bug after feature extraction")
         return real(agents)
 
-    monkeypatch.setattr(stages, "clip_needs", clip_needs)
+    monkeypatch.setattr(preprocess, "clip_needs", clip_needs)
     jfk = str((media_dir / "jfk.flac").resolve())
     out = tmp_path / "crash"
     # One worker: the first recording (jfk) fails, the next is admitted only as it ends.

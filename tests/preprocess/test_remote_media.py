@@ -16,7 +16,9 @@ import pytest
 
 from emoforge.configs import load_config
 from emoforge.configs.sampling import MediaConfig
-from emoforge.flows.stages import Probe, Sampling, run_stage
+from emoforge.flows.phase import PhaseEnv, run_phase
+from emoforge.flows.phases.probe import Probe
+from emoforge.flows.phases.sampling import Sampling
 from emoforge.flows.work import RecordingWork
 from emoforge.preprocess.media import MediaProber
 from emoforge.storage.records import ErrorKind, MediaInput, RunContext, Status, file_sha256, recording_id_for
@@ -111,8 +113,9 @@ def test_sampling_decodes_a_url_from_a_spool_into_the_same_segments(
     ctx = RunContext(run_id="run-r", config_hash="h", emoforge_version="0")
 
     def sampled(uri: str) -> RecordingWork:
-        work = run_stage(Probe(config), RecordingWork(item=MediaInput(uri=uri)))
-        return run_stage(Sampling(config, ctx, CorpusState(rows={}, segment_counts={}), "transient"), work)
+        env = PhaseEnv(config=config, ctx=ctx, state=CorpusState(rows={}, segment_counts={}), retry="transient")
+        work = run_phase(Probe(env), RecordingWork(item=MediaInput(uri=uri)))
+        return run_phase(Sampling(env), work)
 
     remote, local = sampled(f"{server}/two_speakers.wav"), sampled(str(media_dir / "two_speakers.wav"))
     assert remote.failure is None and remote.media is not None and local.media is not None

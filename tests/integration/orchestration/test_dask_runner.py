@@ -20,8 +20,8 @@ import pytest
 
 from emoforge.configs import load_config
 from emoforge.flows.annotate import RunSummary, annotate_corpus
+from emoforge.flows.leases import tool_builds
 from emoforge.flows.runners import dask_task_runner, task_runner
-from emoforge.flows.tasks import stage_builds
 from tests.integration.orchestration.conftest import raw_row_ids, row_digest
 
 
@@ -77,16 +77,16 @@ def test_two_workers_same_rows_models_loaded_once_per_worker(
     assert summary.recordings == 4
     assert row_digest(str(tmp_path / "a")) == row_digest(str(reference_corpus))
 
-    builds: dict[str, dict[str, int]] = client.run(stage_builds)
+    builds: dict[str, dict[str, int]] = client.run(tool_builds)
     assert len(builds) == 2
-    # One worker thread each: every stage class built at most once per worker process,
-    # although four recordings (24 stage tasks) went through them.
+    # One worker thread each: every tool class built at most once per worker process,
+    # although four recordings (24 phase tasks) went through them.
     assert all(n == 1 for per_worker in builds.values() for n in per_worker.values()), builds
     assert 1 <= sum(b.get("Segmenter", 0) for b in builds.values()) <= 2
 
     # A second run on the same workers reuses the loaded models.
     _run(local.scheduler_address, [str(clips[0].parent)], str(tmp_path / "b"), cache)
-    assert client.run(stage_builds) == builds
+    assert client.run(tool_builds) == builds
     assert row_digest(str(tmp_path / "b")) == row_digest(str(reference_corpus))
 
 

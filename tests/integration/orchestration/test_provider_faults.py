@@ -141,7 +141,7 @@ def test_failed_agents_are_redone_after_the_provider_recovers_and_nothing_else_i
 def test_a_timeout_inside_a_stage_is_typed_transient_and_redone_on_resume(
     clips: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from emoforge.flows.tasks import failure_kind
+    from emoforge.flows.phase import failure_kind
     from emoforge.preprocess.extractor import FeatureExtractor
 
     assert failure_kind(TimeoutError("read timed out")) == ErrorKind.timeout

@@ -1,16 +1,15 @@
-"""The one stage wrapper: guard, timing, typed failure naming the phase, media release, rows."""
+"""The one phase wrapper: guard, timing, typed failure naming the phase, media release, rows."""
 
 from __future__ import annotations
 
 import pytest
 
 from emoforge.configs.run import RunConfig
-from emoforge.flows.stages import Stage, run_stage
-from emoforge.flows.tasks import STAGE_TASKS, configured
+from emoforge.flows.phase import Phase, run_phase
+from emoforge.flows.pipeline import PHASES, PIPELINE, configured
 from emoforge.flows.work import RecordingWork
 from emoforge.preprocess.media import Media
 from emoforge.storage.records import (
-    PHASES,
     ErrorKind,
     MediaInput,
     Recording,
@@ -33,7 +32,7 @@ def _work(n: int = 2) -> RecordingWork:
     return work
 
 
-class Raising(Stage):
+class Raising(Phase):
     name = "preprocess"
 
     def __init__(self, exc: Exception) -> None:
@@ -43,7 +42,7 @@ class Raising(Stage):
         raise self.exc
 
 
-class Counting(Stage):
+class Counting(Phase):
     name = "judge"
 
     def __init__(self) -> None:
@@ -58,8 +57,8 @@ class Counting(Stage):
     [(TimeoutError("slow"), ErrorKind.timeout), (ConnectionError("reset"), ErrorKind.provider_error),
      (ValueError("bug"), ErrorKind.internal)],
 )  # fmt: skip
-def test_an_exception_in_any_stage_becomes_a_typed_failure_row_per_segment(exc: Exception, kind: ErrorKind) -> None:
-    work = run_stage(Raising(exc), _work())
+def test_an_exception_in_any_phase_becomes_a_typed_failure_row_per_segment(exc: Exception, kind: ErrorKind) -> None:
+    work = run_phase(Raising(exc), _work())
     assert work.failure is not None and work.failure.stage == "preprocess" and work.failure.kind == kind
     assert work.media is None  # released: no later stage runs on a failed recording
     assert "preprocess" in work.seconds
@@ -70,13 +69,13 @@ def test_an_exception_in_any_stage_becomes_a_typed_failure_row_per_segment(exc: 
 
 
 def test_the_guard_skips_a_failed_or_empty_recording() -> None:
-    failed = run_stage(Raising(ValueError("first")), _work())
-    stage = Counting()
-    run_stage(stage, failed)
-    run_stage(stage, _work(0))
-    assert stage.calls == 0
-    ok = run_stage(stage, _work())
-    assert stage.calls == 1 and ok.failure is None and ok.media is not None  # judge does not drop media
+    failed = run_phase(Raising(ValueError("first")), _work())
+    phase = Counting()
+    run_phase(phase, failed)
+    run_phase(phase, _work(0))
+    assert phase.calls == 0
+    ok = run_phase(phase, _work())
+    assert phase.calls == 1 and ok.failure is None and ok.media is not None  # judge does not drop media
 
 
 def test_a_crash_before_probing_escapes_to_the_flow() -> None:
@@ -88,9 +87,10 @@ def test_a_crash_before_probing_escapes_to_the_flow() -> None:
             return work.recording is None
 
     with pytest.raises(ValueError, match="bug"):
-        run_stage(CrashingProbe(ValueError("bug")), RecordingWork(item=MediaInput(uri="x.wav")))
+        run_phase(CrashingProbe(ValueError("bug")), RecordingWork(item=MediaInput(uri="x.wav")))
 
 
-def test_one_name_per_phase_for_tasks_and_stages() -> None:
-    assert [t.name for t in STAGE_TASKS] == list(PHASES)
-    assert list(configured(RunConfig())) == list(PHASES)
+def test_one_name_per_phase_for_tasks_and_phases() -> None:
+    assert PHASES == ("probe", "sampling", "preprocess", "annotate", "judge", "aggregate")
+    assert [t.name for _, t in configured(RunConfig())] == list(PHASES)
+    assert [p for p, _ in configured(RunConfig())] == list(PIPELINE)
