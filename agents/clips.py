@@ -17,7 +17,7 @@ segment, while the soundtrack is cut to the sample.
 ``ClipCutter.cut`` never raises for media trouble: a segment without sound or picture, or
 an encoder error, comes back as a clip whose ``no_audio`` / ``no_video`` says why.
 ``clip_parts`` then decides what one agent is sent: the WAV for ``audio``, the MP4 for
-``video``; a Gemini agent taking both gets the MP4 alone when it carries the soundtrack
+``video``; an agent taking both (Gemini) gets the MP4 alone when it carries the soundtrack
 (the WAV would repeat it, unsynchronised). Parts it asked for but cannot get are listed
 with their failure kind (``no_audio`` / ``no_video``) for the annotator's policy.
 """
@@ -35,7 +35,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from emoforge.agents.base import AudioPart, SegmentClip, VideoPart
-from emoforge.configs.agents import CLIP_MODALITIES, AgentsConfig, ClipConfig
+from emoforge.agents.providers import provider
+from emoforge.configs.agents import AgentsConfig, ClipConfig
 from emoforge.configs.sampling import MediaConfig
 from emoforge.storage.records import ErrorKind, Segment
 
@@ -59,7 +60,7 @@ class ClipNeeds:
 
 def clip_needs(config: AgentsConfig) -> ClipNeeds:
     """What to cut per segment; nothing when no enabled agent that can take a clip asks for one."""
-    wanted = {m for a in config.jury if a.enabled for m in a.modalities if m in CLIP_MODALITIES.get(a.backend, ())}
+    wanted = {m for a in config.jury if a.enabled for m in a.modalities if m in provider(a.backend).clip_modalities}
     return ClipNeeds(audio="audio" in wanted, video="video" in wanted)
 
 
@@ -90,7 +91,8 @@ def clip_parts(modalities: list[str], backend: str, clip: SegmentClip | None) ->
     if want_video and clip is not None and clip.video_mp4 is not None and clip.video_sha256 is not None:
         video = VideoPart(clip.video_mp4, clip.video_s, clip.video_sha256, clip.video_frames, clip.video_has_audio)
     audio = None
-    soundtrack = video is not None and video.has_audio and backend == "gemini"
+    # A backend that watches video hears its soundtrack too: the WAV would repeat it, unsynchronised.
+    soundtrack = video is not None and video.has_audio and "video" in provider(backend).clip_modalities
     if want_audio and not soundtrack and clip is not None and clip.audio_wav and clip.audio_sha256 is not None:
         audio = AudioPart(clip.audio_wav, clip.audio_s, clip.audio_sha256)
     missing: list[tuple[ErrorKind, str]] = []

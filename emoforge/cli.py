@@ -97,8 +97,10 @@ def annotate(
         raise typer.BadParameter("--retry must be transient, all or none")
     policy = cast("RetryPolicy", retry)
     overrides: dict[str, Any] = {"run": {"workers": workers}} if workers else {}
+    from emoforge.agents.providers import check_config
+
     try:
-        cfg = load_config(config, overrides)
+        cfg = check_config(load_config(config, overrides), str(config or "default.yaml"))
     except ConfigError as exc:
         console.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(2) from exc

@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field
 
 import emoforge
 from emoforge.agents.batch_waiting import waiting_recordings
+from emoforge.agents.providers import check_config
 from emoforge.configs import PipelineConfig, config_hash, load_config
 from emoforge.flows import tasks as t
 from emoforge.flows.incremental import HashIndex, hold_waiting, plan_inputs, response_cache_dir
@@ -119,7 +120,7 @@ def annotate_corpus(
         input_root: folder every local input must lie in (default: each manifest's or
             folder's own); an input outside it becomes an ``outside_input_root`` failure row.
     """
-    config = load_config(config_path, overrides)
+    config = check_config(load_config(config_path, overrides), str(config_path or "default.yaml"))
     cfg_hash = config_hash(config)
     ctx = RunContext(run_id=new_run_id(cfg_hash), config_hash=cfg_hash, emoforge_version=emoforge.__version__)
     found = discover_inputs(inputs, input_root, config.inputs)  # before the writer: a bad path leaves no run "running"

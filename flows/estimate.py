@@ -40,7 +40,7 @@ class CostEstimate(BaseModel):
         "segment, the most the adaptive jury can spend (it buys only the votes worth their price).",
     )
     # Side by side: cost_usd is each agent in its configured mode; these are every paid agent in
-    # real time, and every agent with a batch API (openai, gemini) in batch mode (costs.BATCH_PRICE_FACTOR).
+    # real time, and every agent whose backend has a batch API in batch mode (costs.batch_factor).
     realtime_cost_usd: float = 0.0
     batch_cost_usd: float = 0.0
     by_agent: dict[str, dict[str, float | str]] = Field(
@@ -154,11 +154,11 @@ def _placeholders(seg: Segment, jury: Any, config: PipelineConfig, ctx: RunConte
 def _by_mode(est: CostEstimate, jury: Any, seg: Segment) -> None:
     """Add one segment's jury cost in real time and in batch mode, per agent; ``cost_usd``
     (counted at the realtime price by ``Jury.estimate``) moves to each agent's configured mode."""
-    from emoforge.agents.costs import BATCH_PRICE_FACTOR
+    from emoforge.agents.costs import batch_factor
 
     for agent in jury.agents:
         realtime = agent.estimate(seg, Features(segment_id=seg.id)).cost_usd
-        batch = realtime * BATCH_PRICE_FACTOR.get(agent.backend, 1.0)
+        batch = realtime * batch_factor(agent.backend)
         mode = getattr(getattr(agent, "config", None), "mode", "realtime")
         row = est.by_agent.setdefault(agent.name, {"mode": mode, "realtime_cost_usd": 0.0, "batch_cost_usd": 0.0})
         row["realtime_cost_usd"] = float(row["realtime_cost_usd"]) + realtime

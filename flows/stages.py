@@ -288,6 +288,7 @@ class Annotate(Stage):
         from emoforge.agents.adaptive import AdaptiveJury
         from emoforge.agents.judge import Judge as JudgeTool
         from emoforge.agents.policy import AdaptivePolicy
+        from emoforge.agents.providers import vote_sources
         from emoforge.agents.recognizers.base import vote_priors
         from emoforge.quality.consensus import ConsensusBuilder
 
@@ -296,7 +297,9 @@ class Annotate(Stage):
         # again every round; it scores the final jury once, in the judge phase.
         judge = stage(JudgeTool, config.judge.model_copy(update={"backend": "rules"}), self.ctx)
         taxonomy = config.agents.taxonomy
-        builder = stage(ConsensusBuilder, config.aggregation, self.ctx, taxonomy, vote_priors(config.agents))
+        builder = stage(
+            ConsensusBuilder, config.aggregation, self.ctx, taxonomy, vote_priors(config.agents), vote_sources()
+        )
         policy = AdaptivePolicy(config.agents.adaptive, len(taxonomy.labels), config.aggregation.pool_weights)
         media = work.media
         clip_of = (lambda seg: cutter.cut(media, seg, jury.clip_needs)) if cutter and media else None
@@ -362,12 +365,18 @@ class Aggregate(Stage):
         self.config, self.ctx = config, ctx
 
     def fill(self, work: RecordingWork) -> None:
+        from emoforge.agents.providers import vote_sources
         from emoforge.agents.recognizers.base import vote_priors
         from emoforge.quality.consensus import ConsensusBuilder
 
         config = self.config
         builder = stage(
-            ConsensusBuilder, config.aggregation, self.ctx, config.agents.taxonomy, vote_priors(config.agents)
+            ConsensusBuilder,
+            config.aggregation,
+            self.ctx,
+            config.agents.taxonomy,
+            vote_priors(config.agents),
+            vote_sources(),
         )
         consensus = [builder.build(_segment(r), _features(r), r.annotations, r.verdicts) for r in work.rows]
         for row, c in zip(work.rows, consensus, strict=True):

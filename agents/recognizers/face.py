@@ -20,10 +20,21 @@ import numpy as np
 
 from emoforge.agents.base import AnnotatorError
 from emoforge.agents.cues.base import CueReading
+from emoforge.agents.providers import ProviderSpec
 from emoforge.agents.recognizers.base import ModelAnnotator
 from emoforge.configs.agents import AgentConfig, TaxonomyConfig
 from emoforge.storage.records import Cue, ErrorKind, Features, RunContext, Segment
 
+# FER2013 training split (28,709 faces) of the shipped ``fer`` net, in the taxonomy's names.
+FER2013_PRIOR = {
+    "angry": 3995 / 28709,
+    "disgusted": 436 / 28709,
+    "fearful": 4097 / 28709,
+    "happy": 7215 / 28709,
+    "sad": 4830 / 28709,
+    "surprised": 3171 / 28709,
+    "neutral": 4965 / 28709,
+}
 # FER2013 class order of the net's output, named as the basic emotions.
 CLASSES = ("angry", "disgusted", "fearful", "happy", "sad", "surprised", "neutral")
 # Divides the logits of each frame (Guo et al. 2017 temperature scaling). 1.0 = uncalibrated:
@@ -224,3 +235,14 @@ class FaceModelAnnotator(ModelAnnotator):
             evidence=evidence,
             modalities_seen=["face"],
         )
+
+
+PROVIDER = ProviderSpec(
+    name=FaceModelAnnotator.backend,
+    kind="recognizer",
+    annotator=lambda agent, ctx, taxonomy, embedder: FaceModelAnnotator(agent, ctx, taxonomy),
+    modality="face",
+    calibrated=True,
+    # The shipped net was trained on FER2013; other weights (an .onnx of the user's) carry no prior.
+    output_prior=lambda model: None if model else dict(FER2013_PRIOR),
+)

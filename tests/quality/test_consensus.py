@@ -7,6 +7,7 @@ import math
 import pytest
 
 from emoforge.agents.judge import Judge
+from emoforge.agents.providers import vote_sources
 from emoforge.configs.quality import AggregationConfig, JudgeConfig
 from emoforge.quality.consensus import ConsensusBuilder
 from emoforge.storage.records import Annotation, Consensus, ErrorKind, Failure, Status, Verdict
@@ -37,7 +38,9 @@ def build(
 ) -> Consensus:
     config = AggregationConfig.model_validate({"method": method, "review": review})
     verdicts = [] if scores is None else [verdict(a, s) for a, s in zip(annotations, scores, strict=False)]
-    return ConsensusBuilder(config, CTX).build(SEGMENT, smiling_features(), annotations, verdicts)
+    return ConsensusBuilder(config, CTX, sources=vote_sources()).build(
+        SEGMENT, smiling_features(), annotations, verdicts
+    )
 
 
 def test_unanimous_jury_needs_no_review() -> None:
