@@ -33,6 +33,7 @@ from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from emoforge.agents.base import AudioPart, SegmentClip, VideoPart
 from emoforge.agents.providers import provider
@@ -105,7 +106,7 @@ def clip_parts(modalities: list[str], backend: str, clip: SegmentClip | None) ->
     return ClipParts(audio=audio, video=video, missing=tuple(missing))
 
 
-def wav_bytes(samples: np.ndarray, sample_rate: int) -> bytes:
+def wav_bytes(samples: NDArray[Any], sample_rate: int) -> bytes:
     """16-bit PCM mono WAV of float samples in [-1, 1] (clipped, not wrapped, outside it)."""
     pcm = (np.clip(samples, -1.0, 1.0) * 32767.0).round().astype("<i2")
     buf = io.BytesIO()
@@ -153,7 +154,7 @@ class ClipCutter:
         )
 
     def _video(
-        self, media: Media, segment: Segment, audio: np.ndarray | None
+        self, media: Media, segment: Segment, audio: NDArray[Any] | None
     ) -> tuple[bytes | None, list[int], str | None]:
         """(MP4, frame slots, None) or (None, [], why there is no video)."""
         import av
@@ -182,7 +183,7 @@ class ClipCutter:
         idx = np.searchsorted(frames.times, grid + 1e-6, side="right") - 1
         return [int(i) for i in np.clip(idx, 0, len(frames) - 1)]
 
-    def _encode_mp4(self, frames: FrameStore, slots: list[int], audio: np.ndarray | None, sample_rate: int) -> bytes:
+    def _encode_mp4(self, frames: FrameStore, slots: list[int], audio: NDArray[Any] | None, sample_rate: int) -> bytes:
         import av
 
         buf = io.BytesIO()
@@ -210,7 +211,7 @@ class ClipCutter:
         return buf.getvalue()
 
     @staticmethod
-    def _encode_audio(out: Any, sound: Any, audio: np.ndarray, sample_rate: int) -> None:
+    def _encode_audio(out: Any, sound: Any, audio: NDArray[Any], sample_rate: int) -> None:
         import av
 
         chunk = 1024  # the AAC encoder's frame size

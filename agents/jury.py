@@ -18,9 +18,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from emoforge.agents.base import Annotator, ChatBackend
+from emoforge.agents.base import Annotator, ChatBackend, SegmentClip
 from emoforge.agents.cache import ResponseCache
-from emoforge.agents.clips import SegmentClip, clip_needs
+from emoforge.agents.clips import clip_needs
 from emoforge.agents.costs import CostLedger, add_usage, tokens_by_part
 from emoforge.agents.labels import LabelNormalizer, SentenceEmbedder
 from emoforge.agents.providers import provider
