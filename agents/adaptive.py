@@ -11,7 +11,7 @@ plan chose it (``Jury.ask``); for an agent in ``mode: batch``
 the round is one provider batch (``_ask``), and a segment waiting on it is left for a later
 run, which replays the rounds from the cache and goes on.
 
-Every segment ends with a ``JuryDecision`` (storage/records.py): why the jury stopped,
+Every segment ends with a ``JuryDecision`` (storage/records/annotations.py): why the jury stopped,
 where the segment goes, what it spent and what it did not. ``full_decision`` records the
 same for the full jury, so the ledger and ``inspect`` read both policies alike.
 """

@@ -30,7 +30,8 @@ from typing import TYPE_CHECKING, Any
 from emoforge.agents.backends.batch_api import BatchClient, BatchStatus
 from emoforge.agents.base import AnnotatorError, ChatBackend
 from emoforge.agents.cache import CacheKeyError, check_key
-from emoforge.agents.costs import BATCH_PRICE_FACTOR, BudgetExceeded, CostLedger, batch_price, cost_usd
+from emoforge.agents.costs import BudgetExceeded, CostLedger, batch_factor, batch_price, cost_usd
+from emoforge.agents.providers import provider
 from emoforge.configs.agents import AgentConfig
 from emoforge.storage.batches import BatchBook, BatchRequest, PendingBatch
 from emoforge.storage.records import TRANSIENT_ERRORS, Annotation, ErrorKind, Failure, Usage, utcnow
@@ -54,19 +55,10 @@ _UNANSWERED: dict[str, tuple[ErrorKind, str]] = {
 
 def make_batch_client(config: AgentConfig, backend: ChatBackend) -> BatchClient:
     """The batch API client over the agent's realtime backend (same key, base URL, request body)."""
-    if config.backend == "openai":
-        from emoforge.agents.backends.openai import OpenAIBackend
-        from emoforge.agents.backends.openai_batch import OpenAIBatchClient
-
-        if isinstance(backend, OpenAIBackend):
-            return OpenAIBatchClient(backend)
-    if config.backend == "gemini":
-        from emoforge.agents.backends.gemini import GeminiBackend
-        from emoforge.agents.backends.gemini_batch import GeminiBatchClient
-
-        if isinstance(backend, GeminiBackend):
-            return GeminiBatchClient(backend)
-    raise ValueError(f"agent {config.name!r}: no batch API for backend {config.backend!r}")
+    batch = provider(config.backend).batch
+    if batch is None:
+        raise ValueError(f"agent {config.name!r}: no batch API for backend {config.backend!r}")
+    return batch.client(backend)
 
 
 def batch_key(agent: str, custom_ids: list[str], run_id: str) -> str:
@@ -222,7 +214,7 @@ class BatchRunner:
         failed: dict[str, Annotation] = {}
         send: list[BatchAsk] = []
         lines: list[Any] = []
-        factor = BATCH_PRICE_FACTOR[self.config.backend]
+        factor = batch_factor(self.config.backend)
         for ask in asks:
             try:
                 self.ledger.reserve(ask.estimate_usd * factor)
@@ -246,7 +238,7 @@ class BatchRunner:
         record = PendingBatch(
             key=batch_key(self.config.name, ids, self.run_id),
             agent=self.config.name,
-            provider="openai" if self.config.backend == "openai" else "gemini",
+            provider=self.config.backend,
             model=self.config.model or "",
             requests=[
                 BatchRequest(

@@ -17,7 +17,7 @@ segment, while the soundtrack is cut to the sample.
 ``ClipCutter.cut`` never raises for media trouble: a segment without sound or picture, or
 an encoder error, comes back as a clip whose ``no_audio`` / ``no_video`` says why.
 ``clip_parts`` then decides what one agent is sent: the WAV for ``audio``, the MP4 for
-``video``; a Gemini agent taking both gets the MP4 alone when it carries the soundtrack
+``video``; an agent taking both (Gemini) gets the MP4 alone when it carries the soundtrack
 (the WAV would repeat it, unsynchronised). Parts it asked for but cannot get are listed
 with their failure kind (``no_audio`` / ``no_video``) for the annotator's policy.
 """
@@ -33,9 +33,11 @@ from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from emoforge.agents.base import AudioPart, SegmentClip, VideoPart
-from emoforge.configs.agents import CLIP_MODALITIES, AgentsConfig, ClipConfig
+from emoforge.agents.providers import provider
+from emoforge.configs.agents import AgentsConfig, ClipConfig
 from emoforge.configs.sampling import MediaConfig
 from emoforge.storage.records import ErrorKind, Segment
 
@@ -59,7 +61,7 @@ class ClipNeeds:
 
 def clip_needs(config: AgentsConfig) -> ClipNeeds:
     """What to cut per segment; nothing when no enabled agent that can take a clip asks for one."""
-    wanted = {m for a in config.jury if a.enabled for m in a.modalities if m in CLIP_MODALITIES.get(a.backend, ())}
+    wanted = {m for a in config.jury if a.enabled for m in a.modalities if m in provider(a.backend).clip_modalities}
     return ClipNeeds(audio="audio" in wanted, video="video" in wanted)
 
 
@@ -90,7 +92,8 @@ def clip_parts(modalities: list[str], backend: str, clip: SegmentClip | None) ->
     if want_video and clip is not None and clip.video_mp4 is not None and clip.video_sha256 is not None:
         video = VideoPart(clip.video_mp4, clip.video_s, clip.video_sha256, clip.video_frames, clip.video_has_audio)
     audio = None
-    soundtrack = video is not None and video.has_audio and backend == "gemini"
+    # A backend that watches video hears its soundtrack too: the WAV would repeat it, unsynchronised.
+    soundtrack = video is not None and video.has_audio and "video" in provider(backend).clip_modalities
     if want_audio and not soundtrack and clip is not None and clip.audio_wav and clip.audio_sha256 is not None:
         audio = AudioPart(clip.audio_wav, clip.audio_s, clip.audio_sha256)
     missing: list[tuple[ErrorKind, str]] = []
@@ -103,7 +106,7 @@ def clip_parts(modalities: list[str], backend: str, clip: SegmentClip | None) ->
     return ClipParts(audio=audio, video=video, missing=tuple(missing))
 
 
-def wav_bytes(samples: np.ndarray, sample_rate: int) -> bytes:
+def wav_bytes(samples: NDArray[Any], sample_rate: int) -> bytes:
     """16-bit PCM mono WAV of float samples in [-1, 1] (clipped, not wrapped, outside it)."""
     pcm = (np.clip(samples, -1.0, 1.0) * 32767.0).round().astype("<i2")
     buf = io.BytesIO()
@@ -151,7 +154,7 @@ class ClipCutter:
         )
 
     def _video(
-        self, media: Media, segment: Segment, audio: np.ndarray | None
+        self, media: Media, segment: Segment, audio: NDArray[Any] | None
     ) -> tuple[bytes | None, list[int], str | None]:
         """(MP4, frame slots, None) or (None, [], why there is no video)."""
         import av
@@ -180,7 +183,7 @@ class ClipCutter:
         idx = np.searchsorted(frames.times, grid + 1e-6, side="right") - 1
         return [int(i) for i in np.clip(idx, 0, len(frames) - 1)]
 
-    def _encode_mp4(self, frames: FrameStore, slots: list[int], audio: np.ndarray | None, sample_rate: int) -> bytes:
+    def _encode_mp4(self, frames: FrameStore, slots: list[int], audio: NDArray[Any] | None, sample_rate: int) -> bytes:
         import av
 
         buf = io.BytesIO()
@@ -208,7 +211,7 @@ class ClipCutter:
         return buf.getvalue()
 
     @staticmethod
-    def _encode_audio(out: Any, sound: Any, audio: np.ndarray, sample_rate: int) -> None:
+    def _encode_audio(out: Any, sound: Any, audio: NDArray[Any], sample_rate: int) -> None:
         import av
 
         chunk = 1024  # the AAC encoder's frame size

@@ -2,8 +2,7 @@
 
 Token estimates are for dry runs and budget reservations, not billing: text at ~4
 characters a token, a key frame at OpenAI's 'low' detail cost, and the segment's clip at
-the providers' published rates (Gemini: ~32 tokens per second of audio, ~258 per video
-frame sampled at 1 fps; OpenAI audio input: ~10 tokens per second). Audio tokens can carry
+the rates each provider publishes and declares in its spec (``agents/providers.py``). Audio tokens can carry
 their own price (``Price.audio_input_per_mtok``), as both providers bill them apart.
 
 Before a paid call the annotator asks the ledger to ``reserve`` the call's estimated
@@ -19,26 +18,23 @@ import threading
 from collections import OrderedDict, defaultdict
 
 from emoforge.agents.base import Prompt
+from emoforge.agents.providers import provider
 from emoforge.configs.agents import Price
 from emoforge.storage.records import Usage
 
 CHARS_PER_TOKEN = 4.0
 IMAGE_TOKENS = 85  # OpenAI 'low' detail image; a fixed estimate for other providers too
-GEMINI_AUDIO_TOKENS_PER_S = 32.0
-GEMINI_VIDEO_TOKENS_PER_FRAME = 258  # Gemini samples video at 1 fps
-OPENAI_AUDIO_TOKENS_PER_S = 10.0  # also used for OpenAI-compatible servers (vLLM omni models)
 
 
-# Price of a batch request relative to the same request in real time, per backend with a batch API.
-# OpenAI: "Batch API ... 50% discount" on input and output (https://openai.com/api/pricing/,
-# https://platform.openai.com/docs/guides/batch). Gemini: batch mode "at 50% of the standard cost"
-# (https://ai.google.dev/gemini-api/docs/batch-mode, https://ai.google.dev/gemini-api/docs/pricing).
-BATCH_PRICE_FACTOR: dict[str, float] = {"openai": 0.5, "gemini": 0.5}
+def batch_factor(backend: str) -> float:
+    """Price of a batch request relative to the same request in real time (1 without a batch API)."""
+    batch = provider(backend).batch
+    return batch.price_factor if batch is not None else 1.0
 
 
 def batch_price(price: Price, backend: str) -> Price:
     """The agent's ``price`` as billed through its provider's batch API."""
-    factor = BATCH_PRICE_FACTOR[backend]
+    factor = batch_factor(backend)
     audio = None if price.audio_input_per_mtok is None else price.audio_input_per_mtok * factor
     return Price(
         input_per_mtok=price.input_per_mtok * factor,
@@ -55,14 +51,12 @@ def estimate_tokens(text: str, n_images: int = 0) -> int:
 def media_tokens(backend: str, audio_s: float = 0.0, video_s: float = 0.0) -> tuple[int, int]:
     """(all, audio) estimated input tokens of ``audio_s`` seconds of sound and ``video_s`` of video.
 
-    Video on Gemini costs its frames at 1 fps plus its soundtrack's audio tokens; pass the
-    soundtrack's length in ``audio_s``. OpenAI chat completions take no video.
+    Video costs its frames at 1 fps plus its soundtrack's audio tokens; pass the soundtrack's
+    length in ``audio_s``. A backend that takes no video declares no tokens per frame.
     """
-    if backend == "gemini":
-        audio = math.ceil(audio_s * GEMINI_AUDIO_TOKENS_PER_S)
-        return audio + math.ceil(video_s) * GEMINI_VIDEO_TOKENS_PER_FRAME, audio
-    audio = math.ceil(audio_s * OPENAI_AUDIO_TOKENS_PER_S)
-    return audio, audio
+    spec = provider(backend)
+    audio = math.ceil(audio_s * spec.audio_tokens_per_s)
+    return audio + math.ceil(video_s) * spec.video_tokens_per_frame, audio
 
 
 def tokens_by_part(prompt: Prompt, backend: str, billed_input: int, billed_output: int) -> dict[str, int]:

@@ -18,12 +18,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from emoforge.agents.base import Annotator, ChatBackend
+from emoforge.agents.base import Annotator, ChatBackend, SegmentClip
 from emoforge.agents.cache import ResponseCache
-from emoforge.agents.clips import SegmentClip, clip_needs
+from emoforge.agents.clips import clip_needs
 from emoforge.agents.costs import CostLedger, add_usage, tokens_by_part
 from emoforge.agents.labels import LabelNormalizer, SentenceEmbedder
-from emoforge.configs.agents import MODEL_BACKENDS, AgentConfig, AgentsConfig, TaxonomyConfig
+from emoforge.agents.providers import provider
+from emoforge.configs.agents import AgentConfig, AgentsConfig
 from emoforge.storage.records import (
     Annotation,
     ErrorKind,
@@ -46,53 +47,22 @@ log = scrubbed_logger(__name__)
 
 def make_backend(config: AgentConfig) -> ChatBackend:
     """The chat backend of an LLM agent; heavy SDKs are imported when first used."""
-    if config.backend == "openai":
-        from emoforge.agents.backends.openai import OpenAIBackend
-
-        return OpenAIBackend(config)
-    if config.backend == "openai_compatible":
-        from emoforge.agents.backends.openai_compatible import OpenAICompatibleBackend
-
-        return OpenAICompatibleBackend(config)
-    if config.backend == "gemini":
-        from emoforge.agents.backends.gemini import GeminiBackend
-
-        return GeminiBackend(config)
-    if config.backend == "transformers":
-        from emoforge.agents.backends.transformers_local import TransformersBackend
-
-        return TransformersBackend(config)
-    raise ValueError(f"agent {config.name!r}: backend {config.backend!r} is not an LLM backend")
+    spec = provider(config.backend)
+    if spec.chat is None:
+        raise ValueError(f"agent {config.name!r}: backend {config.backend!r} is not an LLM backend")
+    return spec.chat(config)
 
 
-def recognizer(
-    config: AgentConfig, ctx: RunContext, taxonomy: TaxonomyConfig, embedder: SentenceEmbedder | None
-) -> Annotator:
-    """A trained offline recognizer (agents/recognizers); its model loads on first use."""
-    if config.backend == "face_model":
-        from emoforge.agents.recognizers.face import FaceModelAnnotator
-
-        return FaceModelAnnotator(config, ctx, taxonomy)
-    if config.backend == "voice_model":
-        from emoforge.agents.recognizers.voice import VoiceModelAnnotator
-
-        return VoiceModelAnnotator(config, ctx, taxonomy)
-    from emoforge.agents.recognizers.text import TextModelAnnotator
-
-    return TextModelAnnotator(config, ctx, taxonomy, embedder)
-
-
-def _provider_key(config: AgentConfig) -> str:
-    return f"{config.backend}|{config.base_url or ''}|{config.model if config.backend == 'transformers' else ''}"
+def _limit_key(config: AgentConfig) -> str:
+    """Agents sharing a concurrency limit: one server, or (a local backend) one loaded model."""
+    local_model = config.model if not provider(config.backend).remote else ""
+    return f"{config.backend}|{config.base_url or ''}|{local_model or ''}"
 
 
 class Jury:
     """Builds the configured agents and runs them on each segment."""
 
     def __init__(self, config: AgentsConfig, ctx: RunContext, cache_dir: Path | None = None) -> None:
-        from emoforge.agents.cues.face import FaceCueAnnotator
-        from emoforge.agents.cues.text import TextCueAnnotator
-        from emoforge.agents.cues.voice import VoiceCueAnnotator
         from emoforge.agents.llm import LLMAnnotator
 
         self.config = config
@@ -108,16 +78,12 @@ class Jury:
         for agent in config.jury:
             if not agent.enabled:
                 continue
-            if agent.backend == "face_cues":
-                self.agents.append(FaceCueAnnotator(agent, ctx, config.taxonomy))
-            elif agent.backend == "voice_cues":
-                self.agents.append(VoiceCueAnnotator(agent, ctx, config.taxonomy))
-            elif agent.backend == "text_cues":
-                self.agents.append(TextCueAnnotator(agent, ctx, config.taxonomy, embedder))
-            elif agent.backend in MODEL_BACKENDS:
-                self.agents.append(recognizer(agent, ctx, config.taxonomy, embedder))
+            spec = provider(agent.backend)
+            spec.check(agent)
+            if spec.annotator is not None:
+                self.agents.append(spec.annotator(agent, ctx, config.taxonomy, embedder))
             else:
-                key = _provider_key(agent)
+                key = _limit_key(agent)
                 limiter = limiters.setdefault(key, threading.BoundedSemaphore(agent.concurrency))
                 self.agents.append(
                     LLMAnnotator(

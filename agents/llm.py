@@ -26,9 +26,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from emoforge.agents.backends.retry import RetryOutcome, RetryPolicy, budgeted_call
-from emoforge.agents.base import AnnotatorError, ChatBackend, ModelReply, Prompt
+from emoforge.agents.base import AnnotatorError, ChatBackend, ModelReply, Prompt, SegmentClip
 from emoforge.agents.cache import ResponseCache, cache_key
-from emoforge.agents.clips import ClipParts, SegmentClip, clip_parts
+from emoforge.agents.clips import ClipParts, clip_parts
 from emoforge.agents.costs import CostLedger, cost_usd, estimate_tokens, media_tokens
 from emoforge.agents.labels import LabelNormalizer
 from emoforge.agents.prompts import evidence_data, load_template, render

@@ -45,9 +45,10 @@ import itertools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
+from numpy.typing import NDArray
 
 from emoforge.configs.agents import AdaptiveConfig
 from emoforge.storage.records import Consensus
@@ -138,12 +139,13 @@ class AdaptivePolicy:
             vote_strength(self.accuracy(o.agent), self.n_labels, self.exponents.get(o.agent, 1.0)) for o in remaining
         )
 
-    def _belief(self, distribution: Mapping[str, float]) -> np.ndarray:
+    def _belief(self, distribution: Mapping[str, float]) -> NDArray[Any]:
         """``distribution`` as a vector over ``K`` labels (labels it does not name: 0)."""
         labels = sorted(distribution)
         k = max(self.n_labels, len(labels), 2)
         p = np.array([distribution[x] for x in labels] + [0.0] * (k - len(labels)), dtype=float)
-        return p / p.sum()
+        typed: NDArray[Any] = p / p.sum()  # numpy's stubs type this Any
+        return typed
 
     def gain(self, distribution: Mapping[str, float], remaining: Sequence[Offer]) -> float:
         """Expected accuracy gained by asking every agent in ``remaining`` (module docstring)."""
@@ -186,7 +188,7 @@ class AdaptivePolicy:
             return Plan(float(p.max()), None, None)
         return self._plan(p, tuple(o.agent for o in offers), {o.agent: o for o in offers})
 
-    def _plan(self, p: np.ndarray, left: tuple[str, ...], offers: Mapping[str, Offer]) -> Plan:
+    def _plan(self, p: NDArray[Any], left: tuple[str, ...], offers: Mapping[str, Offer]) -> Plan:
         key = (np.round(p, 9).tobytes(), tuple((a, self.price(offers[a])) for a in left))
         if (hit := self._memo.get(key)) is not None:
             return hit

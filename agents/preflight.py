@@ -16,12 +16,10 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel
 
+from emoforge.agents.providers import provider
 from emoforge.configs import PipelineConfig
 from emoforge.configs.agents import AgentConfig
 
-# Backends that send requests to a provider, and the key variable each reads when the agent
-# names none (openai's client takes none: it needs api_key_env or a base_url).
-REMOTE_BACKENDS: dict[str, str | None] = {"openai": None, "gemini": "GEMINI_API_KEY", "openai_compatible": None}
 CONNECT_TIMEOUT_S = 3.0
 
 
@@ -37,9 +35,9 @@ class ProviderProblem(BaseModel):
 
 
 def _remote_agents(config: PipelineConfig) -> Iterator[AgentConfig]:
-    yield from (a for a in config.agents.jury if a.backend in REMOTE_BACKENDS)
+    yield from (a for a in config.agents.jury if provider(a.backend).remote)
     judge = config.judge.llm
-    if config.judge.backend == "llm" and judge is not None and judge.backend in REMOTE_BACKENDS:
+    if config.judge.backend == "llm" and judge is not None and provider(judge.backend).remote:
         yield judge.model_copy(update={"name": f"judge:{judge.name}"})
 
 
@@ -61,7 +59,9 @@ def provider_problems(config: PipelineConfig, timeout_s: float = CONNECT_TIMEOUT
     problems: list[ProviderProblem] = []
     checked: dict[str, str | None] = {}  # one connection per server, however many agents use it
     for agent in _remote_agents(config):
-        env = agent.api_key_env or REMOTE_BACKENDS[agent.backend]
+        # The key variable the backend reads when the agent names none (openai's takes none:
+        # it needs api_key_env or a base_url).
+        env = agent.api_key_env or provider(agent.backend).api_key_env
         if env and not os.environ.get(env):
             problems.append(ProviderProblem(agent=agent.name, kind="api_key_unset", message=f"{env} is not set"))
         elif env is None and not agent.base_url:

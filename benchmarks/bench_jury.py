@@ -56,6 +56,7 @@ sys.path.insert(0, str(REPO))
 from emoforge.agents.adaptive import AdaptiveJury  # noqa: E402
 from emoforge.agents.judge import Judge  # noqa: E402
 from emoforge.agents.policy import AdaptivePolicy, Offer  # noqa: E402
+from emoforge.agents.providers import vote_sources  # noqa: E402
 from emoforge.configs.agents import AdaptiveConfig, TaxonomyConfig  # noqa: E402
 from emoforge.configs.quality import AggregationConfig, JudgeConfig  # noqa: E402
 from emoforge.quality.consensus import ConsensusBuilder  # noqa: E402
@@ -119,7 +120,7 @@ def run_policy(case: Case, policy: str, config: AdaptiveConfig = POLICY) -> dict
     judge = Judge(JudgeConfig(), CTX) if case.judge else None
     score = judge.score if judge is not None else (lambda s, f, a: [])
     taxonomy = TaxonomyConfig(labels=case.labels, embedding_model=None)
-    builder = ConsensusBuilder(case.aggregation, CTX, taxonomy, case.priors)
+    builder = ConsensusBuilder(case.aggregation, CTX, taxonomy, case.priors, vote_sources())
     try:
         if policy == "full":
             results: list[tuple[list[Any], Any]] = [(jury.annotate(s, f), None) for s, f in case.segments]

@@ -46,6 +46,7 @@ def child_standalone(inputs: list[str]) -> dict[str, Any]:
     """Each stage alone over all inputs, models loaded first (load time reported apart)."""
     from emoforge.agents.judge import Judge
     from emoforge.agents.jury import Jury
+    from emoforge.agents.providers import vote_sources
     from emoforge.agents.recognizers.base import vote_priors
     from emoforge.configs import config_hash, load_config
     from emoforge.preprocess.extractor import FeatureExtractor
@@ -70,7 +71,8 @@ def child_standalone(inputs: list[str]) -> dict[str, Any]:
     jury = timed_build("annotate", lambda: Jury(cfg.agents, ctx, cache))
     judge = timed_build("judge", lambda: Judge(cfg.judge, ctx))
     builder = timed_build(
-        "aggregate", lambda: ConsensusBuilder(cfg.aggregation, ctx, cfg.agents.taxonomy, vote_priors(cfg.agents))
+        "aggregate",
+        lambda: ConsensusBuilder(cfg.aggregation, ctx, cfg.agents.taxonomy, vote_priors(cfg.agents), vote_sources()),
     )
     prober, decoder = MediaProber(cfg.sampling.media), MediaDecoder(cfg.sampling.media)
     # One untimed pass warms lazy model loads inside the stages (its time is reported).

@@ -280,7 +280,7 @@ def make_agent(backend: str, model: str | None = None) -> Any:
 
     taxonomy = TaxonomyConfig()
     modalities = ["voice", "audio"] if backend == "voice_model" else ["face", "voice", "text"]
-    config = AgentConfig(name=backend, backend=backend, model=model, modalities=modalities)  # type: ignore[arg-type]
+    config = AgentConfig(name=backend, backend=backend, model=model, modalities=modalities)
     cues: dict[str, Callable[..., Any]] = {
         "face_cues": FaceCueAnnotator,
         "voice_cues": VoiceCueAnnotator,
@@ -313,6 +313,7 @@ def jury_consensus(
     other groups' labelled segments (``fit_pool_weights``), leave one group out. ``only``
     names the methods to run (all by default)."""
     from emoforge.agents.judge import Judge
+    from emoforge.agents.providers import vote_sources
     from emoforge.agents.recognizers.base import output_prior
     from emoforge.configs.agents import TaxonomyConfig
     from emoforge.configs.quality import AggregationConfig, JudgeConfig
@@ -337,7 +338,7 @@ def jury_consensus(
         variants = {name: variants[name] for name in only}
 
     def build(config: AggregationConfig, pr: dict[str, dict[str, float]], index: Sequence[int]) -> list[Any]:
-        builder = ConsensusBuilder(config, ctx(), TaxonomyConfig(), pr)
+        builder = ConsensusBuilder(config, ctx(), TaxonomyConfig(), pr, vote_sources())
         return [builder.build(segments[i], features[i], list(juries[i]), verdicts[i]) for i in index]
 
     everything = range(len(segments))
@@ -347,7 +348,7 @@ def jury_consensus(
 
         from emoforge.quality.aggregation.pooled import fit_pool_weights
 
-        default = ConsensusBuilder(AggregationConfig(), ctx(), TaxonomyConfig(), priors)
+        default = ConsensusBuilder(AggregationConfig(), ctx(), TaxonomyConfig(), priors, vote_sources())
         rows = [
             {
                 "task": i,

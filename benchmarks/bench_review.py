@@ -48,6 +48,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 sys.path.insert(0, str(REPO))
 
+from emoforge.agents.providers import vote_sources  # noqa: E402
 from emoforge.configs.release import ReviewConfig  # noqa: E402
 from emoforge.quality.review_priority import QueueItem, review_order, within_budget  # noqa: E402
 from emoforge.storage.records import SegmentRow  # noqa: E402
@@ -62,7 +63,7 @@ def with_corpus_scores(rows: list[SegmentRow], labels: Sequence[str]) -> list[Se
     from emoforge.configs.quality import AggregationConfig
     from emoforge.quality.label_quality import corpus_label_quality
 
-    scores = corpus_label_quality(rows, AggregationConfig(), labels).scores
+    scores = corpus_label_quality(rows, AggregationConfig(), labels, sources=vote_sources()).scores
     out = []
     for r in rows:
         if r.consensus is not None and r.row_id in scores:
@@ -188,7 +189,9 @@ def crema_d(seeds: int = 5, duration_s: float = 2.5) -> dict[str, Any]:
     # No judge reads these simulated answers; their confidences are calibrated, so none is discounted.
     from emoforge.configs.agents import TaxonomyConfig
 
-    builder = ConsensusBuilder(AggregationConfig(judge_discount="none"), ctx(), TaxonomyConfig(labels=taxonomy))
+    builder = ConsensusBuilder(
+        AggregationConfig(judge_discount="none"), ctx(), TaxonomyConfig(labels=taxonomy), sources=vote_sources()
+    )
     runs = []
     for seed in range(seeds):
         rng = np.random.default_rng(seed)
@@ -240,7 +243,7 @@ def ravdess() -> dict[str, Any]:
     judge = Judge(JudgeConfig(), ctx())
     backends = {a.agent: a.backend for j in jury["juries"] for a in j}
     priors = {name: p for name, b in backends.items() if (p := output_prior(b, None)) is not None}
-    builder = ConsensusBuilder(AggregationConfig(), ctx(), TaxonomyConfig(), priors)
+    builder = ConsensusBuilder(AggregationConfig(), ctx(), TaxonomyConfig(), priors, vote_sources())
     rows, truth = [], {}
     for seg, feats, anns, t in zip(jury["segments"], jury["features"], jury["juries"], jury["truth"], strict=True):
         verdicts = judge.score(seg, feats, list(anns))

@@ -50,7 +50,8 @@ def meld() -> dict[str, Any]:
 
     import train_text_model as ttm
 
-    from emoforge.agents.recognizers.base import SHIPPED_WEIGHTS, weights_path
+    from emoforge.agents.recognizers.base import weights_path
+    from emoforge.agents.recognizers.text import WEIGHTS
 
     rows = read_csv(fixtures() / "labels" / "meld_dev_sent_emo.csv")
     truth = [MELD_TO_BASIC[r["Emotion"]] for r in rows]
@@ -59,7 +60,7 @@ def meld() -> dict[str, Any]:
     segs = [segment(f"meld{i}", 3.0) for i in range(len(rows))]
     cues = make_agent("text_cues")
     cue_anns = [cues.annotate(s, f) for s, f in zip(segs, feats, strict=True)]
-    with np.load(weights_path(None, SHIPPED_WEIGHTS["text_model"])) as data:
+    with np.load(weights_path(None, WEIGHTS)) as data:
         meta = json.loads(str(data["metadata"]))
     with tempfile.TemporaryDirectory() as tmp:
         # The shipped weights saw MELD dev; these are the same recipe on MELD train only.

@@ -8,40 +8,7 @@ from pydantic import Field, model_validator
 from emoforge.configs.base import Section
 from emoforge.configs.emotions import DEFAULT_LABELS
 
-Backend = Literal[
-    "face_cues",
-    "voice_cues",
-    "text_cues",
-    "face_model",
-    "voice_model",
-    "text_model",
-    "openai",
-    "openai_compatible",
-    "gemini",
-    "transformers",
-]
-
-
 AgentModality = Literal["face", "voice", "text", "visual", "audio", "video"]
-
-_CUE_BACKENDS = ("face_cues", "voice_cues", "text_cues")
-# Offline recognizers (agents/recognizers): trained models; the voice model hears the clip.
-MODEL_BACKENDS = ("face_model", "voice_model", "text_model")
-# Which LLM backends can be sent the segment's clip: OpenAI's chat completions (and servers
-# speaking it, e.g. vLLM serving an omni model) take an ``input_audio`` part but no video;
-# Gemini takes both, inline or through its File API. The transformers backend has no audio
-# or video processor wiring, so it refuses them instead of silently sending text only.
-CLIP_MODALITIES: dict[str, frozenset[str]] = {
-    "voice_model": frozenset({"audio"}),
-    "openai": frozenset({"audio"}),
-    "openai_compatible": frozenset({"audio"}),
-    "gemini": frozenset({"audio", "video"}),
-    "transformers": frozenset(),
-}
-
-
-# Backends with a provider batch API wired (agents/batch.py): OpenAI's Batch API, Gemini's batch mode.
-BATCH_BACKENDS = ("openai", "gemini")
 
 
 def _default_modalities() -> list[AgentModality]:
@@ -58,7 +25,11 @@ class Price(Section):
 
 class AgentConfig(Section):
     name: str = Field(description="Unique agent name; part of annotation ids.")
-    backend: Backend
+    backend: str = Field(
+        description="The provider that produces its votes: a cue agent (face_cues, ...), a trained recognizer "
+        "(voice_model, ...) or an LLM backend (openai, gemini, ...); each declares what it needs and offers "
+        "beside its code (agents/providers.py), checked where a run's config is built."
+    )
     model: str | None = Field(
         None,
         description="Model id or local path (LLM backends); for face_model/voice_model/text_model the weights "
@@ -117,37 +88,6 @@ class AgentConfig(Section):
     device: str = Field("cpu", description="Torch device for the transformers backend (cpu, cuda, auto).")
     price: Price = Price()
     enabled: bool = True
-
-    @model_validator(mode="after")
-    def _model_required(self) -> "AgentConfig":
-        needs_model = self.backend in ("openai", "openai_compatible", "gemini", "transformers")
-        if needs_model and not self.model:
-            raise ValueError(f"agent {self.name!r}: backend {self.backend!r} needs 'model'")
-        if self.backend == "openai_compatible" and not self.base_url:
-            raise ValueError(f"agent {self.name!r}: backend 'openai_compatible' needs 'base_url'")
-        return self
-
-    @model_validator(mode="after")
-    def _batch_supported(self) -> "AgentConfig":
-        if self.mode == "batch" and self.backend not in BATCH_BACKENDS:
-            raise ValueError(
-                f"agent {self.name!r}: mode 'batch' needs backend {' or '.join(BATCH_BACKENDS)}, not {self.backend!r}"
-            )
-        return self
-
-    @model_validator(mode="after")
-    def _media_supported(self) -> "AgentConfig":
-        if self.backend in _CUE_BACKENDS:
-            return self  # cue agents read extracted features only; clip modalities do not apply
-        supported = CLIP_MODALITIES.get(self.backend, frozenset())
-        for modality in ("audio", "video"):
-            if modality in self.modalities and modality not in supported:
-                backends = sorted(b for b, m in CLIP_MODALITIES.items() if modality in m)
-                raise ValueError(
-                    f"agent {self.name!r}: modality {modality!r} is not supported by backend "
-                    f"{self.backend!r} (supported by: {', '.join(backends)})"
-                )
-        return self
 
 
 class TaxonomyConfig(Section):

@@ -124,7 +124,7 @@ class ReviewFlagsConfig(Section):
 
 class AggregationConfig(Section):
     # The two aggregator keys take plain names: the aggregators declare themselves in
-    # emoforge/quality/aggregation (above this layer), whose check_config rejects a wrong one.
+    # emoforge/quality/aggregation (above this layer), whose check_aggregators rejects a wrong one.
     method: str = Field(
         "pooled",
         description="Per-segment aggregator: the name of one that runs per segment (each in "

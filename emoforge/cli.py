@@ -91,16 +91,15 @@ def annotate(
     ] = None,
 ) -> None:
     """Annotate media into Parquet shards (resumable: rerun the same command after a crash)."""
-    from emoforge.configs import ConfigError, load_config
-    from emoforge.quality.aggregation import check_config
+    from emoforge.configs import ConfigError
+    from emoforge.flows.config import load_checked
 
     if retry not in ("transient", "all", "none"):
         raise typer.BadParameter("--retry must be transient, all or none")
     policy = cast("RetryPolicy", retry)
     overrides: dict[str, Any] = {"run": {"workers": workers}} if workers else {}
     try:
-        cfg = load_config(config, overrides)
-        check_config(cfg.aggregation)
+        cfg = load_checked(config, overrides)
     except ConfigError as exc:
         console.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(2) from exc

@@ -16,15 +16,15 @@ from pydantic import BaseModel, Field
 
 import emoforge
 from emoforge.agents.batch_waiting import waiting_recordings
-from emoforge.configs import config_hash, load_config
+from emoforge.configs import config_hash
 from emoforge.flows import tasks as t
+from emoforge.flows.config import load_checked
 from emoforge.flows.incremental import HashIndex, hold_waiting, plan_inputs, response_cache_dir
 from emoforge.flows.phase import PhaseEnv
 from emoforge.flows.phases.probe import Probe
 from emoforge.flows.pipeline import configured
 from emoforge.flows.runners import ensure_provider_limits
 from emoforge.flows.work import RecordingWork, RetryPolicy, needs_redo, recording_state, resume_state
-from emoforge.quality.aggregation import check_config
 from emoforge.storage.failures import FailureDigest
 from emoforge.storage.inputs import discover_inputs, refused_recording
 from emoforge.storage.ledger import RunLedger
@@ -124,8 +124,9 @@ def annotate_corpus(
         input_root: folder every local input must lie in (default: each manifest's or
             folder's own); an input outside it becomes an ``outside_input_root`` failure row.
     """
-    config = load_config(config_path, overrides)
-    check_config(config.aggregation)  # a wrong aggregator name fails here, before anything is paid
+    config = load_checked(
+        config_path, overrides
+    )  # a wrong provider or aggregator name fails here, before anything is paid
     cfg_hash = config_hash(config)
     ctx = RunContext(run_id=new_run_id(cfg_hash), config_hash=cfg_hash, emoforge_version=emoforge.__version__)
     found = discover_inputs(inputs, input_root, config.inputs)  # before the writer: a bad path leaves no run "running"

@@ -29,7 +29,7 @@ class CostEstimate(BaseModel):
         "segment, the most the adaptive jury can spend (it buys only the votes worth their price).",
     )
     # Side by side: cost_usd is each agent in its configured mode; these are every paid agent in
-    # real time, and every agent with a batch API (openai, gemini) in batch mode (costs.BATCH_PRICE_FACTOR).
+    # real time, and every agent whose backend has a batch API in batch mode (costs.batch_factor).
     realtime_cost_usd: float = 0.0
     batch_cost_usd: float = 0.0
     by_agent: dict[str, dict[str, float | str]] = Field(

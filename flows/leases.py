@@ -24,7 +24,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
-def lease(tool: type[T], *args: Any) -> T:
+def lease(tool: type[T], *args: Any, **kwargs: Any) -> T:
     """A tool instance leased to the calling task: models load once per worker, not per run.
 
     An instance serves one task at a time, because the vision and ASR runtimes are not safe
@@ -33,7 +33,7 @@ def lease(tool: type[T], *args: Any) -> T:
     takes it. So a process builds as many instances of a tool as tasks used it at once,
     and a long-lived process (Dask worker, ``serve``, notebook, benchmark) keeps them.
     """
-    key = (tool, *(repr(_reusable(a)) for a in args))
+    key = (tool, *(repr(_reusable(a)) for a in args), *(f"{k}={_reusable(v)!r}" for k, v in sorted(kwargs.items())))
     held: dict[tuple[Any, ...], Any] = _HELD.__dict__.setdefault("leases", {})
     if key in held:
         inst: T = held[key]
@@ -42,7 +42,7 @@ def lease(tool: type[T], *args: Any) -> T:
         free = _FREE.setdefault(key, [])
         pooled: T | None = free.pop() if free else None
     if pooled is None:
-        pooled = tool(*args)
+        pooled = tool(*args, **kwargs)
         with _TOOLS_LOCK:
             _BUILDS[tool.__name__] += 1
     held[key] = pooled

@@ -31,7 +31,6 @@ log = logging.getLogger(__name__)
 
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells report for a Ctrl-C'd command
-REMOTE_BACKENDS = frozenset({"openai", "openai_compatible", "gemini"})
 LIMIT_PREFIX = "emoforge-provider-"
 
 
@@ -82,7 +81,9 @@ def task_runner(run_config: RunConfig) -> TaskRunner[Any]:
 
 def provider_limit_names(agents: AgentsConfig, run_config: RunConfig) -> list[str]:
     """Limit names the annotate stage must hold: remote backends of the jury that have a limit."""
-    backends = sorted({a.backend for a in agents.jury if a.backend in REMOTE_BACKENDS})
+    from emoforge.agents.providers import provider
+
+    backends = sorted({a.backend for a in agents.jury if provider(a.backend).remote})
     return [f"{LIMIT_PREFIX}{b}" for b in backends if b in run_config.provider_limits]
 
 

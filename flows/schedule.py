@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING, Any, cast
 
 from pydantic import BaseModel, Field, model_validator
 
-from emoforge.configs import load_config
 from emoforge.flows.annotate import annotate_corpus
+from emoforge.flows.config import load_checked
 from emoforge.flows.runners import ensure_provider_limits, task_runner
 from emoforge.flows.work import RetryPolicy
 
@@ -87,7 +87,7 @@ def _schedule(spec: DeploymentSpec) -> dict[str, Any]:
 def to_deployment(spec: DeploymentSpec) -> RunnerDeployment:
     """A served deployment; its flow carries the task runner named in the spec's config."""
     params = spec.parameters()
-    config = load_config(params["config_path"], spec.overrides)
+    config = load_checked(params["config_path"], spec.overrides)
     flow = annotate_corpus.with_options(task_runner=task_runner(config.run))
     # Prefect's sync/async dual API types this as "deployment | coroutine"; called from sync code it is the former.
     deployment = flow.to_deployment(
@@ -112,7 +112,7 @@ def serve(specs: list[DeploymentSpec], limit: int | None = None) -> None:
 
     deployments = [to_deployment(s) for s in specs]
     for spec in specs:
-        config = load_config(spec.parameters()["config_path"], spec.overrides)
+        config = load_checked(spec.parameters()["config_path"], spec.overrides)
         if config.run.provider_limits:
             ensure_provider_limits(config.run)
     prefect_serve(*deployments, limit=limit, print_starting_message=False)
@@ -136,7 +136,7 @@ def register(spec: DeploymentSpec, work_pool: str) -> str:
         except ObjectNotFound:
             client.create_work_pool(WorkPoolCreate(name=work_pool, type="process"))
     params = spec.parameters()
-    config = load_config(params["config_path"], spec.overrides)
+    config = load_checked(params["config_path"], spec.overrides)
     if config.run.provider_limits:
         ensure_provider_limits(config.run)
     deployment = annotate_corpus.to_deployment(

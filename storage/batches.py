@@ -62,7 +62,7 @@ class PendingBatch(Record):
 
     key: str = Field(description="Deterministic batch key (agent + request ids); sent as metadata/display name.")
     agent: str
-    provider: Literal["openai", "gemini"]
+    provider: str = Field(description="Backend of the agent (one with a batch API, agents/providers.py).")
     model: str
     state: BatchState = "preparing"
     requests: list[BatchRequest]

@@ -76,7 +76,8 @@ class RunLedger(BaseModel):
             usage = annotation.get("usage") or {}
             spend.asked += 1
             spend.calls += int(usage.get("calls") or 0)
-            spend.cached += bool(usage.get("cached")) and annotation.get("backend") not in _OFFLINE
+            # Only the response cache sets ``cached``; offline agents write a zero Usage (never cached).
+            spend.cached += bool(usage.get("cached"))
             spend.input_tokens += int(usage.get("input_tokens") or 0)
             spend.output_tokens += int(usage.get("output_tokens") or 0)
             spend.cost_usd = round(spend.cost_usd + float(usage.get("cost_usd") or 0.0), 8)
@@ -105,7 +106,3 @@ class RunLedger(BaseModel):
             "cost_usd": round(self.cost_usd / n, 6) if n else None,
             "calls": round(self.calls / n, 4) if n else None,
         }
-
-
-# Offline agents never call a provider; their "cached" flag says nothing about spending.
-_OFFLINE = frozenset({"face_cues", "voice_cues", "text_cues", "face_model", "voice_model", "text_model"})

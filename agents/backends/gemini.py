@@ -27,6 +27,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from emoforge.agents.base import AnnotatorError, ModelReply, Prompt
+from emoforge.agents.providers import ProviderSpec
 from emoforge.configs.agents import AgentConfig
 from emoforge.storage.records import ErrorKind
 from emoforge.storage.secrets import register_secret_env, scrub, scrubbed_logger
@@ -101,7 +102,7 @@ class GeminiBackend:
             from google import genai
             from google.genai import types
 
-            env = self.config.api_key_env or "GEMINI_API_KEY"
+            env = self.config.api_key_env or PROVIDER.api_key_env or ""
             register_secret_env(env)
             key = os.environ.get(env)
             if not key:
@@ -269,3 +270,17 @@ def map_gemini_error(exc: Any) -> AnnotatorError:
     if code in (401, 403, 404):
         return AnnotatorError(ErrorKind.model_unavailable, f"{code} {message}")
     return AnnotatorError(ErrorKind.invalid_input, f"{code} {message}")
+
+
+PROVIDER = ProviderSpec(
+    name=GeminiBackend.name,
+    kind="llm",
+    chat=GeminiBackend,
+    remote=True,
+    api_key_env="GEMINI_API_KEY",
+    needs_model=True,
+    clip_modalities=frozenset({"audio", "video"}),  # inline, or through the File API
+    # ~32 tokens per second of audio, ~258 per video frame sampled at 1 fps (Gemini's docs).
+    audio_tokens_per_s=32.0,
+    video_tokens_per_frame=258,
+)

@@ -17,7 +17,8 @@ from typing import Any
 
 from emoforge.agents.backends.batch_api import BatchStatus, Ended
 from emoforge.agents.backends.gemini import GeminiBackend, map_gemini_error, mapped_errors, parse_response
-from emoforge.agents.base import AnnotatorError, Prompt
+from emoforge.agents.base import AnnotatorError, ChatBackend, Prompt
+from emoforge.agents.providers import BatchSpec
 from emoforge.storage.batches import PendingBatch
 from emoforge.storage.records import ErrorKind
 
@@ -118,3 +119,14 @@ class GeminiBatchClient:
             except AnnotatorError as exc:
                 status.errors[custom_id] = exc
         return status
+
+
+def _client(backend: ChatBackend) -> GeminiBatchClient:
+    if not isinstance(backend, GeminiBackend):
+        raise TypeError(f"GeminiBatchClient needs a GeminiBackend, not {type(backend).__name__}")
+    return GeminiBatchClient(backend)
+
+
+# Batch mode "at 50% of the standard cost" (https://ai.google.dev/gemini-api/docs/batch-mode,
+# https://ai.google.dev/gemini-api/docs/pricing).
+BATCH_API = BatchSpec(provider=GeminiBackend.name, client=_client, price_factor=0.5)

@@ -16,6 +16,7 @@ import os
 from typing import Any, Literal
 
 from emoforge.agents.base import AnnotatorError, ModelReply, Prompt
+from emoforge.agents.providers import ProviderSpec
 from emoforge.configs.agents import AgentConfig
 from emoforge.storage.records import ErrorKind
 from emoforge.storage.secrets import register_secret_env, scrub, scrubbed_logger
@@ -195,3 +196,15 @@ def map_openai_error(exc: Exception) -> AnnotatorError:
             return AnnotatorError(ErrorKind.refusal, f"{status} content policy: {body}")
         return AnnotatorError(ErrorKind.invalid_input, f"{status} bad request: {body}")
     return AnnotatorError(ErrorKind.provider_error, f"{type(exc).__name__}")
+
+
+PROVIDER = ProviderSpec(
+    name=OpenAIBackend.name,
+    kind="llm",
+    chat=OpenAIBackend,
+    remote=True,  # its client takes no default key variable: api_key_env or a base_url
+    needs_model=True,
+    # Chat completions take an ``input_audio`` part but no video.
+    clip_modalities=frozenset({"audio"}),
+    audio_tokens_per_s=10.0,
+)

@@ -19,7 +19,8 @@ from pydantic import ValidationError
 
 from emoforge.agents.backends.batch_api import BatchStatus, Ended
 from emoforge.agents.backends.openai import OpenAIBackend, map_openai_error, parse_completion
-from emoforge.agents.base import AnnotatorError, ModelReply, Prompt
+from emoforge.agents.base import AnnotatorError, ChatBackend, ModelReply, Prompt
+from emoforge.agents.providers import BatchSpec
 from emoforge.storage.batches import PendingBatch
 from emoforge.storage.records import ErrorKind
 from emoforge.storage.secrets import scrub
@@ -171,3 +172,14 @@ class OpenAIBatchClient:
                 status.errors[custom_id] = AnnotatorError(ErrorKind.malformed_output, f"batch line {n}: {message}")
                 continue
             status.replies[custom_id] = reply
+
+
+def _client(backend: ChatBackend) -> OpenAIBatchClient:
+    if not isinstance(backend, OpenAIBackend):
+        raise TypeError(f"OpenAIBatchClient needs an OpenAIBackend, not {type(backend).__name__}")
+    return OpenAIBatchClient(backend)
+
+
+# "Batch API ... 50% discount" on input and output (https://openai.com/api/pricing/,
+# https://platform.openai.com/docs/guides/batch).
+BATCH_API = BatchSpec(provider=OpenAIBackend.name, client=_client, price_factor=0.5)

@@ -13,8 +13,21 @@ from __future__ import annotations
 from typing import Literal
 
 from emoforge.agents.backends.openai import OpenAIBackend
+from emoforge.agents.providers import ProviderSpec
 
 
 class OpenAICompatibleBackend(OpenAIBackend):
     name = "openai_compatible"
     default_format: Literal["json_schema", "json_object_schema"] = "json_object_schema"
+
+
+PROVIDER = ProviderSpec(
+    name=OpenAICompatibleBackend.name,
+    kind="llm",
+    chat=OpenAICompatibleBackend,
+    remote=True,
+    needs_model=True,
+    needs_base_url=True,
+    clip_modalities=frozenset({"audio"}),  # e.g. vLLM serving an omni model
+    audio_tokens_per_s=10.0,  # OpenAI's rate: the servers bill (if at all) as it does
+)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from emoforge.agents.base import AnnotatorError, ModelReply, Prompt
+from emoforge.agents.providers import ProviderSpec
 from emoforge.configs.agents import AgentConfig
 from emoforge.storage.records import ErrorKind
 
@@ -134,3 +135,13 @@ class TransformersBackend:
     def close(self) -> None:
         with self._lock:
             self._loaded = None
+
+
+PROVIDER = ProviderSpec(
+    name=TransformersBackend.name,
+    kind="llm",
+    chat=TransformersBackend,
+    needs_model=True,
+    # No audio or video processor wiring: it refuses clips instead of silently sending text only.
+    clip_modalities=frozenset(),
+)

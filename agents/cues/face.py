@@ -16,6 +16,7 @@ import re
 
 from emoforge.agents.base import AnnotatorError
 from emoforge.agents.cues.base import CueAnnotator, CueReading
+from emoforge.agents.providers import ProviderSpec
 from emoforge.configs.emotions import AU_NAMES, EMFACS_PROTOTYPES
 from emoforge.storage.records import Cue, ErrorKind, FaceObservation, Features, Segment
 
@@ -136,3 +137,11 @@ class FaceCueAnnotator(CueAnnotator):
             intensity=intensity,
             modalities_seen=["face"],
         )
+
+
+PROVIDER = ProviderSpec(
+    name=FaceCueAnnotator.backend,
+    kind="cues",
+    annotator=lambda agent, ctx, taxonomy, embedder: FaceCueAnnotator(agent, ctx, taxonomy),
+    modality="face",
+)

@@ -18,6 +18,7 @@ from typing import Any
 from emoforge.agents.base import AnnotatorError
 from emoforge.agents.cues.base import CueAnnotator, CueReading, usable_transcript
 from emoforge.agents.labels import SentenceEmbedder
+from emoforge.agents.providers import ProviderSpec
 from emoforge.configs.agents import AgentConfig, TaxonomyConfig
 from emoforge.storage.records import Cue, ErrorKind, Features, RunContext, Segment
 
@@ -173,3 +174,11 @@ class TextCueAnnotator(CueAnnotator):
             intensity=intensity,
             modalities_seen=["text"],
         )
+
+
+PROVIDER = ProviderSpec(
+    name=TextCueAnnotator.backend,
+    kind="cues",
+    annotator=TextCueAnnotator,
+    modality="text",
+)

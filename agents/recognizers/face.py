@@ -17,13 +17,25 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from emoforge.agents.base import AnnotatorError
 from emoforge.agents.cues.base import CueReading
+from emoforge.agents.providers import ProviderSpec
 from emoforge.agents.recognizers.base import ModelAnnotator
 from emoforge.configs.agents import AgentConfig, TaxonomyConfig
 from emoforge.storage.records import Cue, ErrorKind, Features, RunContext, Segment
 
+# FER2013 training split (28,709 faces) of the shipped ``fer`` net, in the taxonomy's names.
+FER2013_PRIOR = {
+    "angry": 3995 / 28709,
+    "disgusted": 436 / 28709,
+    "fearful": 4097 / 28709,
+    "happy": 7215 / 28709,
+    "sad": 4830 / 28709,
+    "surprised": 3171 / 28709,
+    "neutral": 4965 / 28709,
+}
 # FER2013 class order of the net's output, named as the basic emotions.
 CLASSES = ("angry", "disgusted", "fearful", "happy", "sad", "surprised", "neutral")
 # Divides the logits of each frame (Guo et al. 2017 temperature scaling). 1.0 = uncalibrated:
@@ -47,7 +59,7 @@ def default_weights() -> Path:
     return Path(spec.origin).parent / "data" / "emotion_model.hdf5"
 
 
-def load_params(path: Path) -> dict[str, np.ndarray]:
+def load_params(path: Path) -> dict[str, NDArray[Any]]:
     """Folded weights: from a Keras .hdf5 of this architecture, or an .npz of ``load_params``'s output."""
     if path.suffix == ".npz":
         with np.load(path) as npz:
@@ -57,18 +69,18 @@ def load_params(path: Path) -> dict[str, np.ndarray]:
     with h5py.File(path, "r") as fh:
         root = fh.get("model_weights", fh)
 
-        def layer(name: str) -> dict[str, np.ndarray]:
+        def layer(name: str) -> dict[str, NDArray[Any]]:
             """A Keras layer's arrays by short name ('kernel', 'gamma', ...), via its ``weight_names``."""
             group = root[name]
             names = [n.decode() if isinstance(n, bytes) else str(n) for n in group.attrs["weight_names"]]
             return {n.rsplit("/", 1)[-1].split(":")[0]: np.asarray(group[n]) for n in names}
 
-        def bn(i: int) -> tuple[np.ndarray, np.ndarray]:
+        def bn(i: int) -> tuple[NDArray[Any], NDArray[Any]]:
             w = layer(f"batch_normalization_{i}")
             scale = w["gamma"] / np.sqrt(w["moving_variance"] + _EPS)
             return scale, w["beta"] - w["moving_mean"] * scale
 
-        p: dict[str, np.ndarray] = {}
+        p: dict[str, NDArray[Any]] = {}
         for i, (conv, norm) in enumerate([("conv2d_1", 1), ("conv2d_2", 2)], start=1):
             s, b = bn(norm)
             p[f"stem{i}.w"], p[f"stem{i}.b"] = layer(conv)["kernel"] * s, b
@@ -86,7 +98,7 @@ def load_params(path: Path) -> dict[str, np.ndarray]:
     return {k: v.astype(np.float32) for k, v in p.items()}
 
 
-def _conv(x: np.ndarray, k: np.ndarray, b: np.ndarray, stride: int = 1, pad: int = 0) -> np.ndarray:
+def _conv(x: NDArray[Any], k: NDArray[Any], b: NDArray[Any], stride: int = 1, pad: int = 0) -> NDArray[Any]:
     """NHWC convolution (cross-correlation, as Keras) as one matmul per kernel tap."""
     if pad:
         x = np.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
@@ -97,26 +109,30 @@ def _conv(x: np.ndarray, k: np.ndarray, b: np.ndarray, stride: int = 1, pad: int
         for i in range(kh)
         for j in range(kw)
     )
-    return np.asarray(out) + b
+    typed: NDArray[Any] = np.asarray(out) + b  # numpy's stubs type this Any
+    return typed
 
 
-def _depthwise(x: np.ndarray, k: np.ndarray) -> np.ndarray:
+def _depthwise(x: NDArray[Any], k: NDArray[Any]) -> NDArray[Any]:
     """3x3 depthwise convolution, 'same' padding."""
     h, w = x.shape[1:3]
     xp = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
     return np.asarray(sum(xp[:, i : i + h, j : j + w] * k[i, j] for i in range(3) for j in range(3)))
 
 
-def _maxpool(x: np.ndarray) -> np.ndarray:
+def _maxpool(x: NDArray[Any]) -> NDArray[Any]:
     """3x3 stride-2 max pool with TensorFlow's 'same' padding (the extra pad goes after)."""
     h = x.shape[1]
     out = (h + 1) // 2
     pad = max((out - 1) * 2 + 3 - h, 0)
     xp = np.pad(x, ((0, 0), (pad // 2, pad - pad // 2), (pad // 2, pad - pad // 2), (0, 0)), constant_values=-np.inf)
-    return np.max([xp[:, i : i + 2 * out - 1 : 2, j : j + 2 * out - 1 : 2] for i in range(3) for j in range(3)], axis=0)
+    typed: NDArray[Any] = np.max(
+        [xp[:, i : i + 2 * out - 1 : 2, j : j + 2 * out - 1 : 2] for i in range(3) for j in range(3)], axis=0
+    )  # numpy's stubs type this Any
+    return typed
 
 
-def predict(p: dict[str, np.ndarray], faces: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+def predict(p: dict[str, NDArray[Any]], faces: NDArray[Any], temperature: float = 1.0) -> NDArray[Any]:
     """Class probabilities (N, 7) of grey faces (N, 64, 64) already scaled to [-1, 1]."""
     x = faces.astype(np.float32)[..., None]
     x = np.maximum(_conv(x, p["stem1.w"], p["stem1.b"]), 0)
@@ -141,10 +157,10 @@ class FaceModelAnnotator(ModelAnnotator):
     def __init__(self, config: AgentConfig, ctx: RunContext, taxonomy: TaxonomyConfig) -> None:
         super().__init__(config, ctx, taxonomy)
         self._lock = threading.Lock()  # mediapipe graphs are not safe to call concurrently
-        self._params: dict[str, np.ndarray] | None = None
+        self._params: dict[str, NDArray[Any]] | None = None
         self._detector: Any = None
 
-    def _load(self) -> dict[str, np.ndarray]:
+    def _load(self) -> dict[str, NDArray[Any]]:
         if self._params is None:
             path = Path(self.config.model).expanduser() if self.config.model else default_weights()
             if not path.is_file() or path.suffix not in (".hdf5", ".h5", ".npz"):
@@ -162,7 +178,7 @@ class FaceModelAnnotator(ModelAnnotator):
             self._params = params
         return self._params
 
-    def face_crop(self, jpeg: bytes) -> np.ndarray | None:
+    def face_crop(self, jpeg: bytes) -> NDArray[Any] | None:
         """The largest face of a JPEG as 64x64 grey in [-1, 1], or None when there is none."""
         import cv2
 
@@ -180,7 +196,8 @@ class FaceModelAnnotator(ModelAnnotator):
         # Edge-replicate where the square leaves the frame, so the face keeps its proportions.
         gray = cv2.copyMakeBorder(cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY), s, s, s, s, cv2.BORDER_REPLICATE)
         crop = cv2.resize(gray[y0 + s : y0 + 2 * s, x0 + s : x0 + 2 * s], (SIDE, SIDE))
-        return (crop.astype(np.float32) / 255.0 - 0.5) * 2.0
+        typed: NDArray[Any] = (crop.astype(np.float32) / 255.0 - 0.5) * 2.0  # numpy's stubs type this Any
+        return typed
 
     def read(self, segment: Segment, features: Features) -> CueReading:
         frames = [kf for kf in features.keyframes if kf.jpeg]
@@ -224,3 +241,14 @@ class FaceModelAnnotator(ModelAnnotator):
             evidence=evidence,
             modalities_seen=["face"],
         )
+
+
+PROVIDER = ProviderSpec(
+    name=FaceModelAnnotator.backend,
+    kind="recognizer",
+    annotator=lambda agent, ctx, taxonomy, embedder: FaceModelAnnotator(agent, ctx, taxonomy),
+    modality="face",
+    calibrated=True,
+    # The shipped net was trained on FER2013; other weights (an .onnx of the user's) carry no prior.
+    output_prior=lambda model: None if model else dict(FER2013_PRIOR),
+)

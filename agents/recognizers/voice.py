@@ -29,18 +29,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from emoforge.agents.base import AnnotatorError
 from emoforge.agents.cues.base import CueReading
-from emoforge.agents.recognizers.base import SHIPPED_WEIGHTS, ModelAnnotator, weights_path
+from emoforge.agents.providers import ProviderSpec
+from emoforge.agents.recognizers.base import ModelAnnotator, npz_prior, weights_path
 from emoforge.agents.recognizers.domain import DomainModel
 from emoforge.configs.agents import AgentConfig, TaxonomyConfig
 from emoforge.storage.records import Cue, DomainCheck, ErrorKind, Features, RunContext, Segment
 
 if TYPE_CHECKING:
-    from emoforge.agents.clips import SegmentClip
+    from emoforge.agents.base import SegmentClip
 
-WEIGHTS = SHIPPED_WEIGHTS["voice_model"]
+WEIGHTS = "voice-multi-v2.npz"  # shipped in weights/
 PROSODY = (
     "f0_mean_st",
     "f0_sd_st",
@@ -70,7 +72,7 @@ FULL_SPEECH_S = 1.0  # training clips held >= 1 s of speech; shorter spans are d
 class HeardSpeech:
     """A clip's active span (clip seconds) and what Praat measured in it."""
 
-    speech: np.ndarray
+    speech: NDArray[Any]
     start_s: float
     end_s: float
     level_dbfs: float
@@ -79,7 +81,7 @@ class HeardSpeech:
     prosody: dict[str, float]
 
 
-def hear(audio: np.ndarray, spec: dict[str, Any]) -> HeardSpeech:
+def hear(audio: NDArray[Any], spec: dict[str, Any]) -> HeardSpeech:
     """Cut the active span out of mono ``audio`` at ``spec['sample_rate']`` and measure it.
 
     Raises:
@@ -122,7 +124,7 @@ def hear(audio: np.ndarray, spec: dict[str, Any]) -> HeardSpeech:
     return HeardSpeech(speech, lo / sr, hi / sr, level, len(voiced) * 0.01, f0_hz, prosody)
 
 
-def encoder_input(speech: np.ndarray, spec: dict[str, Any]) -> np.ndarray:
+def encoder_input(speech: NDArray[Any], spec: dict[str, Any]) -> NDArray[Any]:
     """The canonical form the encoder hears: fixed RMS, ``pad_s`` of zeros on each side."""
     rms = float(np.sqrt(np.mean(np.asarray(speech, np.float64) ** 2)))
     pad = np.zeros(round(spec["pad_s"] * spec["sample_rate"]), np.float32)
@@ -142,13 +144,13 @@ class PooledEncoder:
             str(resolve_model(spec["encoder"])), device="cpu", compute_type=spec["compute_type"]
         )
 
-    def embed(self, audio: np.ndarray) -> np.ndarray:
+    def embed(self, audio: NDArray[Any]) -> NDArray[Any]:
         """Mean and SD over the final-layer frames of ``audio`` (not padded to Whisper's 30 s)."""
         mel = self.whisper.feature_extractor(audio)
         frames = np.asarray(self.whisper.encode(np.ascontiguousarray(mel, dtype=np.float32)))[0]
         return np.concatenate([frames.mean(axis=0), frames.std(axis=0)])
 
-    def features(self, heard: HeardSpeech) -> np.ndarray:
+    def features(self, heard: HeardSpeech) -> NDArray[Any]:
         """The model's input: the canonical clip's embedding, then the ``PROSODY`` values."""
         # Whisper's encoder holds 30 s: longer speech is embedded in equal parts, averaged by length.
         longest = round((30.0 - 2 * self.spec["pad_s"] - 0.5) * self.spec["sample_rate"])
@@ -182,20 +184,24 @@ class VoiceModel:
             self.meta: dict[str, Any] = json.loads(str(z["meta"]))
         self.encoder = PooledEncoder(self.spec)
 
-    def select(self, x: np.ndarray) -> np.ndarray:
+    def select(self, x: NDArray[Any]) -> NDArray[Any]:
         """The features this model reads, out of ``PooledEncoder.features``."""
         return x if self.index is None else x[self.index]
 
-    def inputs(self, x: np.ndarray) -> np.ndarray:
+    def inputs(self, x: NDArray[Any]) -> NDArray[Any]:
         """What the classifier reads: standardised features less their nuisance directions."""
         z = (x - self.mean) / self.scale
-        return z - (self.nuisance @ z) @ self.nuisance if len(self.nuisance) else z
+        typed: NDArray[Any] = (
+            z - (self.nuisance @ z) @ self.nuisance if len(self.nuisance) else z
+        )  # numpy's stubs type this Any
+        return typed
 
-    def contributions(self, x: np.ndarray) -> np.ndarray:
+    def contributions(self, x: NDArray[Any]) -> NDArray[Any]:
         """(classes, features) terms of the logits, each relative to the mean over classes."""
-        return (self.coef - self.coef.mean(axis=0)) * self.inputs(x)
+        typed: NDArray[Any] = (self.coef - self.coef.mean(axis=0)) * self.inputs(x)  # numpy's stubs type this Any
+        return typed
 
-    def log_proba(self, x: np.ndarray) -> tuple[np.ndarray, DomainCheck | None]:
+    def log_proba(self, x: NDArray[Any]) -> tuple[NDArray[Any], DomainCheck | None]:
         """Calibrated log-probabilities of ``x`` and, for weights with a domain model, how far
         ``x`` is from the training data (the probabilities already lean on the prior there)."""
         z = self.inputs(x)
@@ -221,7 +227,7 @@ def shared_model(path: Path) -> VoiceModel:
         return _SHARED[key]
 
 
-def decode_wav(data: bytes) -> tuple[np.ndarray, int]:
+def decode_wav(data: bytes) -> tuple[NDArray[Any], int]:
     """Float samples of a 16-bit PCM mono WAV, and its rate."""
     try:
         with wave.open(io.BytesIO(data), "rb") as w:
@@ -304,3 +310,14 @@ class VoiceModelAnnotator(ModelAnnotator):
             modalities_seen=["voice"],
             domain=domain,
         )
+
+
+PROVIDER = ProviderSpec(
+    name=VoiceModelAnnotator.backend,
+    kind="recognizer",
+    annotator=lambda agent, ctx, taxonomy, embedder: VoiceModelAnnotator(agent, ctx, taxonomy),
+    clip_modalities=frozenset({"audio"}),  # it hears the segment's clip
+    modality="voice",
+    calibrated=True,
+    output_prior=lambda model: npz_prior(model, WEIGHTS),
+)

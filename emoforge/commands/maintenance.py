@@ -1,4 +1,4 @@
-"""`emoforge verify` and `emoforge compact`: corpus maintenance (storage/shards.py, storage/compaction.py)."""
+"""`emoforge verify` and `emoforge compact`: corpus maintenance (storage/shards/verification.py, storage/compaction.py)."""
 
 from __future__ import annotations
 
@@ -56,14 +56,12 @@ def compact(
     wait: Wait = False,
 ) -> None:
     """Merge small shards and drop superseded row copies (each row id once), atomically."""
-    from emoforge.configs import load_config
-    from emoforge.quality.aggregation import check_config
+    from emoforge.flows.config import load_checked
     from emoforge.storage.compaction import compact as compact_corpus
     from emoforge.storage.lock import CorpusLocked
 
     corpus = corpus_root(corpus)
-    cfg = load_config(config)
-    check_config(cfg.aggregation)
+    cfg = load_checked(config)
     try:
         report = compact_corpus(
             corpus,

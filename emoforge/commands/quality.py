@@ -22,12 +22,11 @@ CorpusArg = Annotated[str, typer.Argument(help=CORPUS_HELP)]
 
 
 def _config(path: Path | None) -> Any:
-    from emoforge.configs import ConfigError, load_config
-    from emoforge.quality.aggregation import check_config
+    from emoforge.configs import ConfigError
+    from emoforge.flows.config import load_checked
 
     try:
-        config = load_config(path)
-        check_config(config.aggregation)
+        config = load_checked(path)
         return config
     except ConfigError as exc:
         typer.echo(str(exc), err=True)
@@ -104,6 +103,7 @@ def aggregate(
 ) -> None:
     """Corpus-level aggregation (every aggregator in aggregation.corpus_methods), the pooled vote
     refitted on human labels, and judge calibration."""
+    from emoforge.agents.providers import vote_sources
     from emoforge.agents.recognizers.base import vote_priors
     from emoforge.quality.aggregate import aggregate_corpus
     from emoforge.quality.aggregation.corpus import SIDECAR
@@ -112,7 +112,7 @@ def aggregate(
     cfg = _config(config)
     refs = _references(references)
     with writer_lock(corpus, "aggregate"):
-        done = aggregate_corpus(corpus, cfg, vote_priors(cfg.agents), judge, refs, min_labelled)
+        done = aggregate_corpus(corpus, cfg, vote_priors(cfg.agents), vote_sources(), judge, refs, min_labelled)
     result, quality, label_quality = done.aggregation, done.quality, done.label_quality
     calibration, pool_fit = done.calibration, done.pool_fit
     if as_json:

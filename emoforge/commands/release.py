@@ -20,12 +20,11 @@ CorpusArg = Annotated[str, typer.Argument(help=CORPUS_HELP)]
 
 
 def _release_config(config: Path | None, overrides: dict[str, Any] | None = None) -> Any:
-    from emoforge.configs import ConfigError, load_config
-    from emoforge.quality.aggregation import check_config
+    from emoforge.configs import ConfigError
+    from emoforge.flows.config import load_checked
 
     try:
-        loaded = load_config(config, {"release": overrides} if overrides else None)
-        check_config(loaded.aggregation)
+        loaded = load_checked(config, {"release": overrides} if overrides else None)
         return loaded
     except ConfigError as exc:
         typer.echo(str(exc), err=True)

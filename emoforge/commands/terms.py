@@ -20,14 +20,13 @@ def terms(
 ) -> None:
     """Set the licence, consent, attribution and source_url of committed rows from the inputs'
     manifests, terms.json files and inputs.terms (new terms win field by field)."""
-    from emoforge.configs import ConfigError, load_config
-    from emoforge.quality.aggregation import check_config
+    from emoforge.configs import ConfigError
+    from emoforge.flows.config import load_checked
     from emoforge.storage.inputs import InputError
     from emoforge.storage.terms_update import update_terms
 
     try:
-        cfg = load_config(config)
-        check_config(cfg.aggregation)
+        cfg = load_checked(config)
     except ConfigError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from exc

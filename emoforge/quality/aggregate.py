@@ -19,6 +19,7 @@ from emoforge.quality.aggregation.corpus import SIDECAR, CorpusAggregation
 from emoforge.quality.aggregation.pool_fit import PoolFit
 from emoforge.quality.calibration import CalibrationReport
 from emoforge.quality.label_quality import CorpusLabelQuality
+from emoforge.quality.vote_source import VoteSource
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,7 @@ def aggregate_corpus(
     corpus: str,
     config: PipelineConfig,
     priors: Mapping[str, Mapping[str, float]],
+    sources: Mapping[str, VoteSource],
     judge: str | None = None,
     references: Mapping[str, str] | None = None,
     min_labelled: int = 30,
@@ -47,6 +49,7 @@ def aggregate_corpus(
         corpus: corpus root (local or fsspec URL); the caller holds its writer lock.
         config: its pipeline config (aggregation, taxonomy, storage).
         priors: agent -> output prior (``agents.recognizers.vote_priors``).
+        sources: backend -> what its votes rest on (``agents.providers.vote_sources``).
         judge: use this judge's verdicts as weights when rows carry several.
         references: segment id -> known label (default: the rows' human labels).
         min_labelled: fewest labelled segments the pooled vote is refitted on.
@@ -68,9 +71,9 @@ def aggregate_corpus(
     result = CorpusAggregator(config.aggregation, judge=judge).run(rows)
     ctx = RunContext(run_id="aggregate", config_hash=config_hash(config), emoforge_version=emoforge.__version__)
     labels = config.agents.taxonomy.labels
-    pool_fit, refitted = PoolRefitter(config.aggregation, ctx, labels, priors, min_labelled=min_labelled).run(
-        rows, references if references is not None else references_from_rows(rows)
-    )
+    pool_fit, refitted = PoolRefitter(
+        config.aggregation, ctx, labels, priors, min_labelled=min_labelled, sources=sources
+    ).run(rows, references if references is not None else references_from_rows(rows))
     result = result.model_copy(update={"labels": [*result.labels, *refitted]})
     fs, base = fsspec.core.url_to_fs(corpus)
     sink = pa.BufferOutputStream()
@@ -81,7 +84,7 @@ def aggregate_corpus(
     stats["sidecar"] = SIDECAR
     update_manifest_stats(corpus, "aggregation", stats)
     update_manifest_stats(corpus, "pool_fit", pool_fit.model_dump(mode="json"))
-    quality = corpus_label_quality(rows, config.aggregation, labels)
+    quality = corpus_label_quality(rows, config.aggregation, labels, sources=sources)
     rescored = write_corpus_scores(corpus, rows, quality, config.storage)
     label_quality = quality.model_dump(mode="json", exclude={"scores"}) | {
         "rows_scored": len(quality.scores),

@@ -18,27 +18,20 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
-from emoforge.configs.agents import MODEL_BACKENDS, TaxonomyConfig
+from emoforge.configs.agents import TaxonomyConfig
 from emoforge.configs.emotions import DEFAULT_LABELS, LABEL_VALENCE
 from emoforge.configs.quality import AggregationConfig
 from emoforge.quality.aggregation import Aggregator, MajorityVote, PooledVote, Scope, Votes, aggregator
-from emoforge.quality.label_quality import segment_label_quality
+from emoforge.quality.label_quality import discounted, segment_label_quality
+from emoforge.quality.vote_source import VoteSource, source_of
 from emoforge.storage.records import Annotation, Consensus, Features, RunContext, Segment, Status, Verdict
 
-_CUE_BACKEND_MODALITY = {
-    "face_cues": "face",
-    "voice_cues": "voice",
-    "text_cues": "text",
-    "face_model": "face",
-    "voice_model": "voice",
-    "text_model": "text",
-}
 
-
-def single_modality(annotation: Annotation) -> str | None:
+def single_modality(annotation: Annotation, sources: Mapping[str, VoteSource]) -> str | None:
     """The one modality an annotator saw (cue agents, single-modality LLM agents), else None."""
-    if annotation.backend in _CUE_BACKEND_MODALITY:
-        return _CUE_BACKEND_MODALITY[annotation.backend]
+    declared = source_of(annotation, sources).modality
+    if declared is not None:
+        return declared
     seen = set(annotation.modalities_seen) & {"face", "voice", "text"}
     return seen.pop() if len(seen) == 1 else None
 
@@ -77,12 +70,16 @@ class ConsensusBuilder:
         ctx: RunContext,
         taxonomy: TaxonomyConfig | None = None,
         priors: Mapping[str, Mapping[str, float]] | None = None,
+        *,
+        sources: Mapping[str, VoteSource],
     ) -> None:
         self.config = config
         self.ctx = ctx
         self.aggregator = aggregator(config.method, Scope.SEGMENT)
         # Agent name -> the label distribution it was trained on (agents.recognizers.vote_priors).
         self.priors = dict(priors or {})
+        # Backend name -> its modality and calibration (agents.providers.vote_sources).
+        self.sources = dict(sources)
         # K of the pooled vote: a vote's leftover mass is spread over the whole taxonomy.
         self.labels = list(taxonomy.labels) if taxonomy is not None else list(DEFAULT_LABELS)
 
@@ -219,8 +216,7 @@ class ConsensusBuilder:
         return min(1.0, max(0.0, c)) * w
 
     def _discounted(self, annotation: Annotation) -> bool:
-        mode = self.config.judge_discount
-        return mode == "all" or (mode == "uncalibrated" and annotation.backend not in MODEL_BACKENDS)
+        return discounted(annotation, self.config, self.sources)
 
     def _label_set(self, valid: list[Annotation], weights: list[float], primary: str | None) -> list[str]:
         total = sum(weights)
@@ -254,7 +250,7 @@ class ConsensusBuilder:
         available = set(features.modalities) if features is not None else None
         per_modality: dict[str, list[tuple[float, str]]] = {}
         for annotation in valid:
-            modality = single_modality(annotation)
+            modality = single_modality(annotation, self.sources)
             valence = valence_of(annotation)
             if modality is None or valence is None or (available is not None and modality not in available):
                 continue

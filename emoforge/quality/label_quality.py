@@ -30,7 +30,7 @@ annotator weighs 1 (the corpus fit replaces both, ``emoforge aggregate``).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,9 +38,9 @@ import numpy as np
 from numpy.typing import NDArray
 from pydantic import Field
 
-from emoforge.configs.agents import MODEL_BACKENDS
 from emoforge.configs.quality import AggregationConfig
 from emoforge.configs.storage import StorageConfig
+from emoforge.quality.vote_source import VoteSource, source_of
 from emoforge.storage.records import Annotation, LabelQuality, Record, SegmentRow, Status, Verdict, utcnow
 
 METHOD = "crowdlab-v1"
@@ -126,12 +126,18 @@ def _agreement_with_others(votes: NDArray[np.intp], given: NDArray[np.bool_]) ->
 # --------------------------------------------------------------------------- records
 
 
-def judge_factor(annotation: Annotation, verdict: Verdict | None, config: AggregationConfig) -> float:
+def discounted(annotation: Annotation, config: AggregationConfig, sources: Mapping[str, VoteSource]) -> bool:
+    """Whether ``judge_discount`` applies to this vote."""
+    mode = config.judge_discount
+    return mode == "all" or (mode == "uncalibrated" and not source_of(annotation, sources).calibrated)
+
+
+def judge_factor(
+    annotation: Annotation, verdict: Verdict | None, config: AggregationConfig, sources: Mapping[str, VoteSource]
+) -> float:
     """The judge's weight on a vote: S_final where ``judge_discount`` applies to this agent
     (as in the consensus), else 1."""
-    mode = config.judge_discount
-    discounted = mode == "all" or (mode == "uncalibrated" and annotation.backend not in MODEL_BACKENDS)
-    if not discounted or verdict is None:
+    if not discounted(annotation, config, sources) or verdict is None:
         return 1.0
     return max(verdict.s_final, config.min_weight, CLIP)
 
@@ -171,7 +177,12 @@ class CorpusLabelQuality(Record):
 
 
 def corpus_label_quality(
-    rows: Sequence[SegmentRow], config: AggregationConfig, labels: Sequence[str], min_rows: int = 20
+    rows: Sequence[SegmentRow],
+    config: AggregationConfig,
+    labels: Sequence[str],
+    min_rows: int = 20,
+    *,
+    sources: Mapping[str, VoteSource],
 ) -> CorpusLabelQuality:
     """Corpus scope (``emoforge aggregate``): CROWDLAB fitted over every row with a consensus.
 
@@ -197,7 +208,7 @@ def corpus_label_quality(
         for a in row.annotations:
             if a.status == Status.ok and a.primary_label:
                 votes[i, column[a.agent]] = code[a.primary_label]
-                weight[i, column[a.agent]] = judge_factor(a, verdicts.get(a.id), config)
+                weight[i, column[a.agent]] = judge_factor(a, verdicts.get(a.id), config, sources)
         for lab, p in cons.distribution.items():
             model[i, code[lab]] = p
         consensus[i] = code[cons.primary_label]

@@ -14,12 +14,18 @@ class Aggregate(Phase):
     name = "aggregate"
 
     def fill(self, work: RecordingWork) -> None:
+        from emoforge.agents.providers import vote_sources
         from emoforge.agents.recognizers.base import vote_priors
         from emoforge.quality.consensus import ConsensusBuilder
 
         config = self.config
         builder = lease(
-            ConsensusBuilder, config.aggregation, self.ctx, config.agents.taxonomy, vote_priors(config.agents)
+            ConsensusBuilder,
+            config.aggregation,
+            self.ctx,
+            config.agents.taxonomy,
+            vote_priors(config.agents),
+            sources=vote_sources(),
         )
         consensus = [builder.build(segment_of(r), features_of(r), r.annotations, r.verdicts) for r in work.rows]
         for row, c in zip(work.rows, consensus, strict=True):

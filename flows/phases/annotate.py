@@ -12,7 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from emoforge.agents.clips import ClipCutter, SegmentClip
+from emoforge.agents.base import SegmentClip
+from emoforge.agents.clips import ClipCutter
 from emoforge.agents.costs import run_ledger
 from emoforge.flows.cost_estimate import CostEstimate
 from emoforge.flows.leases import lease
@@ -102,11 +103,11 @@ def _annotate_realtime(jury: Jury, work: RecordingWork, clip_of: ClipOf | None) 
 def _by_mode(est: CostEstimate, jury: Jury, seg: Segment, features: Features) -> None:
     """Add one segment's jury cost in real time and in batch mode, per agent; ``cost_usd``
     (counted at the realtime price by ``Jury.estimate``) moves to each agent's configured mode."""
-    from emoforge.agents.costs import BATCH_PRICE_FACTOR
+    from emoforge.agents.costs import batch_factor
 
     for agent in jury.agents:
         realtime = agent.estimate(seg, features).cost_usd
-        batch = realtime * BATCH_PRICE_FACTOR.get(agent.backend, 1.0)
+        batch = realtime * batch_factor(agent.backend)
         mode = getattr(getattr(agent, "config", None), "mode", "realtime")
         row = est.by_agent.setdefault(agent.name, {"mode": mode, "realtime_cost_usd": 0.0, "batch_cost_usd": 0.0})
         row["realtime_cost_usd"] = float(row["realtime_cost_usd"]) + realtime

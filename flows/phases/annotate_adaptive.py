@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from emoforge.agents.clips import SegmentClip
+from emoforge.agents.base import SegmentClip
 from emoforge.flows.leases import lease
 from emoforge.flows.phase import PhaseEnv, features_of, segment_of
 from emoforge.flows.phases.annotate_batch import JuryRound
@@ -25,6 +25,7 @@ def annotate_adaptive(
     from emoforge.agents.adaptive import AdaptiveJury
     from emoforge.agents.judge import Judge
     from emoforge.agents.policy import AdaptivePolicy
+    from emoforge.agents.providers import vote_sources
     from emoforge.agents.recognizers.base import vote_priors
     from emoforge.quality.consensus import ConsensusBuilder
 
@@ -33,7 +34,8 @@ def annotate_adaptive(
     # again every round; it scores the final jury once, in the judge phase.
     judge = lease(Judge, config.judge.model_copy(update={"backend": "rules"}), env.ctx)
     taxonomy = config.agents.taxonomy
-    builder = lease(ConsensusBuilder, config.aggregation, env.ctx, taxonomy, vote_priors(config.agents))
+    priors = vote_priors(config.agents)
+    builder = lease(ConsensusBuilder, config.aggregation, env.ctx, taxonomy, priors, sources=vote_sources())
     policy = AdaptivePolicy(config.agents.adaptive, len(taxonomy.labels), config.aggregation.pool_weights)
     runner = AdaptiveJury(jury, policy, judge.score, builder.build)
     return runner.run([(segment_of(r), features_of(r)) for r in work.rows], clip_of)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from emoforge.agents.clips import SegmentClip
+from emoforge.agents.base import SegmentClip
 from emoforge.flows.phase import features_of, segment_of
 from emoforge.flows.work import RecordingWork
 from emoforge.storage.records import Annotation, JuryDecision, Segment

@@ -9,6 +9,7 @@ import pytest
 
 from emoforge.agents.adaptive import AdaptiveJury
 from emoforge.agents.policy import AdaptivePolicy, Offer, cost_order, top_margin, vote_strength
+from emoforge.agents.providers import vote_sources
 from emoforge.configs.agents import AdaptiveConfig, TaxonomyConfig
 from emoforge.configs.quality import AggregationConfig
 from emoforge.quality.consensus import ConsensusBuilder
@@ -45,7 +46,9 @@ def _run(
         agents.append(by_name[name])
     jury = scripted_jury(agents, CTX, LABELS, budget_usd)
     # The judge is left out here (no verdicts, no discount): these tests pin the stopping rule.
-    builder = ConsensusBuilder(AggregationConfig(judge_discount="none"), CTX, TaxonomyConfig(labels=LABELS))
+    builder = ConsensusBuilder(
+        AggregationConfig(judge_discount="none"), CTX, TaxonomyConfig(labels=LABELS), sources=vote_sources()
+    )
     policy = AdaptivePolicy(config or AdaptiveConfig(min_confidence=0.8, accuracy=ACCURACY), len(LABELS))
     runner = AdaptiveJury(jury, policy, lambda s, f, a: [], builder.build)
     try:

@@ -14,13 +14,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from pydantic import ValidationError
 
 from emoforge.agents.base import AudioPart, Prompt
 from emoforge.agents.clips import ClipCutter, ClipNeeds, ClipParts, SegmentClip, clip_needs, clip_parts
 from emoforge.agents.costs import CostLedger, cost_usd, estimate_tokens, media_tokens
 from emoforge.agents.labels import LabelNormalizer
 from emoforge.agents.llm import LLMAnnotator
+from emoforge.agents.providers import check_agent, check_providers
 from emoforge.configs import ConfigError, load_config
 from emoforge.configs.agents import AgentConfig, AgentsConfig, ClipConfig, Price, TaxonomyConfig
 from emoforge.configs.sampling import MediaConfig
@@ -150,19 +150,22 @@ def test_which_parts_an_agent_gets() -> None:
 
 
 def test_config_validation_of_clip_modalities() -> None:
-    with pytest.raises(ValidationError, match="modality 'video' is not supported by backend 'openai'"):
-        AgentConfig(name="gpt", backend="openai", model="m", modalities=["text", "video"])
-    with pytest.raises(ValidationError, match="modality 'audio' is not supported by backend 'transformers'"):
-        AgentConfig(name="local", backend="transformers", model="/m", modalities=["audio"])
-    with pytest.raises(ValidationError, match="'video' is not supported by backend 'openai_compatible'"):
-        AgentConfig(name="vllm", backend="openai_compatible", model="m", base_url="http://x", modalities=["video"])
-    AgentConfig(name="vllm", backend="openai_compatible", model="m", base_url="http://x", modalities=["audio"])
-    AgentConfig(name="gem", backend="gemini", model="g", modalities=["audio", "video"], inline_media_max_mb=5)
-    AgentConfig(name="voice", backend="voice_cues", modalities=["voice", "video"])  # cue agents ignore clips
+    def agent(**kwargs: object) -> None:
+        check_agent(AgentConfig.model_validate(kwargs))
+
+    with pytest.raises(ValueError, match="modality 'video' is not supported by backend 'openai'"):
+        agent(name="gpt", backend="openai", model="m", modalities=["text", "video"])
+    with pytest.raises(ValueError, match="modality 'audio' is not supported by backend 'transformers'"):
+        agent(name="local", backend="transformers", model="/m", modalities=["audio"])
+    with pytest.raises(ValueError, match="'video' is not supported by backend 'openai_compatible'"):
+        agent(name="vllm", backend="openai_compatible", model="m", base_url="http://x", modalities=["video"])
+    agent(name="vllm", backend="openai_compatible", model="m", base_url="http://x", modalities=["audio"])
+    agent(name="gem", backend="gemini", model="g", modalities=["audio", "video"], inline_media_max_mb=5)
+    agent(name="voice", backend="voice_cues", modalities=["voice", "video"])  # cue agents ignore clips
     # loaded from YAML data, the error names the agent's key path
     bad = {"agents": {"jury": [{"name": "gpt", "backend": "openai", "model": "m", "modalities": ["video"]}]}}
     with pytest.raises(ConfigError, match=r"agents\.jury\.0: Value error, agent 'gpt': modality 'video'"):
-        load_config(overrides=bad)
+        check_providers(load_config(overrides=bad))
     with pytest.raises(ConfigError, match="inline_media_max_mb"):
         load_config(
             overrides={"agents": {"jury": [{"name": "g", "backend": "gemini", "model": "g", "inline_media_max_mb": 0}]}}

@@ -7,6 +7,7 @@ import pytest
 from emoforge.agents.cues.face import FaceCueAnnotator
 from emoforge.agents.cues.voice import VoiceCueAnnotator
 from emoforge.agents.judge import Judge
+from emoforge.agents.providers import vote_sources
 from emoforge.configs.agents import AgentConfig, TaxonomyConfig
 from emoforge.configs.quality import AggregationConfig, JudgeConfig
 from emoforge.quality.consensus import ConsensusBuilder
@@ -56,7 +57,7 @@ def test_tampered_cue_agent_is_caught(features: Features, jury: list[Annotation]
     )
     honest, liar = Judge(JudgeConfig(), CTX).score(SEGMENT, features, [face, lie])
     assert liar.s_reason < honest.s_reason and liar.s_cot < honest.s_cot
-    consensus = ConsensusBuilder(AggregationConfig(), CTX).build(
+    consensus = ConsensusBuilder(AggregationConfig(), CTX, sources=vote_sources()).build(
         SEGMENT, features, [*jury, lie], Judge(JudgeConfig(), CTX).score(SEGMENT, features, [*jury, lie])
     )
     assert consensus.primary_label == "happy" and consensus.n_valid == 3

@@ -49,10 +49,17 @@ def test_task_without_weights_is_rejected() -> None:
 
 
 def test_llm_agent_needs_model_and_url() -> None:
-    with pytest.raises(ConfigError, match="needs 'model'"):
-        load_config(overrides={"agents": {"jury": [{"name": "x", "backend": "openai"}]}})
+    # The backend's needs are declared by its provider (agents/providers.py), checked where a run's config is built.
+    from emoforge.agents.providers import check_providers
+
+    with pytest.raises(ConfigError, match=r"agents\.jury\.0: .*needs 'model'"):
+        check_providers(load_config(overrides={"agents": {"jury": [{"name": "x", "backend": "openai"}]}}))
     with pytest.raises(ConfigError, match="needs 'base_url'"):
-        load_config(overrides={"agents": {"jury": [{"name": "x", "backend": "openai_compatible", "model": "m"}]}})
+        check_providers(
+            load_config(overrides={"agents": {"jury": [{"name": "x", "backend": "openai_compatible", "model": "m"}]}})
+        )
+    with pytest.raises(ConfigError, match=r"unknown backend 'gpt' \(choices: face_cues, face_model, gemini, openai"):
+        check_providers(load_config(overrides={"agents": {"jury": [{"name": "x", "backend": "gpt"}]}}))
 
 
 def test_duplicate_agent_names_rejected() -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from emoforge.agents.providers import check_providers
 from emoforge.configs import ConfigError, load_config
 from emoforge.flows.estimate import estimate_cost
 from tests.conftest import espeak
@@ -45,8 +46,8 @@ def test_dry_run_shows_realtime_and_batch_cost_side_by_side(tmp_path: Path) -> N
 
 def test_batch_mode_is_refused_without_a_batch_api_or_without_the_cache() -> None:
     local = {"name": "local", "backend": "openai_compatible", "model": "l", "base_url": "http://x/v1", "mode": "batch"}
-    with pytest.raises(ConfigError, match="mode 'batch' needs backend openai or gemini"):
-        load_config(None, {"agents": {"jury": [local]}})
+    with pytest.raises(ConfigError, match="mode 'batch' needs backend gemini or openai"):
+        check_providers(load_config(None, {"agents": {"jury": [local]}}))
     gpt = {"name": "gpt", "backend": "openai", "model": "m", "mode": "batch"}
     with pytest.raises(ConfigError, match=r"cache\.enabled must be true"):
         load_config(None, {"agents": {"jury": [gpt], "cache": {"enabled": False}}})

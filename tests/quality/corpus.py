@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from emoforge.agents.judge import Judge
+from emoforge.agents.providers import vote_sources
 from emoforge.configs.quality import AggregationConfig, JudgeConfig
 from emoforge.configs.storage import StorageConfig
 from emoforge.quality.consensus import ConsensusBuilder
@@ -83,7 +84,7 @@ def _annotation(segment_id: str, agent: str, label: str, vague: bool) -> Annotat
 def simulated_rows(n: int = 60, seed: int = 5, human_every: int = 2) -> tuple[list[SegmentRow], dict[str, str]]:
     rng = np.random.default_rng(seed)
     judge = Judge(JudgeConfig(), CTX)
-    builder = ConsensusBuilder(AggregationConfig(), CTX)
+    builder = ConsensusBuilder(AggregationConfig(), CTX, sources=vote_sources())
     rows, truth = [], {}
     for i in range(n):
         true = LABELS[int(rng.integers(0, len(LABELS)))]

@@ -8,7 +8,7 @@ import pytest
 
 from emoforge.configs import ConfigError, load_config
 from emoforge.configs.quality import AggregationConfig
-from emoforge.quality.aggregation import AGGREGATORS, DawidSkene, Scope, check_config, choices
+from emoforge.quality.aggregation import AGGREGATORS, DawidSkene, Scope, check_aggregators, choices
 
 
 def test_every_aggregator_declares_its_own_spec_under_its_registry_name() -> None:
@@ -23,8 +23,8 @@ def test_the_configs_choices_are_the_registered_aggregators_of_each_scope() -> N
     assert choices(Scope.SEGMENT) == ["majority", "weighted", "soft", "pooled"]
     assert choices(Scope.CORPUS) == ["majority", "weighted", "dawid_skene", "mace"]
     for method in choices(Scope.SEGMENT):
-        check_config(load_config(None, {"aggregation": {"method": method}}).aggregation)
-    check_config(load_config(None).aggregation)
+        check_aggregators(load_config(None, {"aggregation": {"method": method}}).aggregation)
+    check_aggregators(load_config(None).aggregation)
 
 
 @pytest.mark.parametrize(
@@ -39,7 +39,7 @@ def test_a_name_outside_its_scope_is_a_config_error_naming_key_and_choices(
     config: AggregationConfig, message: str
 ) -> None:
     with pytest.raises(ConfigError, match=message):
-        check_config(config)
+        check_aggregators(config)
 
 
 def test_dawid_skene_reliability_is_the_prior_weighted_diagonal_of_its_confusion_matrices() -> None:

@@ -7,6 +7,7 @@ import math
 import pytest
 
 from emoforge.agents.judge import Judge
+from emoforge.agents.providers import vote_sources
 from emoforge.configs.quality import AggregationConfig, JudgeConfig
 from emoforge.quality.consensus import ConsensusBuilder
 from emoforge.storage.records import Annotation, Consensus, ErrorKind, Failure, Status, Verdict
@@ -37,7 +38,9 @@ def build(
 ) -> Consensus:
     config = AggregationConfig.model_validate({"method": method, "review": review})
     verdicts = [] if scores is None else [verdict(a, s) for a, s in zip(annotations, scores, strict=False)]
-    return ConsensusBuilder(config, CTX).build(SEGMENT, smiling_features(), annotations, verdicts)
+    return ConsensusBuilder(config, CTX, sources=vote_sources()).build(
+        SEGMENT, smiling_features(), annotations, verdicts
+    )
 
 
 def test_unanimous_jury_needs_no_review() -> None:
@@ -90,7 +93,9 @@ def test_all_failed_gives_no_label() -> None:
 def test_failed_judgement_is_flagged() -> None:
     jury = [annotation(n, ["happy"]) for n in ("a", "b", "c")]
     verdicts = [verdict(jury[0], 0.9), verdict(jury[1], 0.9), verdict(jury[2], 0.0, Status.failed)]
-    c = ConsensusBuilder(AggregationConfig(), CTX).build(SEGMENT, smiling_features(), jury, verdicts)
+    c = ConsensusBuilder(AggregationConfig(), CTX, sources=vote_sources()).build(
+        SEGMENT, smiling_features(), jury, verdicts
+    )
     assert any(r.startswith("judge_failed: 1") for r in c.review_reasons)
 
 
@@ -126,12 +131,12 @@ def test_judge_then_consensus_downweights_contradicted_reasoning() -> None:
     jury = [annotation("a", ["happy"]), annotation("b", ["sad"], steps=steps, cues=[])]
     features = smiling_features()
     verdicts = Judge(JudgeConfig(), CTX).score(SEGMENT, features, jury)
-    c = ConsensusBuilder(AggregationConfig(), CTX).build(SEGMENT, features, jury, verdicts)
+    c = ConsensusBuilder(AggregationConfig(), CTX, sources=vote_sources()).build(SEGMENT, features, jury, verdicts)
     # Both say 0.8; the judge leaves happy near 0.8 * 0.8 and the contradicted sad vote near
     # 0.8 * 0.14, so happy wins clearly and sad keeps little more than a label nobody gave.
     assert c.primary_label == "happy" and c.confidence > 0.6
     assert c.distribution["sad"] < 2 * c.distribution["neutral"]
-    undiscounted = ConsensusBuilder(AggregationConfig(judge_discount=False), CTX).build(
+    undiscounted = ConsensusBuilder(AggregationConfig(judge_discount=False), CTX, sources=vote_sources()).build(
         SEGMENT, features, jury, verdicts
     )
     assert undiscounted.distribution["sad"] > 3 * c.distribution["sad"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from emoforge.agents.providers import vote_sources
 from emoforge.configs.agents import TaxonomyConfig
 from emoforge.configs.quality import AggregationConfig
 from emoforge.quality.consensus import ConsensusBuilder
@@ -41,7 +42,7 @@ def jury(votes: list[tuple[str, float, dict[str, float], float]]) -> tuple[list[
 def consensus(votes: list[tuple[str, float, dict[str, float], float]], method: str = "pooled", **kw: object):
     anns, verdicts = jury(votes)
     config = AggregationConfig(method=method, **kw)  # type: ignore[arg-type]
-    return ConsensusBuilder(config, CTX, TAXONOMY).build(SEGMENT, None, anns, verdicts)
+    return ConsensusBuilder(config, CTX, TAXONOMY, sources=vote_sources()).build(SEGMENT, None, anns, verdicts)
 
 
 @settings(max_examples=200, deadline=None)
@@ -109,7 +110,9 @@ def pooled(votes, priors, reference="jury"):
     anns, verdicts = jury(votes)
     config = AggregationConfig(method="pooled", judge_discount=False, reference_prior=reference)
     by_agent = {a.agent: p for a, p in zip(anns, priors, strict=True)}
-    return ConsensusBuilder(config, CTX, TAXONOMY, by_agent).build(SEGMENT, None, anns, verdicts)
+    return ConsensusBuilder(config, CTX, TAXONOMY, by_agent, sources=vote_sources()).build(
+        SEGMENT, None, anns, verdicts
+    )
 
 
 @settings(max_examples=200, deadline=None)

@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 
+from emoforge.agents.providers import vote_sources
 from emoforge.configs.quality import AggregationConfig
 from emoforge.quality.calibration import auroc
 from emoforge.quality.label_quality import METHOD, corpus_label_quality, crowdlab, segment_label_quality
@@ -70,7 +71,7 @@ def test_consensus_carries_the_segment_score() -> None:
 
 def test_corpus_fit_learns_who_to_trust() -> None:
     rows, truth = simulated_rows(n=300, seed=3, human_every=1000)
-    fit = corpus_label_quality(rows, AggregationConfig(), LABELS)
+    fit = corpus_label_quality(rows, AggregationConfig(), LABELS, sources=vote_sources())
     assert fit.skipped is None and len(fit.scores) == 300
     w = fit.annotator_weights
     # Accuracies 0.9 / 0.7 / 0.45 and an annotator that always says neutral (no better than
@@ -86,5 +87,5 @@ def test_corpus_fit_learns_who_to_trust() -> None:
 
 def test_corpus_fit_needs_enough_overlap() -> None:
     rows, _ = simulated_rows(n=10, seed=3, human_every=1000)
-    fit = corpus_label_quality(rows, AggregationConfig(), LABELS)
+    fit = corpus_label_quality(rows, AggregationConfig(), LABELS, sources=vote_sources())
     assert fit.scores == {} and fit.skipped is not None and "10 rows" in fit.skipped

@@ -45,6 +45,7 @@ def test_vote_distribution_spreads_doubt_evenly_not_onto_runner_ups() -> None:
 
 
 def test_consensus_of_two_weak_disagreeing_agents_goes_to_review() -> None:
+    from emoforge.agents.providers import vote_sources
     from emoforge.configs.quality import AggregationConfig
     from emoforge.quality.consensus import ConsensusBuilder
     from tests.quality.records import CTX, SEGMENT, annotation
@@ -59,7 +60,9 @@ def test_consensus_of_two_weak_disagreeing_agents_goes_to_review() -> None:
         ),
     ]
     verdicts = [verdict(a, 0.5) for a in anns]
-    c = ConsensusBuilder(AggregationConfig(method="soft"), CTX).build(SEGMENT, None, anns, verdicts)
+    c = ConsensusBuilder(AggregationConfig(method="soft"), CTX, sources=vote_sources()).build(
+        SEGMENT, None, anns, verdicts
+    )
     assert c.method == "soft" and c.confidence < 0.5
     assert c.needs_review and any(r.startswith("low_confidence") for r in c.review_reasons)
 
@@ -70,6 +73,7 @@ def test_soft_vote_reads_each_vote_against_its_agents_output_prior() -> None:
     at 0.6 (uniform prior over 7 labels, ratio 4.2), the soft vote must follow the
     stronger evidence, as the pooled vote does; without the prior, the text model's base
     rate would outvote it (neutral 0.40 vs sad 0.35)."""
+    from emoforge.agents.providers import vote_sources
     from emoforge.configs.quality import AggregationConfig
     from emoforge.quality.consensus import ConsensusBuilder
     from tests.quality.records import CTX, SEGMENT, annotation
@@ -86,11 +90,13 @@ def test_soft_vote_reads_each_vote_against_its_agents_output_prior() -> None:
 
     taxonomy = TaxonomyConfig(labels=labels, embedding_model=None)
     config = AggregationConfig(method="soft")
-    with_prior = ConsensusBuilder(config, CTX, taxonomy, {"text": prior}).build(SEGMENT, None, anns, verdicts)
+    with_prior = ConsensusBuilder(config, CTX, taxonomy, {"text": prior}, sources=vote_sources()).build(
+        SEGMENT, None, anns, verdicts
+    )
     assert with_prior.primary_label == "sad"
     # text on a uniform prior: neutral 1.667 : 0.517 for each other label -> 0.349 / 0.108;
     # voice: sad 0.6 + 0.4 / 7 = 0.657; the mixture: sad (0.108 + 0.657) / 2 = 0.383.
     assert abs(with_prior.distribution["sad"] - 0.383) < 0.002
     assert abs(with_prior.distribution["neutral"] - (0.349 + 0.4 / 7) / 2) < 0.002
-    without = ConsensusBuilder(config, CTX, taxonomy).build(SEGMENT, None, anns, verdicts)
+    without = ConsensusBuilder(config, CTX, taxonomy, sources=vote_sources()).build(SEGMENT, None, anns, verdicts)
     assert without.primary_label == "neutral"

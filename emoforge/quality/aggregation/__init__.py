@@ -52,7 +52,7 @@ def aggregator(name: str, scope: Scope) -> type[Aggregator]:
     return cls
 
 
-def check_config(config: AggregationConfig) -> AggregationConfig:
+def check_aggregators(config: AggregationConfig) -> AggregationConfig:
     """``config`` once every aggregator it names is registered for where it runs.
 
     ``configs/`` sits below this package, so it takes the names as plain strings and this
@@ -77,6 +77,6 @@ __all__ = [
     "Votes",
     "WeightedVote",
     "aggregator",
-    "check_config",
+    "check_aggregators",
     "choices",
 ]

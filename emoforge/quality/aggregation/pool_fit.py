@@ -21,6 +21,7 @@ from emoforge.quality.aggregation.corpus import AggregatedLabel
 from emoforge.quality.aggregation.pooled import PooledVote, fit_pool_weights
 from emoforge.quality.calibration import expected_calibration_error
 from emoforge.quality.consensus import ConsensusBuilder
+from emoforge.quality.vote_source import VoteSource
 from emoforge.storage.records import Record, RunContext, SegmentRow, Status
 
 if TYPE_CHECKING:
@@ -58,6 +59,8 @@ class PoolRefitter:
         priors: Mapping[str, Mapping[str, float]] | None = None,
         min_labelled: int = 30,
         folds: int = 5,
+        *,
+        sources: Mapping[str, VoteSource],
     ) -> None:
         self.config = config
         self.labels = list(labels)
@@ -65,7 +68,7 @@ class PoolRefitter:
         self.min_labelled = min_labelled
         self.folds = folds
         # The same vote confidences (judge discount included) as the per-segment consensus.
-        self.builder = ConsensusBuilder(config, ctx, None, self.priors)
+        self.builder = ConsensusBuilder(config, ctx, None, self.priors, sources=sources)
 
     def votes(self, rows: Sequence[SegmentRow]) -> tuple[pd.DataFrame, dict[str, str]]:
         """(vote frame, segment -> recording) of the corpus's valid annotations."""
