@@ -120,7 +120,7 @@ def run_policy(case: Case, policy: str, config: AdaptiveConfig = POLICY) -> dict
     judge = Judge(JudgeConfig(), CTX) if case.judge else None
     score = judge.score if judge is not None else (lambda s, f, a: [])
     taxonomy = TaxonomyConfig(labels=case.labels, embedding_model=None)
-    builder = ConsensusBuilder(case.aggregation, CTX, taxonomy, case.priors, vote_sources())
+    builder = ConsensusBuilder(case.aggregation, CTX, taxonomy, case.priors, sources=vote_sources())
     try:
         if policy == "full":
             results: list[tuple[list[Any], Any]] = [(jury.annotate(s, f), None) for s, f in case.segments]

@@ -72,7 +72,9 @@ def child_standalone(inputs: list[str]) -> dict[str, Any]:
     judge = timed_build("judge", lambda: Judge(cfg.judge, ctx))
     builder = timed_build(
         "aggregate",
-        lambda: ConsensusBuilder(cfg.aggregation, ctx, cfg.agents.taxonomy, vote_priors(cfg.agents), vote_sources()),
+        lambda: ConsensusBuilder(
+            cfg.aggregation, ctx, cfg.agents.taxonomy, vote_priors(cfg.agents), sources=vote_sources()
+        ),
     )
     prober, decoder = MediaProber(cfg.sampling.media), MediaDecoder(cfg.sampling.media)
     # One untimed pass warms lazy model loads inside the stages (its time is reported).

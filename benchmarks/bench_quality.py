@@ -272,23 +272,14 @@ def segment(sid: str, duration: float) -> Any:
 
 
 def make_agent(backend: str, model: str | None = None) -> Any:
-    from emoforge.agents.cues.face import FaceCueAnnotator
-    from emoforge.agents.cues.text import TextCueAnnotator
-    from emoforge.agents.cues.voice import VoiceCueAnnotator
-    from emoforge.agents.jury import recognizer
+    from emoforge.agents.providers import provider
     from emoforge.configs.agents import AgentConfig, TaxonomyConfig
 
-    taxonomy = TaxonomyConfig()
     modalities = ["voice", "audio"] if backend == "voice_model" else ["face", "voice", "text"]
     config = AgentConfig(name=backend, backend=backend, model=model, modalities=modalities)
-    cues: dict[str, Callable[..., Any]] = {
-        "face_cues": FaceCueAnnotator,
-        "voice_cues": VoiceCueAnnotator,
-        "text_cues": TextCueAnnotator,
-    }
-    if backend in cues:
-        return cues[backend](config, ctx(), taxonomy)
-    return recognizer(config, ctx(), taxonomy, None)
+    build = provider(backend).annotator
+    assert build is not None, f"{backend} is not an offline provider"
+    return build(config, ctx(), TaxonomyConfig(), None)
 
 
 def answers(annotations: Sequence[Any]) -> tuple[list[str | None], list[float | None]]:
@@ -338,7 +329,7 @@ def jury_consensus(
         variants = {name: variants[name] for name in only}
 
     def build(config: AggregationConfig, pr: dict[str, dict[str, float]], index: Sequence[int]) -> list[Any]:
-        builder = ConsensusBuilder(config, ctx(), TaxonomyConfig(), pr, vote_sources())
+        builder = ConsensusBuilder(config, ctx(), TaxonomyConfig(), pr, sources=vote_sources())
         return [builder.build(segments[i], features[i], list(juries[i]), verdicts[i]) for i in index]
 
     everything = range(len(segments))
@@ -348,7 +339,7 @@ def jury_consensus(
 
         from emoforge.quality.aggregation.pooled import fit_pool_weights
 
-        default = ConsensusBuilder(AggregationConfig(), ctx(), TaxonomyConfig(), priors, vote_sources())
+        default = ConsensusBuilder(AggregationConfig(), ctx(), TaxonomyConfig(), priors, sources=vote_sources())
         rows = [
             {
                 "task": i,

@@ -243,7 +243,7 @@ def ravdess() -> dict[str, Any]:
     judge = Judge(JudgeConfig(), ctx())
     backends = {a.agent: a.backend for j in jury["juries"] for a in j}
     priors = {name: p for name, b in backends.items() if (p := output_prior(b, None)) is not None}
-    builder = ConsensusBuilder(AggregationConfig(), ctx(), TaxonomyConfig(), priors, vote_sources())
+    builder = ConsensusBuilder(AggregationConfig(), ctx(), TaxonomyConfig(), priors, sources=vote_sources())
     rows, truth = [], {}
     for seg, feats, anns, t in zip(jury["segments"], jury["features"], jury["juries"], jury["truth"], strict=True):
         verdicts = judge.score(seg, feats, list(anns))

@@ -26,6 +26,17 @@ class AgentSpend(BaseModel):
     output_tokens: int = 0
     cost_usd: float = 0.0
 
+    def ask(self, usage: dict[str, Any]) -> None:
+        """Count one answer and what it spent (``usage``: a stored ``Usage`` as a dict).
+
+        Only the response cache sets ``cached``; offline agents write a zero Usage (never cached)."""
+        self.asked += 1
+        self.calls += int(usage.get("calls") or 0)
+        self.cached += bool(usage.get("cached"))
+        self.input_tokens += int(usage.get("input_tokens") or 0)
+        self.output_tokens += int(usage.get("output_tokens") or 0)
+        self.cost_usd = round(self.cost_usd + float(usage.get("cost_usd") or 0.0), 8)
+
 
 class RunLedger(BaseModel):
     """The ledger; ``add`` one row at a time (or ``add_columns`` from Arrow row dicts)."""
@@ -72,28 +83,14 @@ class RunLedger(BaseModel):
         for part, n in tokens.items() if isinstance(tokens, dict) else ((kv["key"], kv["value"]) for kv in tokens):
             self.by_part[part] = self.by_part.get(part, 0) + int(n)
         for annotation in annotations:
-            spend = self.by_agent.setdefault(annotation["agent"], AgentSpend())
-            usage = annotation.get("usage") or {}
-            spend.asked += 1
-            spend.calls += int(usage.get("calls") or 0)
-            # Only the response cache sets ``cached``; offline agents write a zero Usage (never cached).
-            spend.cached += bool(usage.get("cached"))
-            spend.input_tokens += int(usage.get("input_tokens") or 0)
-            spend.output_tokens += int(usage.get("output_tokens") or 0)
-            spend.cost_usd = round(spend.cost_usd + float(usage.get("cost_usd") or 0.0), 8)
+            self.by_agent.setdefault(annotation["agent"], AgentSpend()).ask(annotation.get("usage") or {})
         for name in jury.get("skipped") or []:
             self.by_agent.setdefault(name, AgentSpend()).skipped += 1
         for verdict in verdicts or []:
             usage = verdict.get("usage")
             if not usage:
                 continue  # the offline rules judge, or a row written before verdicts kept their spend
-            spend = self.by_agent.setdefault(f"judge:{verdict['judge']}", AgentSpend())
-            spend.asked += 1
-            spend.calls += int(usage.get("calls") or 0)
-            spend.cached += bool(usage.get("cached"))
-            spend.input_tokens += int(usage.get("input_tokens") or 0)
-            spend.output_tokens += int(usage.get("output_tokens") or 0)
-            spend.cost_usd = round(spend.cost_usd + float(usage.get("cost_usd") or 0.0), 8)
+            self.by_agent.setdefault(f"judge:{verdict['judge']}", AgentSpend()).ask(usage)
             self.calls += int(usage.get("calls") or 0)
             self.cost_usd = round(self.cost_usd + float(usage.get("cost_usd") or 0.0), 8)
 
