@@ -1,4 +1,4 @@
-"""`emoforge verify` and `emoforge compact`: corpus maintenance (storage/shards/verification.py, storage/compaction.py)."""
+"""`emoforge verify` and `emoforge compact`: corpus maintenance (storage/shards/, storage/compaction.py)."""
 
 from __future__ import annotations
 
