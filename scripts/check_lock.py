@@ -1,12 +1,14 @@
 """Compare the packages installed in this interpreter's environment with a lock file.
 
     python scripts/check_lock.py requirements/lock.txt [--ignore NAME ...] [--quiet]
+    python scripts/check_lock.py requirements/lock.txt --print-pins [--ignore NAME ...]
 
 A lock line is ``name==version`` (``--hash`` options and comments are ignored). Exit 0 when
 the environment holds exactly the locked versions (plus the ignored names: the project
 itself, installed editable, and packages built here rather than taken from the index);
 exit 1 with a list of what differs otherwise: missing packages, other versions, and
-packages the lock does not name. Runs on the standard library only, so it works in a
+packages the lock does not name. ``--print-pins`` prints the lock's ``name==version`` lines
+instead (a pip constraints file: ``scripts/lock.sh --keep``). Runs on the standard library only, so it works in a
 half-built environment too.
 """
 
@@ -97,6 +99,9 @@ def main(argv: list[str] | None = None) -> int:
         "--print-extras", action="store_true", help="print only the installed packages the lock does not name"
     )
     parser.add_argument(
+        "--print-pins", action="store_true", help="print the lock's name==version lines, without hashes"
+    )
+    parser.add_argument(
         "--overlapping",
         nargs="+",
         metavar="DIST",
@@ -111,6 +116,11 @@ def main(argv: list[str] | None = None) -> int:
         for name in sorted(set(installed()) & set(entries)):
             if name not in {canonical(n) for n in args.overlapping} and top_level(name) & shared:
                 print(entries[name])
+        return 0
+    if args.print_pins:
+        for name, version in sorted(read_lock(args.lock).items()):
+            if name not in ignored:
+                print(f"{name}=={version}")
         return 0
     if args.print_extras:
         for name in sorted(set(installed()) - set(read_lock(args.lock)) - ignored - VENV_TOOLS):
