@@ -74,8 +74,12 @@ def _main(
 
 @app.command()
 def annotate(
-    inputs: Annotated[list[str], typer.Argument(help="Media files, folders, or CSV/JSONL manifests.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Corpus directory (created; reruns resume).")],
+    inputs: Annotated[
+        list[str],
+        typer.Argument(help="Media files, folders, CSV/JSONL manifests, or URLs (one ending in / is a folder)."),
+    ],
+    # A str, not a Path: Path("s3://bucket/corpus") would collapse the URL to "s3:/bucket/corpus".
+    out: Annotated[str, typer.Option("--out", "-o", help="Corpus directory or fsspec URL (created; reruns resume).")],
     config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML merged over the defaults.")] = None,
     retry: Annotated[str, typer.Option(help="Redo committed failures: transient, all, none.")] = "transient",
     workers: Annotated[int | None, typer.Option(help="Recordings processed in parallel.")] = None,
@@ -145,7 +149,7 @@ def annotate(
 
     lock_wait_s = None if wait else 0.0
     try:  # refuse before Prefect starts; the writer takes the lock itself (and catches a race)
-        wait_until_free(str(out), lock_wait_s)
+        wait_until_free(out, lock_wait_s)
     except CorpusLocked as exc:
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(3) from exc
@@ -166,7 +170,7 @@ def annotate(
         with prompt_interrupt(notice=notice), quiet_refusals(*refusals):
             start_temporary_server()  # from the main thread, so it dies with this process
             summary = _run_annotate(annotate_corpus.with_options(task_runner=task_runner(cfg.run)), {
-                "inputs": [str(i) for i in inputs], "out": str(out), "config_path": str(config) if config else None,
+                "inputs": [str(i) for i in inputs], "out": out, "config_path": str(config) if config else None,
                 "overrides": overrides or None, "retry": policy, "lock_wait_s": lock_wait_s,
                 "input_root": str(input_root) if input_root else None,
             })  # fmt: skip
@@ -179,8 +183,8 @@ def annotate(
         console.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(1) from exc
     _print_summary(summary.model_dump())
-    typer.echo(f"shards:   {out / 'shard-*.parquet'} ({len(summary.shards)} files)")
-    typer.echo(f"manifest: {out / 'manifest.json'}")
+    typer.echo(f"shards:   {out.rstrip('/')}/shard-*.parquet ({len(summary.shards)} files)")
+    typer.echo(f"manifest: {out.rstrip('/')}/manifest.json")
 
 
 def _run_annotate(flow: Any, params: dict[str, Any]) -> Any:
@@ -385,7 +389,7 @@ def demo(
     typer.echo(f"sample media: {', '.join(p.name for p in media)}")
     annotate(
         inputs=[str(out / "media")],
-        out=out / "corpus",
+        out=str(out / "corpus"),
         config=None,
         retry="transient",
         workers=None,
