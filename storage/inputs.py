@@ -104,6 +104,33 @@ def _folder_source(root: Path, child: Path) -> str | None:
     return parts[0] if len(parts) > 1 else None
 
 
+def _remote_inputs(url: str) -> list[MediaInput]:
+    """A URL names one object, read as given; one ending in ``/`` names a folder (a bucket
+    prefix): its media objects, by suffix and in name order, each with the first folder
+    below it as source (as for a local folder).
+
+    Raises:
+        InputError: the folder cannot be listed (no filesystem for the scheme, refused, absent).
+    """
+    if not url.endswith("/"):
+        return [MediaInput(uri=url)]
+    import fsspec
+
+    try:
+        fs, base = fsspec.core.url_to_fs(url)
+        found = fs.find(base)
+    except (ImportError, ValueError, OSError) as exc:
+        raise InputError(f"{url}: cannot list the folder ({exc})") from exc
+    prefix = PurePosixPath(base.rstrip("/"))
+    out = []
+    for name in sorted(found):
+        path = PurePosixPath(name)
+        if path.suffix.lower() in MEDIA_SUFFIXES:
+            parts = path.relative_to(prefix).parts
+            out.append(MediaInput(uri=fs.unstrip_protocol(name), source=parts[0] if len(parts) > 1 else None))
+    return out
+
+
 def discover_inputs(
     inputs: Iterable[str | Path], input_root: str | Path | None = None, terms: InputsConfig | None = None
 ) -> list[MediaInput]:
@@ -113,7 +140,8 @@ def discover_inputs(
     media, and a failure row says why not); inside folders only media suffixes count.
 
     Args:
-        inputs: media files, folders, CSV/JSONL manifests, or URLs.
+        inputs: media files, folders, CSV/JSONL manifests, or URLs (of an object, or of a
+            folder of objects when it ends in ``/``).
         input_root: folder every local input must lie in (after resolving ``..`` and
             symlinks). Default: a manifest's own folder for its entries, the folder given
             for files found in it, the file's folder for a file given directly. An entry
@@ -140,7 +168,8 @@ def discover_inputs(
     for raw in inputs:
         path = Path(raw)
         if "://" in str(raw):
-            add(MediaInput(uri=str(raw)))
+            for item in _remote_inputs(str(raw)):
+                add(item)
         elif path.is_dir():
             folder = path.resolve()
             for child in sorted(path.rglob("*")):

@@ -9,6 +9,7 @@ import sys
 import tomllib
 from pathlib import Path
 
+import fsspec
 import pytest
 
 from emoforge.samples import make_sample_media
@@ -36,6 +37,24 @@ def test_folders_files_and_manifests(tmp_path: Path) -> None:
     assert discover_inputs([tmp_path / "a" / "x.wav"])[0].source is None
 
 
+def test_a_url_ending_in_a_slash_lists_its_media_objects() -> None:
+    """A bucket prefix is a folder of objects; a URL without the slash is one object, as given.
+    (fsspec's in-memory filesystem stands in for a bucket: tests/integration/orchestration/
+    test_object_storage.py lists a real S3 server's.)"""
+    fs = fsspec.filesystem("memory")
+    for name in ("in/x.wav", "in/notes.txt", "in/sub/z.flac", "other/y.wav"):
+        fs.pipe_file(f"/listing-test/{name}", b"")
+    try:
+        items = discover_inputs(["memory://listing-test/in/", "memory://listing-test/other/y.wav"])
+    finally:
+        fs.rm("/listing-test", recursive=True)
+    assert [(i.uri, i.source) for i in items] == [
+        ("memory:///listing-test/in/sub/z.flac", "sub"),  # first sub-folder names the source
+        ("memory:///listing-test/in/x.wav", None),
+        ("memory://listing-test/other/y.wav", None),
+    ]
+
+
 def test_bad_inputs_raise_clearly(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="no such file"):
         discover_inputs([tmp_path / "missing.mp4"])
@@ -47,6 +66,8 @@ def test_bad_inputs_raise_clearly(tmp_path: Path) -> None:
     badj.write_text("{nope\n")
     with pytest.raises(InputError, match=r"bad.jsonl:1: invalid JSON"):
         discover_inputs([badj])
+    with pytest.raises(InputError, match=r"^nosuchscheme://bucket/in/: cannot list the folder"):
+        discover_inputs(["nosuchscheme://bucket/in/"])
 
 
 def test_every_subpackage_is_declared_for_wheels() -> None:
