@@ -82,7 +82,8 @@ keep_constraints() {
   : > "$out"
   if [ -n "$keep" ]; then
     "$PY" scripts/check_lock.py "$lock" --print-pins "${@/#/--ignore=}" > "$out"
-    log "--keep: $(wc -l < "$out") versions of $(basename "$lock") held as constraints"
+    log "--keep: $(wc -l < "$out") versions of $(basename "$lock") held as pip constraints; if one must move," \
+      "pip fails with ResolutionImpossible naming it '(constraint)': rerun without --keep to let it move"
   fi
 }
 # Every pip call of a resolution sees the constraints (an empty file constrains nothing); a

@@ -57,3 +57,16 @@ def test_a_drifted_version_a_missing_and_an_extra_package_are_each_reported(tmp_
     assert "not locked pyarrow==" in result.stderr
     extras = run_check(lock, "--print-extras")
     assert extras.stdout.split() == ["pyarrow"]
+
+
+def test_print_pins_is_the_lock_as_a_constraints_file() -> None:
+    """`scripts/lock.sh --keep` holds every locked version with these lines (PIP_CONSTRAINT)."""
+    entries = [line.split()[0] for line in LOCK.read_text(encoding="utf-8").splitlines() if line and line[0].isalnum()]
+    result = run_check(LOCK, "--print-pins", "--ignore", "torchcodec")
+    assert result.returncode == 0, result.stderr
+    pins = result.stdout.splitlines()
+    canonical = {e.lower().replace("_", "-").replace(".", "-").split("==")[0] for e in entries}
+    assert len(pins) == len(entries) - 1 and not any("--hash" in p for p in pins)
+    assert {p.split("==")[0] for p in pins} == canonical - {"torchcodec"}
+    versions = {e.split("==")[0].lower(): e.split("==")[1] for e in entries}
+    assert "numpy==" + versions["numpy"] in pins
