@@ -155,6 +155,9 @@ class CorpusLock:
 
     def _try_remote(self) -> bool:
         self.fs.makedirs(self.base, exist_ok=True)
+        # Object-store filesystems (s3fs, gcsfs) answer exists() from a folder listing cached
+        # per instance: one taken before another writer locked the corpus would hide its lock.
+        self.fs.invalidate_cache(self.base)
         if self.fs.exists(self.path):
             holder = self.holder()
             if not self._stale(holder):

@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 
 from emoforge.storage.lock import LOCK_NAME, CorpusLock, CorpusLocked, corpus_lock
 from emoforge.storage.shards import CorpusWriter, read_manifest, read_table, update_manifest_stats, verify
+from tests.s3_server import s3_server
 from tests.storage.test_shards import cfg, make_row
 
 REPO = Path(__file__).resolve().parents[2]
@@ -222,3 +223,22 @@ def test_object_store_lock_takes_over_only_stale_holders() -> None:
             with pytest.raises(CorpusLocked, match=f"pid={holder['pid']}"):
                 lock.acquire(0)
     fs.rm("/lock-stale", recursive=True)
+
+
+@pytest.mark.slow
+def test_an_s3_lock_is_seen_through_a_cached_listing_of_the_corpus() -> None:
+    """s3fs caches a folder's listing per filesystem instance: a listing taken before another
+    host's writer locked the corpus must not hide that lock (a real S3 server: moto's)."""
+    import s3fs
+
+    with s3_server():
+        fs = s3fs.S3FileSystem()  # the instance the lock's URL resolves to
+        fs.mkdir("emoforge-lock-cache")
+        fs.pipe_file("emoforge-lock-cache/corpus/manifest.json", b"{}")
+        assert fs.ls("emoforge-lock-cache/corpus") == ["emoforge-lock-cache/corpus/manifest.json"]  # cached
+        other_host = s3fs.S3FileSystem(skip_instance_cache=True)
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        holder = {"pid": 1, "host": "other-host", "since": now, "token": "theirs"}
+        other_host.pipe_file(f"emoforge-lock-cache/corpus/{LOCK_NAME}", json.dumps(holder).encode())
+        with pytest.raises(CorpusLocked, match="host=other-host"):
+            CorpusLock("s3://emoforge-lock-cache/corpus").acquire(0)
