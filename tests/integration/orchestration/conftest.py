@@ -21,7 +21,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import fsspec
 import pytest
+import yaml
 
 from tests.conftest import espeak
 
@@ -134,6 +136,22 @@ def copy_clips(clips: list[Path], dest: Path, n: int | None = None) -> Path:
     return dest
 
 
+@pytest.fixture(scope="module")
+def one_row_shards(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A config that commits after every recording, so kills land between, during and after
+    commits.
+
+    One worker: recordings then finish (and commit) one at a time, spread over the run, so a
+    kill a random moment after the first commit lands mid-run; with two, pairs commit
+    together and a short corpus can be done before the kill. Resume does not depend on it.
+    """
+    path = tmp_path_factory.mktemp("kill-config") / "config.yaml"
+    path.write_text(
+        yaml.safe_dump({"storage": {"max_rows_per_shard": 1, "flush_interval_s": 0}, "run": {"workers": 1}})
+    )
+    return path
+
+
 @pytest.fixture(scope="session")
 def reference_corpus(clips: list[Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The four clips annotated in one uninterrupted in-process run (thread runner)."""
@@ -169,7 +187,9 @@ def raw_row_ids(root: str) -> list[str]:
 
     from emoforge.storage.shards import shard_paths
 
+    fs, _ = fsspec.core.url_to_fs(root)
     ids: list[str] = []
-    for path in shard_paths(root):
-        ids.extend(pq.read_table(path, columns=["row_id"]).column("row_id").to_pylist())
+    for path in shard_paths(root):  # paths of fs (a URL's without its scheme)
+        with fs.open(path, "rb") as fh:
+            ids.extend(pq.read_table(fh, columns=["row_id"]).column("row_id").to_pylist())
     return ids

@@ -20,8 +20,8 @@ from functools import partial
 from http.server import ThreadingHTTPServer
 from pathlib import Path
 
+import fsspec
 import pytest
-import yaml
 
 from emoforge.storage.shards import read_manifest, read_table, verify
 from tests.integration.orchestration.conftest import raw_row_ids, row_digest, stop_process
@@ -31,7 +31,8 @@ KILL_ROUNDS = int(os.environ.get("EMOFORGE_KILL_ROUNDS", "2"))
 KILL_SEEDS = (7, 11, *range(100, 100 + KILL_ROUNDS))[:KILL_ROUNDS]
 
 
-def _annotate(inputs: Path, out: Path, config: Path) -> subprocess.Popen[bytes]:
+def annotate(inputs: str | Path, out: str | Path, config: Path) -> subprocess.Popen[bytes]:
+    """``emoforge annotate INPUT --out OUT --config CONFIG`` in a process group of its own."""
     emoforge = str(Path(sys.executable).with_name("emoforge"))
     return subprocess.Popen(
         [emoforge, "annotate", str(inputs), "--out", str(out), "--config", str(config)],
@@ -42,19 +43,22 @@ def _annotate(inputs: Path, out: Path, config: Path) -> subprocess.Popen[bytes]:
     )
 
 
-def _shards(out: Path) -> int:
-    return len(list(out.glob("shard-*.parquet"))) if out.exists() else 0
+def committed_shards(out: str | Path) -> int:
+    """Shards renamed into place under ``out`` (a folder or an fsspec URL), listed afresh."""
+    fs, base = fsspec.core.url_to_fs(str(out))
+    fs.invalidate_cache()  # an object store's listing is cached per filesystem instance
+    return len(fs.glob(f"{base.rstrip('/')}/shard-*.parquet"))
 
 
-def _kill_after_first_commit(proc: subprocess.Popen[bytes], out: Path, jitter_s: float = 0.0) -> int:
+def kill_after_first_commit(proc: subprocess.Popen[bytes], out: str | Path, jitter_s: float = 0.0) -> int:
     """SIGKILL the run's process group once it has committed a shard (plus ``jitter_s``,
-    maybe mid-shard); returns the shards on disk at the kill."""
+    maybe mid-shard); returns the shards committed at the kill."""
     try:
         deadline = time.monotonic() + 400
-        while _shards(out) == 0 and proc.poll() is None and time.monotonic() < deadline:
+        while committed_shards(out) == 0 and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.05)
         time.sleep(jitter_s)
-        killed_at = _shards(out)
+        killed_at = committed_shards(out)
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
@@ -62,21 +66,6 @@ def _kill_after_first_commit(proc: subprocess.Popen[bytes], out: Path, jitter_s:
         stop_process(proc)
     assert killed_at >= 1, (proc.stderr.read() if proc.stderr else b"").decode()[-2000:]
     return killed_at
-
-
-@pytest.fixture(scope="module")
-def one_row_shards(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Commit after every recording, so kills land between, during and after commits.
-
-    One worker: recordings then finish (and commit) one at a time, spread over the run, so a
-    kill a random moment after the first commit lands mid-run; with two, pairs commit
-    together and a short corpus can be done before the kill. Resume does not depend on it.
-    """
-    path = tmp_path_factory.mktemp("kill-config") / "config.yaml"
-    path.write_text(
-        yaml.safe_dump({"storage": {"max_rows_per_shard": 1, "flush_interval_s": 0}, "run": {"workers": 1}})
-    )
-    return path
 
 
 @pytest.mark.slow
@@ -87,11 +76,11 @@ def test_sigkill_whole_run_then_resume(
     rng = random.Random(seed)
     out = tmp_path / "corpus"
     # Wait for the first commit, then kill after a random extra delay (maybe mid-shard).
-    killed_at = _kill_after_first_commit(_annotate(clips[0].parent, out, one_row_shards), out, rng.uniform(0.0, 1.5))
+    killed_at = kill_after_first_commit(annotate(clips[0].parent, out, one_row_shards), out, rng.uniform(0.0, 1.5))
     interrupted = read_manifest(str(out))["runs"]
     assert interrupted and interrupted[-1]["status"] == "running"  # killed: nobody closed it
 
-    resume = _annotate(clips[0].parent, out, one_row_shards)
+    resume = annotate(clips[0].parent, out, one_row_shards)
     _, err = resume.communicate(timeout=600)
     assert resume.returncode == 0, err.decode()[-3000:]
 
@@ -124,8 +113,8 @@ def test_sigkill_a_run_reading_urls_then_resume(
     """The same clips read by URL (spooled per task): killed after its first commit and
     resumed, the run ends with the rows of the uninterrupted local run."""
     out = tmp_path / "corpus"
-    killed_at = _kill_after_first_commit(_annotate(https_manifest, out, one_row_shards), out)
-    resume = _annotate(https_manifest, out, one_row_shards)
+    killed_at = kill_after_first_commit(annotate(https_manifest, out, one_row_shards), out)
+    resume = annotate(https_manifest, out, one_row_shards)
     _, err = resume.communicate(timeout=600)
     assert resume.returncode == 0, err.decode()[-3000:]
     assert row_digest(str(out)) == row_digest(str(reference_corpus)), f"killed after {killed_at} shards"
