@@ -16,7 +16,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from emoforge.storage.ledger import AgentSpend, RunLedger
+from emoforge.storage.schema import ROW_SCHEMA
 
+_STRING = pa.string()
+_USAGE = ROW_SCHEMA.field("verdicts").type.value_type.field("usage").type
+_TOKENS = ROW_SCHEMA.field("jury").type.field("tokens").type
 _INTS = ("asked", "skipped", "calls", "cached", "input_tokens", "output_tokens")
 _JURY, _ANNOTATION, _SKIPPED, _VERDICT = 0, 1, 2, 3  # their order within a row
 
@@ -32,17 +36,17 @@ def add_table(ledger: RunLedger, table: pa.Table) -> None:
     consensus = table.column("consensus").combine_chunks()
     ledger.segments += table.num_rows
     labelled = pc.and_(
-        pc.fill_null(pc.not_equal(pc.struct_field(consensus, "primary_label"), ""), False),
-        pc.invert(pc.fill_null(pc.struct_field(consensus, "needs_review"), False)),
+        pc.fill_null(pc.not_equal(get(consensus, "primary_label"), ""), False),
+        pc.invert(pc.fill_null(get(consensus, "needs_review", pa.bool_()), False)),
     )
     ledger.labelled += int(pc.sum(labelled).as_py() or 0)
-    ledger.calls += _sum(pc.struct_field(jury, "calls"))
-    ledger.calls_saved += _sum(pc.struct_field(jury, "calls_saved"))
-    ledger.saved_usd = _rounded_sum(ledger.saved_usd, pc.struct_field(jury, "saved_usd"))
-    _count_into(ledger.stops, pc.struct_field(jury, "stop"))
-    _count_into(ledger.policies, pc.struct_field(jury, "policy"))
-    tokens = pc.list_flatten(pc.struct_field(jury, "tokens"))
-    parts = pa.table({"key": pc.struct_field(tokens, "key"), "value": pc.struct_field(tokens, "value")})
+    ledger.calls += _sum(get(jury, "calls", pa.int64()))
+    ledger.calls_saved += _sum(get(jury, "calls_saved", pa.int64()))
+    ledger.saved_usd = _rounded_sum(ledger.saved_usd, get(jury, "saved_usd", pa.float64()))
+    _count_into(ledger.stops, get(jury, "stop"))
+    _count_into(ledger.policies, get(jury, "policy"))
+    tokens = pc.list_flatten(get(jury, "tokens", _TOKENS))
+    parts = pa.table({"key": get(tokens, "key"), "value": get(tokens, "value", pa.int64())})
     for part in parts.group_by("key", use_threads=False).aggregate([("value", "sum")]).to_pylist():
         ledger.by_part[part["key"]] = ledger.by_part.get(part["key"], 0) + int(part["value_sum"])
     events = _events(table, jury)
@@ -71,17 +75,17 @@ def _events(table: pa.Table, jury: pa.StructArray) -> pa.Table:
     skipped agent, each verdict with a usage; ``row``, ``order``, ``k`` give its place."""
     annotations = table.column("annotations").combine_chunks()
     verdicts = table.column("verdicts").combine_chunks()
-    skipped = pc.struct_field(jury, "skipped")
+    skipped = get(jury, "skipped", pa.list_(pa.string()))
     ann = pc.list_flatten(annotations)
     ver = pc.list_flatten(verdicts)
-    ver_usage = pc.struct_field(ver, "usage")
+    ver_usage = get(ver, "usage", _USAGE)
     with_usage = ver_usage.is_valid()
     ver_rows = pc.list_parent_indices(verdicts).filter(with_usage)
-    judges = pc.binary_join_element_wise("judge:", pc.struct_field(ver, "judge"), "").filter(with_usage)
+    judges = pc.binary_join_element_wise("judge:", get(ver, "judge"), "").filter(with_usage)
     parts = [
-        _part(_JURY, pa.array(np.arange(table.num_rows)), None, None, pc.struct_field(jury, "cost_usd")),
-        _part(_ANNOTATION, pc.list_parent_indices(annotations), pc.struct_field(ann, "agent"),
-              pc.struct_field(ann, "usage"), None),
+        _part(_JURY, pa.array(np.arange(table.num_rows)), None, None, get(jury, "cost_usd", pa.float64())),
+        _part(_ANNOTATION, pc.list_parent_indices(annotations), get(ann, "agent"),
+              get(ann, "usage", _USAGE), None),
         _part(_SKIPPED, pc.list_parent_indices(skipped), pc.list_flatten(skipped), None, None),
         _part(_VERDICT, ver_rows, judges, ver_usage.filter(with_usage), None),
     ]  # fmt: skip
@@ -93,10 +97,10 @@ def _part(order: int, rows: Any, names: Any, usage: Any, cost: Any) -> pa.Table:
     zeros = pa.array(np.zeros(n, dtype=np.int64))
 
     def used(field: str) -> Any:
-        return zeros if usage is None else pc.fill_null(pc.cast(pc.struct_field(usage, field), pa.int64()), 0)
+        return zeros if usage is None else pc.fill_null(pc.cast(get(usage, field, pa.int64()), pa.int64()), 0)
 
     if usage is not None:
-        cost = pc.struct_field(usage, "cost_usd")
+        cost = get(usage, "cost_usd", pa.float64())
     return pa.table(
         {
             "row": pc.cast(rows, pa.int64()),
@@ -112,6 +116,16 @@ def _part(order: int, rows: Any, names: Any, usage: Any, cost: Any) -> pa.Table:
             "cost": pa.array(np.zeros(n)) if cost is None else pc.fill_null(pc.cast(cost, pa.float64()), 0.0),
         }
     )
+
+
+def get(values: Any, path: str, type_: pa.DataType = _STRING) -> Any:
+    """The field at dotted ``path`` of a struct array, or nulls of ``type_`` where the array's
+    shard predates it (each table of ``iter_tables`` has its own shard's schema)."""
+    for name in path.split("."):
+        if values.type.get_field_index(name) < 0:
+            return pa.nulls(len(values), type_)
+        values = pc.struct_field(values, name)
+    return values
 
 
 def _sum(values: Any) -> int:

@@ -132,6 +132,8 @@ def _decoder(tp: Any) -> Callable[[Any], Any]:
     if origin is list:
         (item,) = get_args(tp)
         each = _decoder(item)
+        if each is _identity:
+            return lambda value: None if value is None else list(value)
         return lambda value: None if value is None else [each(v) for v in value]
     if origin is dict:
         _, vt = get_args(tp)
@@ -139,14 +141,25 @@ def _decoder(tp: Any) -> Callable[[Any], Any]:
         return lambda value: None if value is None else {kv["key"]: val(kv["value"]) for kv in value}
     if isinstance(tp, type) and issubclass(tp, BaseModel):
         # Built lazily: a model may refer to itself through its fields' annotations.
-        fields: list[tuple[str, Callable[[Any], Any]]] = []
+        names = frozenset(tp.model_fields)
+        nested: list[tuple[str, Callable[[Any], Any]]] = []
+        built = False
 
         def model(value: Any) -> Any:
+            nonlocal built
             if value is None:
                 return None
-            if not fields:
-                fields.extend((name, _decoder(info.annotation)) for name, info in tp.model_fields.items())
-            return {name: dec(value.get(name)) for name, dec in fields if name in value}
+            if not built:
+                decoders = ((name, _decoder(info.annotation)) for name, info in tp.model_fields.items())
+                nested.extend((name, dec) for name, dec in decoders if dec is not _identity)
+                built = True
+            # Copied whole when every key is a field (fields the model no longer has are
+            # dropped otherwise); only the fields that hold more than scalars are walked.
+            out = dict(value) if value.keys() <= names else {k: v for k, v in value.items() if k in names}
+            for name, dec in nested:
+                if name in out:
+                    out[name] = dec(out[name])
+            return out
 
         return model
     return _identity

@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from emoforge.storage.ledger import RunLedger
-from emoforge.storage.ledger_table import add_table
+from emoforge.storage.ledger_table import add_table, get
 from emoforge.storage.records import phase_of
 
 
@@ -48,7 +48,7 @@ class SummaryTally:
 
     def _failures(self, failure: pa.StructArray) -> None:
         failed = failure.filter(failure.is_valid())
-        pairs = pa.table({"stage": pc.struct_field(failed, "stage"), "kind": pc.struct_field(failed, "kind")})
+        pairs = pa.table({"stage": get(failed, "stage"), "kind": get(failed, "kind")})
         for g in pairs.group_by(["stage", "kind"], use_threads=False).aggregate([([], "count_all")]).to_pylist():
             self.failures[f"{phase_of(g['stage'])}:{g['kind']}"] += g["count_all"]
 
@@ -60,7 +60,7 @@ class SummaryTally:
         has_human = pc.fill_null(pc.greater(pc.list_value_length(humans), 0), False)
         self.verified += _true(has_human)
         self.judged += _true(judged)
-        primary = pc.struct_field(consensus, "primary_label")
+        primary = get(consensus, "primary_label")
         labels = pc.if_else(pc.fill_null(pc.not_equal(primary, ""), False), primary, "(none)")
         reviewed = np.flatnonzero(pc.and_(judged, has_human).to_numpy(zero_copy_only=False))
         if len(reviewed):
@@ -71,13 +71,13 @@ class SummaryTally:
                 chosen[i] = (human or {}).get("label") or chosen[i]
             labels = pa.array(chosen, pa.string())
         _count(self.labels, labels.filter(judged))
-        waiting = pc.and_(pc.fill_null(pc.struct_field(consensus, "needs_review"), False), pc.invert(has_human))
+        waiting = pc.and_(pc.fill_null(get(consensus, "needs_review", pa.bool_()), False), pc.invert(has_human))
         self.review += _true(pc.and_(judged, waiting))
-        confidences = pc.struct_field(consensus, "confidence").filter(judged).to_pylist()
+        confidences = get(consensus, "confidence", pa.float64()).filter(judged).to_pylist()
         self.confidence_sum = sum(confidences, self.confidence_sum)
         self.confidence_n += len(confidences)
         # "off_domain: voice trust 0.05 < 0.30" counts as off_domain.
-        reasons = pc.list_flatten(pc.struct_field(consensus, "review_reasons").filter(judged))
+        reasons = pc.list_flatten(get(consensus, "review_reasons", pa.list_(pa.string())).filter(judged))
         _count(self.reasons, pc.list_element(pc.split_pattern(reasons, ":", max_splits=1), 0))
 
     def _annotations(self, table: pa.Table) -> None:
@@ -86,16 +86,16 @@ class SummaryTally:
         verdicts = table.column("verdicts").combine_chunks()
         each = pc.list_flatten(annotations)
         rows = pc.list_parent_indices(annotations)
-        agents = pc.fill_null(pc.struct_field(each, "agent"), "None")
-        status = pc.fill_null(pc.struct_field(each, "status"), "None")
+        agents = pc.fill_null(get(each, "agent"), "None")
+        status = pc.fill_null(get(each, "status"), "None")
         _count(self.annotations, pc.binary_join_element_wise(agents, status, ":"))
-        far = pc.fill_null(pc.struct_field(pc.struct_field(each, "domain"), "off_domain"), False)
+        far = pc.fill_null(get(each, "domain.off_domain", pa.bool_()), False)
         _count(self.off_domain, agents.filter(far))
         self.off_domain_rows += len(pc.unique(rows.filter(far)))
         # Failed votes pair a row's verdicts with its annotations: those few rows go through
         # failure_kinds as dicts, in row order.
-        ann_failed = rows.filter(pc.struct_field(each, "failure").is_valid())
-        judged = pc.struct_field(pc.list_flatten(verdicts), "failure").is_valid()
+        ann_failed = rows.filter(get(each, "failure", pa.null()).is_valid())
+        judged = get(pc.list_flatten(verdicts), "failure", pa.null()).is_valid()
         ver_failed = pc.list_parent_indices(verdicts).filter(judged)
         failing = np.unique(np.concatenate([ann_failed.to_numpy(), ver_failed.to_numpy()]))
         if len(failing):
@@ -105,12 +105,11 @@ class SummaryTally:
 
     def _terms(self, recording: pa.StructArray) -> None:
         """Rows and recording ids per (licence, consent), as ``terms_counts`` keys them."""
-        terms = pc.struct_field(recording, "terms")
         keys = pa.table(
             {
-                "licence": _or(pc.struct_field(terms, "licence"), "(unknown)"),
-                "consent": _or(pc.struct_field(terms, "consent"), "unknown"),
-                "id": _or(pc.struct_field(recording, "id"), ""),
+                "licence": _or(get(recording, "terms.licence"), "(unknown)"),
+                "consent": _or(get(recording, "terms.consent"), "unknown"),
+                "id": _or(get(recording, "id"), ""),
             }
         )
         groups = keys.group_by(["licence", "consent", "id"], use_threads=False).aggregate([([], "count_all")])
