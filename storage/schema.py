@@ -22,7 +22,7 @@ import functools
 import types
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal, Union, get_args, get_origin
+from typing import Any, Literal, Union, cast, get_args, get_origin
 
 import pyarrow as pa
 from pydantic import BaseModel
@@ -150,7 +150,7 @@ def _decoder(tp: Any) -> Callable[[Any], Any]:
             if value is None:
                 return None
             if not built:
-                decoders = ((name, _decoder(info.annotation)) for name, info in tp.model_fields.items())
+                decoders = ((name, _decoder(cast(Any, info.annotation))) for name, info in tp.model_fields.items())
                 nested.extend((name, dec) for name, dec in decoders if dec is not _identity)
                 built = True
             # Copied whole when every key is a field (fields the model no longer has are

@@ -113,7 +113,8 @@ def iter_tables(root: str, columns: list[str] | None = None, max_rows: int = STR
     shard's columns and keeps the rows whose newest copy it holds, in commit order. A shard
     whose other columns turn out unreadable in the second pass (a page CRC) is skipped as
     ``read_table`` skips it: the ids it held newest come from their older copies, yielded
-    after the rest.
+    after the rest. Each table keeps its shard's schema (``read_table`` unifies them): a
+    nested field that a shard predates is absent from its tables, not null.
     """
     fs, base = _fs(root)
     wanted = None if columns is None else list(dict.fromkeys(["row_id", *columns]))
