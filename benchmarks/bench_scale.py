@@ -17,10 +17,14 @@ Each measure runs in a fresh child process and reports its wall time and peak RS
   the corpus's state against one recording's.
 - ``resume``: ``resume_state`` alone; ``resume_before``: the code before this change
   (sha256 of every shard, whole annotation columns), loaded from git at ``--before``.
-- ``inspect``: ``summarize`` (what ``emoforge inspect`` prints); ``verify_full``: sha256 of
-  every shard (``emoforge verify``).
-- ``export``: ``emoforge export`` on a ``--export-rows`` corpus (it materialises every
-  row as a record, so it is measured smaller and extrapolated linearly).
+- ``inspect``: ``summarize`` (what ``emoforge inspect`` prints: each shard's summary columns
+  counted in Arrow, streamed); ``inspect_before``: ``summarize`` as it was at
+  ``--before-reads`` (every summary column of every row in one table, a Python loop over
+  the rows), loaded from git; ``verify_full``: sha256 of every shard (``emoforge verify``).
+- ``export``: ``emoforge export`` on a ``--export-rows`` corpus (it holds every row as a
+  record until the release is written, so it is measured smaller and extrapolated
+  linearly); ``report``: ``emoforge report`` (HTML page and a 200-clip browser) on the same
+  corpus, which holds every row as a record too.
 - ``compact``: ``emoforge compact`` of the tail.
 
     .venv/bin/python benchmarks/bench_scale.py [--rows 1000000] [--out benchmarks/results/scale.json]
@@ -31,6 +35,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import os
 import pickle
 import platform
 import resource
@@ -190,6 +195,12 @@ def measure(what: str, root: str, args: argparse.Namespace) -> dict[str, Any]:
         info = summarize(root)
         out["rows"] = info["rows"]
         out["problems"] = len(info["problems"])
+    elif what == "inspect_before":
+        old_summarize = _load_module(args.before_reads, "storage/summary.py", "old_summary").summarize
+        t0 = time.perf_counter()
+        info = old_summarize(root)
+        out["rows"] = info["rows"]
+        out["problems"] = len(info["problems"])
     elif what == "inspect_before_verify":
         _, old_verify = _load_before(args.before)
         t0 = time.perf_counter()
@@ -205,6 +216,13 @@ def measure(what: str, root: str, args: argparse.Namespace) -> dict[str, Any]:
 
         result = CliRunner().invoke(app, ["export", root, "--out", tempfile.mkdtemp() + "/release", "--all"])
         out["exit_code"] = result.exit_code
+    elif what == "report":
+        from typer.testing import CliRunner
+
+        from emoforge.cli import app
+
+        result = CliRunner().invoke(app, ["report", root, "--out", tempfile.mkdtemp() + "/report.html"])
+        out["exit_code"] = result.exit_code
     elif what == "compact":
         from emoforge.storage.compaction import compact
 
@@ -215,12 +233,25 @@ def measure(what: str, root: str, args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
+def _load_module(commit: str, path: str, name: str) -> Any:
+    """The module at ``path`` as it was at ``commit`` (read from git), imported as ``name``."""
+    tmp = Path(tempfile.mkdtemp())
+    src = subprocess.run(["git", "show", f"{commit}:{path}"], cwd=REPO, capture_output=True, text=True, check=True)
+    (tmp / f"{name}.py").write_text(src.stdout)
+    spec = importlib.util.spec_from_file_location(name, tmp / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def _recording(cls: Any, rec_id: str) -> Any:
     return cls(id=rec_id, uri=f"{rec_id}.wav", sha256="0" * 64, size_bytes=1)
 
 
 def _child(what: str, root: Path, args: argparse.Namespace) -> dict[str, Any]:
     cmd = [sys.executable, __file__, "--measure", what, "--corpus", str(root), "--before", args.before]
+    cmd += ["--before-reads", args.before_reads]
     cmd += ["--inputs", str(args.inputs)]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
@@ -235,9 +266,12 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--tail-shards", type=int, default=100)
     parser.add_argument("--tail-rows", type=int, default=200)
-    parser.add_argument("--export-rows", type=int, default=20_000)
+    parser.add_argument("--export-rows", type=int, default=40_000)
     parser.add_argument("--inputs", type=int, default=100, help="New input files planned against the corpus.")
     parser.add_argument("--before", default="165fb08", help="Commit whose resume/verify code is the baseline.")
+    parser.add_argument(
+        "--before-reads", default="cc526e2", help="Commit whose summarize is the baseline of inspect_before."
+    )
     parser.add_argument("--skip", nargs="*", default=[], help="Measures to leave out.")
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "scale.json")
@@ -249,29 +283,41 @@ def main() -> None:
         return
     work = Path(args.workdir or tempfile.mkdtemp(prefix="bench-scale-"))
     results: dict[str, Any] = {
-        "machine": {"python": platform.python_version(), "cpus": __import__("os").cpu_count()},
+        "machine": {
+            "python": platform.python_version(),
+            "cpus": os.cpu_count(),
+            "load_at_start": list(os.getloadavg()),
+        },
         "rows": args.rows,
         "date": time.strftime("%Y-%m-%d"),
     }
     big = work / "corpus"
     results["corpus"] = build(big, args.rows, args.tail_shards, args.tail_rows)
     print("built", results["corpus"], file=sys.stderr, flush=True)
-    order = ["plan", "resume", "resume_before", "inspect", "inspect_before_verify", "verify_full", "compact"]
+    order = ["plan", "resume", "resume_before", "inspect", "inspect_before", "inspect_before_verify", "verify_full"]
+    order.append("compact")
     for what in order:
         if what not in args.skip:
             results[what] = _child(what, big, args)
-    if "export" not in args.skip:
+    if not {"export", "report"} <= set(args.skip):
         small = work / "export-corpus"
         shape = build(small, args.export_rows, 0, 0)
-        export = _child("export", small, args)
-        export["rows"] = shape["rows_committed"]
-        if "seconds" in export:
-            export["extrapolated_s_at_rows"] = round(export["seconds"] * args.rows / args.export_rows)
-        results["export"] = export
+    for what in ("export", "report"):
+        if what in args.skip:
+            continue
+        measured = _child(what, small, args)
+        measured["rows"] = shape["rows_committed"]
+        if "seconds" in measured:
+            measured["extrapolated_s_at_rows"] = round(measured["seconds"] * args.rows / args.export_rows)
+        results[what] = measured
+    results["machine"]["load_at_end"] = list(os.getloadavg())
     plan = results.get("plan", {})
+    inspect = results.get("inspect", {})
     results["verdict"] = {
         "plan_under_30_s": plan.get("seconds", 1e9) < 30,
         "plan_under_1_gb": plan.get("peak_rss_mb", 1e9) < 1024,
+        "inspect_under_60_s": inspect.get("seconds", 1e9) < 60,
+        "inspect_under_1_gb": inspect.get("peak_rss_mb", 1e9) < 1024,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")

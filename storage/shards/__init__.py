@@ -70,7 +70,7 @@ from emoforge.storage.shards.manifest import (
     update_manifest_stats,
     write_manifest,
 )
-from emoforge.storage.shards.reader import read_rows, read_table, shard_paths
+from emoforge.storage.shards.reader import iter_tables, read_rows, read_table, shard_paths
 from emoforge.storage.shards.state import DONE_COLUMNS, CorpusState, DoneRow, corpus_state, done_rows
 from emoforge.storage.shards.verification import repair, verify
 from emoforge.storage.shards.writer import CorpusWriter
@@ -96,6 +96,7 @@ __all__ = [
     "_write_atomic",
     "corpus_state",
     "done_rows",
+    "iter_tables",
     "read_manifest",
     "read_rows",
     "read_table",
