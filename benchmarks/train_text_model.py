@@ -153,7 +153,8 @@ CONTENT_CHECK_TRIAL = {
     "verdict": "not shipped: the read corpora's ECE does not move. The trust mixes the classifier with MELD's label "
     "prior (neutral 0.47), which is as wrong on a sentence read in every emotion (neutral 0.17-0.20) as the classifier "
     "is, so lowering the trust cannot lower the confidence below ~0.47; the likelihood of the read rows barely "
-    "rewards it, and the fit keeps the factor weak. A flatter mix target would fix the agent's ECE but make a "
+    "rewards it, and the fit keeps the factor weak. A flatter mix target could lower the agent's ECE (by arithmetic, "
+    "not measured: RAVDESS trust 0.24 toward uniform gives confidence ~0.25 at accuracy 0.20) but would make a "
     "low-trust vote for a rare label strong in the pooled consensus, which reads every vote against the output prior.",
 }
 # Sanity check only (never trained on): short Chinese lines with an obvious emotion.
