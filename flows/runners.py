@@ -46,7 +46,7 @@ def dask_task_runner(run_config: RunConfig) -> Any:
     if run_config.dask_address:
         return DaskTaskRunner(address=run_config.dask_address)
     return DaskTaskRunner(
-        cluster_class="distributed.LocalCluster",
+        cluster_class="emoforge.flows.runners.local_cluster",
         cluster_kwargs={
             "n_workers": run_config.workers,
             "threads_per_worker": run_config.threads_per_worker,
@@ -55,6 +55,26 @@ def dask_task_runner(run_config: RunConfig) -> Any:
             "env": intra_op_env(run_config.workers * run_config.threads_per_worker),
         },
     )
+
+
+def local_cluster(**cluster_kwargs: Any) -> Any:
+    """A ``distributed.LocalCluster`` whose workers fork from a process that imported the tools' libraries.
+
+    Spawned workers (Dask's default) each import torch, pyannote, CTranslate2 and the rest
+    themselves; forked from one forkserver that imported them (``worker_preload``), they
+    share those pages (docs/scaling.md, "Memory per Dask worker", has the measured cost).
+    The start method is set for the whole process, so a nanny restarting a killed worker
+    forks it the same way. Each worker still gets its own thread counts: the nanny sets
+    ``env`` in the forked child, and ``worker_preload.dask_setup`` applies it there.
+    """
+    import dask
+    import distributed
+    from distributed.utils import get_mp_context
+
+    dask.config.set({"distributed.worker.multiprocessing-method": "forkserver"})
+    # Dask sets its own preload list on first use; ours replaces it before the server starts.
+    get_mp_context().set_forkserver_preload(["distributed", "emoforge.flows.worker_preload"])
+    return distributed.LocalCluster(preload=["emoforge.flows.worker_preload"], **cluster_kwargs)
 
 
 def intra_op_env(parallel_tasks: int) -> dict[str, str]:
