@@ -96,7 +96,7 @@ def steps() -> list[tuple[str, Callable[[], Any]]]:
         return encoder
 
     return [
-        ("python, numpy, pyarrow, emoforge's tool modules", imports),
+        ("emoforge's config and tool modules", imports),
         ("torch (import)", lambda: __import__("torch")),
         ("pyannote.audio + lightning (import)", lambda: __import__("pyannote.audio")),
         ("silero VAD model", silero),
