@@ -28,8 +28,10 @@ from tests.integration.orchestration.conftest import raw_row_ids, row_digest
 
 @pytest.fixture(scope="module")
 def cluster(prefect_api: str) -> Iterator[tuple[Any, Any]]:
+    # The runner's own kind of cluster: workers forked from the preloaded forkserver, a
+    # killed one forked again by its nanny.
     with (
-        distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as local,
+        local_cluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as local,
         distributed.Client(local) as client,
     ):
         yield local, client
@@ -77,15 +79,18 @@ def test_workers_get_the_cores_shared_out_to_their_math_runtimes(workers: int) -
     assert in_a_task == (str(n), n)
 
 
-def test_local_workers_fork_with_the_tools_libraries_imported() -> None:
+def test_local_workers_fork_with_the_tools_libraries_imported_and_report_to_our_api(prefect_api: str) -> None:
     """The workers share the pages of torch, pyannote, CTranslate2 ... with the forkserver
-    that imported them (``flows/worker_preload.py``) instead of importing them each."""
+    that imported them (``flows/worker_preload.py``) instead of importing them each, and
+    report to this process's Prefect API instead of starting a server each."""
     kwargs = dask_task_runner(load_config(None, {"run": {"task_runner": "dask", "workers": 2}}).run).cluster_kwargs
     with local_cluster(**kwargs) as local, distributed.Client(local) as client:
         loaded = client.run(lambda: {m for m in ("torch", "pyannote.audio", "faster_whisper") if m in sys.modules})
         parents = set(client.run(os.getppid).values())
+        apis = set(client.run(lambda: os.environ.get("PREFECT_API_URL")).values())
     assert list(loaded.values()) == [{"torch", "pyannote.audio", "faster_whisper"}] * 2
     assert os.getpid() not in parents  # forked by the forkserver, not spawned by this process
+    assert apis == {prefect_api}
 
 
 @pytest.mark.slow
