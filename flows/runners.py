@@ -68,14 +68,15 @@ def local_cluster(**cluster_kwargs: Any) -> Any:
     ``env`` in the forked child, and ``worker_preload.dask_setup`` applies it there.
     """
     import dask
-    import distributed
-    from distributed.utils import get_mp_context
+    import distributed.utils
 
+    # distributed's functions are not annotated; mypy sees them through Any.
+    dist: Any = distributed
     dask.config.set({"distributed.worker.multiprocessing-method": "forkserver"})
     # Dask sets its own preload list on first use; ours replaces it before the server starts.
-    get_mp_context().set_forkserver_preload(["distributed", "emoforge.flows.worker_preload"])
+    dist.utils.get_mp_context().set_forkserver_preload(["distributed", "emoforge.flows.worker_preload"])
     env = {**cluster_kwargs.pop("env", {}), **prefect_api_env()}
-    return distributed.LocalCluster(preload=["emoforge.flows.worker_preload"], env=env, **cluster_kwargs)
+    return dist.LocalCluster(preload=["emoforge.flows.worker_preload"], env=env, **cluster_kwargs)
 
 
 def prefect_api_env() -> dict[str, str]:
