@@ -1,9 +1,9 @@
 """Imported once by the process that local Dask workers fork from (``runners.local_cluster``).
 
 A spawned worker imported torch, pyannote, CTranslate2, mediapipe, SciPy and the tools'
-own modules by itself: ~0.5 GB of private memory per worker before any model loaded (one
-process, ``/proc/self/smaps_rollup``: torch's import alone 0.34 GB PSS, 0.23 GB of it
-anonymous). Workers forked from one process that imported them share those pages
+own modules by itself: ~0.6 GB PSS per worker before any model loaded, almost all of it
+private (torch's import 0.28 GB, pyannote's 0.30 GB: benchmarks/results/worker_memory.json).
+Workers forked from one process that imported them share those pages
 copy-on-write, and ``gc.freeze()`` keeps the collector from writing to (so copying) every
 object the imports made. Models are not loaded here: which ones a run needs depends on its
 config, and thread pools started before a fork do not survive it.
