@@ -1,11 +1,15 @@
 """Loading the ASR models: faster-whisper, or whisperx with a VAD built without unsafe unpickling.
 
-Heavy libraries are imported inside the functions; ``SpeechTranscriber`` caches what they
-return, so each model is loaded once per process.
+Heavy libraries are imported inside the functions. A faster-whisper model's weights are
+loaded once per process (``shared_whisper``) and shared by every tool that runs the same
+files with the same settings: each ASR instance and the voice recognizer's encoder.
 """
 
 from __future__ import annotations
 
+import copy
+import os
+import threading
 from typing import Any
 
 from emoforge.configs.preprocess import AsrConfig
@@ -31,6 +35,33 @@ def _whisperx_vad(device: str) -> Any:
     return vad
 
 
+_WHISPER: dict[tuple[str, str, str, int], Any] = {}
+_WHISPER_LOCK = threading.Lock()
+
+
+def shared_whisper(path: str, device: str = "cpu", compute_type: str = "default", cpu_threads: int = 0) -> Any:
+    """A faster-whisper ``WhisperModel`` of ``path`` whose CTranslate2 weights this process loads once.
+
+    Each caller gets its own wrapper (a shallow copy): the ASR patches ``encode`` on its
+    wrapper for one decode (``asr_encoder.EncoderHook``), which must not reach another
+    tool's calls. The wrappers share one ``ctranslate2.models.Whisper`` (Whisper base int8:
+    ~105 MB, which the ASR instances and the voice recognizer each used to load) and its
+    read-only tokenizer and feature extractor. That model runs one call per CPU core at
+    once (``inter_threads``: replicas on one device share the weights; one costs ~2 MB more
+    idle), so concurrent tasks still decode in parallel, as with a model each.
+    """
+    key = (path, device, compute_type, cpu_threads)
+    with _WHISPER_LOCK:  # two tasks on their first recording load it once
+        if key not in _WHISPER:
+            from faster_whisper import WhisperModel
+
+            cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+            _WHISPER[key] = WhisperModel(
+                path, device=device, compute_type=compute_type, cpu_threads=cpu_threads, num_workers=cores
+            )
+        return copy.copy(_WHISPER[key])
+
+
 def load_asr_model(path: str, config: AsrConfig) -> Any:
     """The decoder of ``config.backend`` for the model at ``path`` (resolved already)."""
     if config.backend == "whisperx":
@@ -43,14 +74,7 @@ def load_asr_model(path: str, config: AsrConfig) -> Any:
         vad = _whisperx_vad(config.device)
         with captured_stdout():  # "Use manually assigned vad_model..."
             return whisperx.load_model(path, config.device, compute_type=config.compute_type, vad_model=vad)
-    from faster_whisper import WhisperModel
-
-    return WhisperModel(
-        path,
-        device=config.device,
-        compute_type=config.compute_type,
-        cpu_threads=config.cpu_threads,
-    )
+    return shared_whisper(path, config.device, config.compute_type, config.cpu_threads)
 
 
 def load_align_model(language: str, config: AsrConfig) -> tuple[Any, Any]:

@@ -135,8 +135,7 @@ class PooledEncoder:
     """Whisper base's encoder, pooled: the training script and the recognizer share it."""
 
     def __init__(self, spec: dict[str, Any]) -> None:
-        from faster_whisper import WhisperModel
-
+        from emoforge.preprocess.asr_loading import shared_whisper as WhisperModel  # the ASR's, one per process
         from emoforge.preprocess.models import resolve_model  # the ASR stage's packaged Whisper base
 
         self.spec = spec

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -21,14 +22,16 @@ import pytest
 from emoforge.configs import load_config
 from emoforge.flows.annotate import RunSummary, annotate_corpus
 from emoforge.flows.leases import tool_builds
-from emoforge.flows.runners import dask_task_runner, task_runner
+from emoforge.flows.runners import dask_task_runner, local_cluster, task_runner
 from tests.integration.orchestration.conftest import raw_row_ids, row_digest
 
 
 @pytest.fixture(scope="module")
 def cluster(prefect_api: str) -> Iterator[tuple[Any, Any]]:
+    # The runner's own kind of cluster: workers forked from the preloaded forkserver, a
+    # killed one forked again by its nanny.
     with (
-        distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as local,
+        local_cluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as local,
         distributed.Client(local) as client,
     ):
         yield local, client
@@ -53,18 +56,41 @@ def test_dask_task_runner_from_config() -> None:
         "dashboard_address": None,
     }
     assert env["OMP_NUM_THREADS"] == str(max(1, len(os.sched_getaffinity(0)) // 3))
+    assert local.cluster_class == "emoforge.flows.runners.local_cluster"
     remote = dask_task_runner(load_config(None, {"run": {"dask_address": "tcp://10.0.0.1:8786"}}).run)
     assert remote.address == "tcp://10.0.0.1:8786"
 
 
-def test_one_worker_gets_every_core_for_its_math_runtimes() -> None:
-    """Dask pins OMP/MKL threads to 1 per worker; our cluster shares the cores out instead."""
-    run = load_config(None, {"run": {"task_runner": "dask", "workers": 1}}).run
-    kwargs = dict(dask_task_runner(run).cluster_kwargs)
-    with distributed.LocalCluster(**kwargs) as local, distributed.Client(local) as client:
-        (threads,) = client.run(lambda: (os.environ["OMP_NUM_THREADS"], __import__("torch").get_num_threads())).values()
-    cores = len(os.sched_getaffinity(0))
-    assert threads == (str(cores), cores)
+def _torch_threads() -> tuple[str, int]:
+    return os.environ["OMP_NUM_THREADS"], __import__("torch").get_num_threads()
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_workers_get_the_cores_shared_out_to_their_math_runtimes(workers: int) -> None:
+    """Dask pins OMP/MKL threads to 1 per worker; our cluster shares the cores out instead,
+    also for workers forked from a forkserver whose libraries loaded with other counts (one
+    forkserver serves both clusters here)."""
+    run = load_config(None, {"run": {"task_runner": "dask", "workers": workers}}).run
+    with local_cluster(**dask_task_runner(run).cluster_kwargs) as local, distributed.Client(local) as client:
+        in_workers = set(client.run(_torch_threads).values())
+        in_a_task = client.submit(_torch_threads, pure=False).result()  # a task runs on another thread
+    n = max(1, len(os.sched_getaffinity(0)) // workers)
+    assert in_workers == {(str(n), n)}
+    assert in_a_task == (str(n), n)
+
+
+def test_local_workers_fork_with_the_tools_libraries_imported_and_report_to_our_api(prefect_api: str) -> None:
+    """The workers share the pages of torch, pyannote, CTranslate2 ... with the forkserver
+    that imported them (``flows/worker_preload.py``) instead of importing them each, and
+    report to this process's Prefect API instead of starting a server each."""
+    kwargs = dask_task_runner(load_config(None, {"run": {"task_runner": "dask", "workers": 2}}).run).cluster_kwargs
+    with local_cluster(**kwargs) as local, distributed.Client(local) as client:
+        loaded = client.run(lambda: {m for m in ("torch", "pyannote.audio", "faster_whisper") if m in sys.modules})
+        parents = set(client.run(os.getppid).values())
+        apis = set(client.run(lambda: os.environ.get("PREFECT_API_URL")).values())
+    assert list(loaded.values()) == [{"torch", "pyannote.audio", "faster_whisper"}] * 2
+    assert os.getpid() not in parents  # forked by the forkserver, not spawned by this process
+    assert apis == {prefect_api}
 
 
 @pytest.mark.slow
