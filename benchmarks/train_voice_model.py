@@ -51,7 +51,7 @@ import os
 import platform
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -62,7 +62,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from speech_corpora import REPO, SpeechClip, fixtures_root, speech_clips
 
 from emoforge.agents.recognizers.domain import DomainModel, fit_subspace, fit_trust, mix, trust_of
-from emoforge.agents.recognizers.voice import PROSODY, SPEC, WEIGHTS, PooledEncoder, hear
+from emoforge.agents.recognizers.voice import PROSODY, SPEC, WEIGHTS, LayerPooledEncoder, PooledEncoder, hear
 
 log = logging.getLogger("train_voice_model")
 CLASSES = ("neutral", "happy", "sad", "angry", "fearful", "disgusted", "surprised")
@@ -156,6 +156,47 @@ def extract(clips: list[SpeechClip], cache: Path | None) -> dict[str, Any]:
         cache.parent.mkdir(parents=True, exist_ok=True)
         np.savez(cache, key=np.array(key), cost=np.array(json.dumps(cost)), **out)
     return out | {"cost_ms_per_s": cost}
+
+
+def extract_layers(clips: list[SpeechClip], cache: Path) -> dict[str, Any]:
+    """Every encoder state's mean and SD over frames (``LayerPooledEncoder.pooled_states``,
+    (clips, 8, 2, 512)) and the prosody values, with their cost; read from ``cache`` when it
+    holds the same clips under the same spec."""
+    import soundfile as sf
+
+    key = hashlib.sha256(json.dumps([SPEC, [str(c.path) for c in clips]], sort_keys=True).encode()).hexdigest()[:16]
+    if cache.exists():
+        with np.load(cache, allow_pickle=False) as z:
+            if str(z["key"]) == key:
+                log.info("layer features from %s", cache)
+                return {k: z[k] for k in z.files if k != "key"}
+    import torch
+
+    # One thread, as a pipeline worker runs it: on a loaded 2-core machine torch's second
+    # thread spun for ~4x the CPU time per clip.
+    torch.set_num_threads(1)
+    encoder = LayerPooledEncoder(SPEC | {"layers": list(range(8))})
+    states, prosody, seconds, audio_s = [], [], 0.0, 0.0
+    for i, clip in enumerate(clips):
+        audio, rate = sf.read(clip.path, dtype="float32")
+        if rate != SPEC["sample_rate"] or audio.ndim != 1:
+            raise ValueError(f"{clip.path}: expected {SPEC['sample_rate']} Hz mono, got {rate} Hz, shape {audio.shape}")
+        audio_s += len(audio) / rate
+        t0 = time.perf_counter()
+        heard = hear(audio, SPEC)
+        states.append(encoder.pooled_states(heard).astype(np.float32))
+        seconds += time.perf_counter() - t0
+        prosody.append([heard.prosody[k] for k in PROSODY])
+        if i % 100 == 0:
+            log.info("layer features: %d/%d clips", i, len(clips))
+    out = {
+        "states": np.array(states),
+        "prosody": np.array(prosody),
+        "cost_ms_per_s": np.array(round(1000 * seconds / audio_s, 1)),
+    }
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(cache, key=np.array(key), **out)
+    return out
 
 
 def balance_weights(y: np.ndarray, corpus: np.ndarray) -> np.ndarray:
@@ -374,13 +415,24 @@ def fit_temperature(logits: np.ndarray, y: np.ndarray) -> float:
 
 @dataclass(frozen=True)
 class Candidate:
-    """A feature set: its training views, its cost, the nuisance directions removed, and which
-    of the recognizer's features it reads (``index``; None: the recognizer cannot compute it)."""
+    """A feature set: its training views, its cost, the nuisance directions removed, which
+    of the recognizer's features it reads (``index``; None: the recognizer cannot compute it)
+    and the encoder settings it adds to ``SPEC`` (``layers``: ``LayerPooledEncoder``)."""
 
     views: list[np.ndarray]
     cost_ms_per_s: float
     nuisance_dims: int
     index: np.ndarray | None
+    spec: dict[str, Any] = field(default_factory=dict)
+
+
+# Encoder states averaged (0: after the convolutions, 1-6: after each block, 7: final LayerNorm).
+LAYER_SETS: dict[str, list[int]] = {
+    **{f"layer{i}": [i] for i in range(1, 8)},
+    "layers2-4": [2, 3, 4],
+    "layers3-5": [3, 4, 5],
+    "layers1-6": [1, 2, 3, 4, 5, 6],
+}
 
 
 def candidates(feats: dict[str, Any]) -> dict[str, Candidate]:
@@ -397,7 +449,22 @@ def candidates(feats: dict[str, Any]) -> dict[str, Candidate]:
         "whisper_mean_prosody_functionals_nap8": Candidate(
             [np.hstack([a[:, mean], b])], cost["a"] + cost["b"], 8, None
         ),
+        **layer_candidates(feats["layers"]),
     }
+
+
+def layer_candidates(layers: dict[str, Any]) -> dict[str, Candidate]:
+    """Mean-pooled middle layers of the float32 encoder (``LayerPooledEncoder``), alone or
+    averaged, + prosody; with and without nuisance projection. The cost is that of all states."""
+    out = {}
+    for name, chosen in LAYER_SETS.items():
+        x = np.hstack([layers["states"][:, chosen, 0].mean(axis=1), layers["prosody"]])
+        every = np.arange(x.shape[1])
+        for k in (0, 8):
+            out[f"whisper_{name}_mean_prosody" + (f"_nap{k}" if k else "")] = Candidate(
+                [x], float(layers["cost_ms_per_s"]), k, every, {"layers": chosen}
+            )
+    return out
 
 
 def main() -> int:
@@ -406,6 +473,7 @@ def main() -> int:
     parser.add_argument("--weights", type=Path, default=REPO / "agents" / "recognizers" / "weights" / WEIGHTS)
     parser.add_argument("--results", type=Path, default=REPO / "benchmarks" / "results" / "voice_model.json")
     parser.add_argument("--cache", type=Path, default=REPO / "out" / "cache" / "voice-features.npz")
+    parser.add_argument("--layer-cache", type=Path, default=REPO / "out" / "cache" / "voice-layer-features.npz")
     parser.add_argument("--check", action="store_true", help="compare with the weights at --weights, write nothing")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -418,6 +486,7 @@ def main() -> int:
     load_before = os.getloadavg()
     t_start = time.perf_counter()
     feats = extract(clips, args.cache)
+    feats["layers"] = extract_layers(clips, args.layer_cache)
     results: dict[str, Any] = {}
     with threadpool_limits(2):
         for name, cand in candidates(feats).items():
@@ -434,6 +503,7 @@ def main() -> int:
                 "cost_ms_per_audio_s": cand.cost_ms_per_s,
                 "nuisance_dims": cand.nuisance_dims,
                 "features": None if cand.index is None else len(cand.index),
+                "encoder_layers": cand.spec.get("layers"),  # None: CTranslate2 int8, final layer
                 "C": best_c,
                 "loco_mean_balanced_accuracy": {str(c): round(v, 4) for c, v in per_c.items()},
             }
@@ -456,8 +526,12 @@ def main() -> int:
         final = fit(views, y, corpus, speaker, c_final, k)
     components, variances, residual = final.subspace
     domain = DomainModel(components, variances, residual, coef, temperature, min_trust, REFERENCE)
-    every_name = [f"whisper_mean_{i}" for i in range(512)] + [f"whisper_sd_{i}" for i in range(512)] + list(PROSODY)
-    names = [every_name[i] for i in index]
+    if "layers" in cand.spec:
+        tag = "+".join(str(i) for i in cand.spec["layers"])
+        names = [f"whisper_layer{tag}_mean_{i}" for i in range(512)] + list(PROSODY)
+    else:
+        every_name = [f"whisper_mean_{i}" for i in range(512)] + [f"whisper_sd_{i}" for i in range(512)]
+        names = [(every_name + list(PROSODY))[i] for i in index]
     meta = {
         "training_data": "RAVDESS actors 1-12 (en), nEMO 5 speakers (pl), EmoDB 10 speakers (de); calm = neutral",
         "n_clips": len(clips),
@@ -480,7 +554,7 @@ def main() -> int:
         "intercept": final.intercept.astype(np.float32),
         # The recognizer divides by the domain model's temperature; 1 here keeps old readers exact.
         "temperature": np.array(1.0),
-        "spec": np.array(json.dumps(SPEC, sort_keys=True)),
+        "spec": np.array(json.dumps(SPEC | cand.spec, sort_keys=True)),
         "meta": np.array(json.dumps(meta, sort_keys=True)),
         # What the balanced model says on average, and what the pooled vote divides out.
         "output_prior": final.prior.astype(np.float64),

@@ -160,6 +160,44 @@ class PooledEncoder:
         return np.concatenate([pooled, [heard.prosody[k] for k in PROSODY]])
 
 
+class LayerPooledEncoder:
+    """Whisper base's encoder re-run in torch (``whisper_layers.py``) for its middle layers:
+    the spec's ``layers`` (0 = after the convolutions, 1-6 the blocks, 7 the final LayerNorm)
+    mean-pooled over frames, averaged over those layers, then the ``PROSODY`` values."""
+
+    def __init__(self, spec: dict[str, Any]) -> None:
+        from faster_whisper.feature_extractor import FeatureExtractor
+
+        from emoforge.agents.recognizers.whisper_layers import WhisperLayers
+        from emoforge.preprocess.models import resolve_model  # the ASR stage's packaged Whisper base
+
+        self.spec = spec
+        self.layers = WhisperLayers(resolve_model(spec["encoder"]), last=max(spec["layers"]))
+        self.mel = FeatureExtractor(feature_size=self.layers.n_mels, sampling_rate=spec["sample_rate"])
+
+    def pooled_states(self, heard: HeardSpeech) -> NDArray[Any]:
+        """(states, 2, 512): mean and SD over the frames of each computed state, for the
+        canonical clip (speech over 30 s in equal parts, averaged by length)."""
+        longest = round((30.0 - 2 * self.spec["pad_s"] - 0.5) * self.spec["sample_rate"])
+        parts = np.array_split(heard.speech, -(-len(heard.speech) // longest))
+        pooled = []
+        for part in parts:
+            states = self.layers.hidden_states(self.mel(encoder_input(part, self.spec)))
+            pooled.append(np.stack([np.stack([s.mean(axis=0), s.std(axis=0)]) for s in states]))
+        typed: NDArray[Any] = np.average(pooled, axis=0, weights=[len(p) for p in parts])
+        return typed
+
+    def features(self, heard: HeardSpeech) -> NDArray[Any]:
+        """The model's input: the layer-averaged mean embedding, then the ``PROSODY`` values."""
+        embedding = self.pooled_states(heard)[list(self.spec["layers"]), 0].mean(axis=0)
+        return np.concatenate([embedding, [heard.prosody[k] for k in PROSODY]])
+
+
+def pooled_encoder(spec: dict[str, Any]) -> PooledEncoder | LayerPooledEncoder:
+    """The encoder a weights file's spec names: middle layers (torch) or CTranslate2's last."""
+    return LayerPooledEncoder(spec) if "layers" in spec else PooledEncoder(spec)
+
+
 class VoiceModel:
     """Weights and settings of the recognizer; plain numpy after the encoder."""
 
@@ -182,7 +220,7 @@ class VoiceModel:
             self.domain = DomainModel.from_arrays(z)
             self.spec: dict[str, Any] = json.loads(str(z["spec"]))
             self.meta: dict[str, Any] = json.loads(str(z["meta"]))
-        self.encoder = PooledEncoder(self.spec)
+        self.encoder = pooled_encoder(self.spec)
 
     def select(self, x: NDArray[Any]) -> NDArray[Any]:
         """The features this model reads, out of ``PooledEncoder.features``."""
