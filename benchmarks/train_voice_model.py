@@ -1,4 +1,4 @@
-"""Fit the voice recognizer shipped as ``agents/recognizers/weights/voice-multi-v2.npz``.
+"""Fit the voice recognizer shipped as ``agents/recognizers/weights/voice-multi-v3.npz``.
 
     .venv/bin/python benchmarks/train_voice_model.py            # refit, write weights + results
     .venv/bin/python benchmarks/train_voice_model.py --check    # refit, compare with the shipped weights
@@ -8,12 +8,15 @@ RAVDESS actors 1-12 (English, 720 clips), nEMO (Polish, 5 speakers, 717) and Emo
 10 speakers, 454), 1,891 clips, 27 speakers, 7 classes. Read in place, never copied.
 
 Features (the recognizer's own, ``emoforge.agents.recognizers.voice``): the clip's active
-span in canonical form -> Whisper-base encoder, final-layer frames mean+SD pooled, + 7 Praat
-prosody values; the whole file (silences included) is an optional training-only augmentation
-view. Candidates (``candidates``): all of it, the mean half only (the weights' ``feature_index``
-tells the recognizer which), with and without the augmentation, and + 88 eGeMAPS-style
-functionals (``acoustic_functionals``; compared, not shippable: the recognizer does not compute
-them).
+span in canonical form -> Whisper-base encoder, + 7 Praat prosody values. Two encoder paths:
+CTranslate2 int8, final-layer frames mean+SD pooled (``PooledEncoder``; the whole file,
+silences included, is an optional training-only augmentation view), and the encoder re-run
+in float32 (``LayerPooledEncoder``) with every state's frames pooled, once, so that any layer
+or layer average is a candidate (``LAYER_SETS``; the weights' spec ``layers`` tells the
+recognizer which). Candidates (``candidates``): the final layer's mean+SD or mean only (the
+weights' ``feature_index`` tells the recognizer which), with and without the augmentation,
++ 88 eGeMAPS-style functionals (``acoustic_functionals``; compared, not shippable: the
+recognizer does not compute them), and the layer sets.
 
 Balance. Each corpus weighs the same and, within it, each class: a class that exists in one
 corpus only (disgust is German and English, surprise Polish and English) cannot be learnt
@@ -36,8 +39,9 @@ without that corpus's predictions. ``min_trust`` (off-domain below it) is the 5t
 percentile of the trust of held-out speakers.
 
 Writes the weights and ``benchmarks/results/voice_model.json``; deterministic. Features are
-cached in ``out/cache/voice-features.npz`` (about 20 minutes to extract on a loaded 2-core
-machine; ``bench_quality --sets speech`` reads the same cache).
+cached in ``out/cache/voice-features.npz`` and ``out/cache/voice-layer-features.npz`` (each
+about 20-30 minutes to extract on a loaded 2-core machine; ``bench_quality --sets speech``
+reads the same caches).
 """
 
 from __future__ import annotations
@@ -428,7 +432,7 @@ class Candidate:
 
 # Encoder states averaged (0: after the convolutions, 1-6: after each block, 7: final LayerNorm).
 LAYER_SETS: dict[str, list[int]] = {
-    **{f"layer{i}": [i] for i in range(1, 8)},
+    **{f"layer{i}": [i] for i in (2, 3, 4, 5, 7)},
     "layers2-4": [2, 3, 4],
     "layers3-5": [3, 4, 5],
     "layers1-6": [1, 2, 3, 4, 5, 6],
@@ -455,15 +459,14 @@ def candidates(feats: dict[str, Any]) -> dict[str, Candidate]:
 
 def layer_candidates(layers: dict[str, Any]) -> dict[str, Candidate]:
     """Mean-pooled middle layers of the float32 encoder (``LayerPooledEncoder``), alone or
-    averaged, + prosody; with and without nuisance projection. The cost is that of all states."""
+    averaged, + prosody (no nuisance projection: it did not help the final layer). The cost is
+    that of computing every state; the recognizer runs only up to the last layer it reads."""
     out = {}
     for name, chosen in LAYER_SETS.items():
         x = np.hstack([layers["states"][:, chosen, 0].mean(axis=1), layers["prosody"]])
-        every = np.arange(x.shape[1])
-        for k in (0, 8):
-            out[f"whisper_{name}_mean_prosody" + (f"_nap{k}" if k else "")] = Candidate(
-                [x], float(layers["cost_ms_per_s"]), k, every, {"layers": chosen}
-            )
+        out[f"whisper_{name}_mean_prosody"] = Candidate(
+            [x], float(layers["cost_ms_per_s"]), 0, np.arange(x.shape[1]), {"layers": chosen}
+        )
     return out
 
 
@@ -474,6 +477,11 @@ def main() -> int:
     parser.add_argument("--results", type=Path, default=REPO / "benchmarks" / "results" / "voice_model.json")
     parser.add_argument("--cache", type=Path, default=REPO / "out" / "cache" / "voice-features.npz")
     parser.add_argument("--layer-cache", type=Path, default=REPO / "out" / "cache" / "voice-layer-features.npz")
+    parser.add_argument(
+        "--candidates",
+        help="comma-separated candidate names to compare (default: all; a loaded 2-core machine "
+        "takes ~5 minutes per candidate)",
+    )
     parser.add_argument("--check", action="store_true", help="compare with the weights at --weights, write nothing")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -488,8 +496,15 @@ def main() -> int:
     feats = extract(clips, args.cache)
     feats["layers"] = extract_layers(clips, args.layer_cache)
     results: dict[str, Any] = {}
-    with threadpool_limits(2):
-        for name, cand in candidates(feats).items():
+    sets = candidates(feats)
+    if args.candidates:
+        unknown = set(args.candidates.split(",")) - set(sets)
+        if unknown:
+            parser.error(f"unknown candidates {sorted(unknown)}; known: {sorted(sets)}")
+        sets = {n: c for n, c in sets.items() if n in args.candidates.split(",")}
+    # One BLAS thread: on a loaded 2-core machine a second one spun (one candidate: ~4.5 min vs ~1).
+    with threadpool_limits(1):
+        for name, cand in sets.items():
             per_c = {}
             for c in C_GRID:
                 run, _ = held_out(cand.views, y, corpus, speaker, c, cand.nuisance_dims, "corpus")
@@ -509,7 +524,6 @@ def main() -> int:
             }
         # Costs measured here vary with the machine's load (see loadavg); the shipped default's
         # speed is bench_pipeline's. Only sets the recognizer computes can ship.
-        sets = candidates(feats)
 
         def loco(n: str) -> float:
             return float(results[n]["loco_mean_balanced_accuracy"][str(results[n]["C"])])

@@ -6,9 +6,12 @@ whole RAVDESS files scored 0.44 on the same files cut to their speech), so every
 put in one canonical form first: the active span (10 ms frames within ``active_db`` of the
 99th-percentile frame, plus ``margin_s``) is cut out, scaled to a fixed RMS (microphone
 gain is not emotion) and padded with ``pad_s`` of digital silence on each side. Whisper
-base (multilingual, CTranslate2 int8, the ASR stage's model) encodes it; its final-layer
-frames are mean- and SD-pooled (1024 values) and seven gain-free prosody values of the
-span are appended. Standardised, less the directions in which speakers and corpora differ
+base's encoder (multilingual, the ASR stage's model) hears it. Its final layer is tuned for
+transcription; the weights' spec names the middle layers whose mean-pooled frames carry
+how something is said and transfer better across corpora (``LayerPooledEncoder``: the
+encoder re-run in torch from the CTranslate2 weights, ``whisper_layers.py``; weights
+without ``layers`` read CTranslate2's final layer, ``PooledEncoder``). Seven gain-free
+prosody values of the span are appended. Standardised, less the directions in which speakers and corpora differ
 (nuisance projection), a multinomial logistic regression trained on three acted corpora in
 three languages (RAVDESS, nEMO, EmoDB; each corpus and class weighted equally) gives
 logits. ``DomainModel`` (``domain.py``) measures how far the input is from that training
@@ -42,7 +45,7 @@ from emoforge.storage.records import Cue, DomainCheck, ErrorKind, Features, RunC
 if TYPE_CHECKING:
     from emoforge.agents.base import SegmentClip
 
-WEIGHTS = "voice-multi-v2.npz"  # shipped in weights/
+WEIGHTS = "voice-multi-v3.npz"  # shipped in weights/
 PROSODY = (
     "f0_mean_st",
     "f0_sd_st",
@@ -280,8 +283,8 @@ class VoiceModelAnnotator(ModelAnnotator):
     """Trained voice recognizer in the jury; its model loads on the first clip it hears."""
 
     backend = "voice_model"
-    model_id = "whisper-base-enc+prosody+logreg-multi-v2"
-    version = "voice-model-v2"
+    model_id = "whisper-base-midlayers+prosody+logreg-multi-v3"
+    version = "voice-model-v3"
 
     def __init__(self, config: AgentConfig, ctx: RunContext, taxonomy: TaxonomyConfig) -> None:
         super().__init__(config, ctx, taxonomy)

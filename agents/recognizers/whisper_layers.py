@@ -89,12 +89,16 @@ class WhisperLayers:
 
         w = read_encoder_weights(model_dir / "model.bin")
         self.heads = int(w.pop("encoder/num_heads")) if "encoder/num_heads" in w else 8
-        self.w = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in w.items()}
         self.n_layers = sum(1 for k in w if k.endswith("self_attention/linear_0/weight"))
         self.last = self.n_layers + 1 if last is None else last
         if not 0 <= self.last <= self.n_layers + 1:
             raise ValueError(f"state {self.last}: Whisper's encoder has states 0-{self.n_layers + 1}")
         self.n_mels = int(w["encoder/conv1/weight"].shape[1])
+        unused = [f"encoder/layer_{i}/" for i in range(self.last, self.n_layers)]
+        if self.last <= self.n_layers:
+            unused.append("encoder/layer_norm/")
+        # Blocks after ``last`` are never run: their weights are not kept (memory per worker).
+        self.w = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in w.items() if not k.startswith(tuple(unused))}
 
     def _block(self, x: Any, i: int) -> Any:
         import torch.nn.functional as F
