@@ -183,6 +183,7 @@ def speech_juries() -> dict[str, Any]:
     corpus = np.array([c.corpus for c in clips])
     speaker = np.array([c.speaker for c in clips])
     features = tvm.extract(clips, tvm.REPO / "out" / "cache" / "voice-features.npz")
+    features["layers"] = tvm.extract_layers(clips, tvm.REPO / "out" / "cache" / "voice-layer-features.npz")
     views = tvm.candidates(features)[meta["candidate"]].views
     fits = {
         p: tvm.held_out(views, y, corpus, speaker, meta["C"], meta["nuisance_dims"], p) for p in ("speaker", "corpus")

@@ -1,4 +1,4 @@
-"""Fit the voice recognizer shipped as ``agents/recognizers/weights/voice-multi-v2.npz``.
+"""Fit the voice recognizer shipped as ``agents/recognizers/weights/voice-multi-v3.npz``.
 
     .venv/bin/python benchmarks/train_voice_model.py            # refit, write weights + results
     .venv/bin/python benchmarks/train_voice_model.py --check    # refit, compare with the shipped weights
@@ -8,12 +8,15 @@ RAVDESS actors 1-12 (English, 720 clips), nEMO (Polish, 5 speakers, 717) and Emo
 10 speakers, 454), 1,891 clips, 27 speakers, 7 classes. Read in place, never copied.
 
 Features (the recognizer's own, ``emoforge.agents.recognizers.voice``): the clip's active
-span in canonical form -> Whisper-base encoder, final-layer frames mean+SD pooled, + 7 Praat
-prosody values; the whole file (silences included) is an optional training-only augmentation
-view. Candidates (``candidates``): all of it, the mean half only (the weights' ``feature_index``
-tells the recognizer which), with and without the augmentation, and + 88 eGeMAPS-style
-functionals (``acoustic_functionals``; compared, not shippable: the recognizer does not compute
-them).
+span in canonical form -> Whisper-base encoder, + 7 Praat prosody values. Two encoder paths:
+CTranslate2 int8, final-layer frames mean+SD pooled (``PooledEncoder``; the whole file,
+silences included, is an optional training-only augmentation view), and the encoder re-run
+in float32 (``LayerPooledEncoder``) with every state's frames pooled, once, so that any layer
+or layer average is a candidate (``LAYER_SETS``; the weights' spec ``layers`` tells the
+recognizer which). Candidates (``candidates``): the final layer's mean+SD or mean only (the
+weights' ``feature_index`` tells the recognizer which), with and without the augmentation,
++ 88 eGeMAPS-style functionals (``acoustic_functionals``; compared, not shippable: the
+recognizer does not compute them), and the layer sets.
 
 Balance. Each corpus weighs the same and, within it, each class: a class that exists in one
 corpus only (disgust is German and English, surprise Polish and English) cannot be learnt
@@ -36,8 +39,9 @@ without that corpus's predictions. ``min_trust`` (off-domain below it) is the 5t
 percentile of the trust of held-out speakers.
 
 Writes the weights and ``benchmarks/results/voice_model.json``; deterministic. Features are
-cached in ``out/cache/voice-features.npz`` (about 20 minutes to extract on a loaded 2-core
-machine; ``bench_quality --sets speech`` reads the same cache).
+cached in ``out/cache/voice-features.npz`` and ``out/cache/voice-layer-features.npz`` (each
+about 20-30 minutes to extract on a loaded 2-core machine; ``bench_quality --sets speech``
+reads the same caches).
 """
 
 from __future__ import annotations
@@ -51,7 +55,7 @@ import os
 import platform
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -62,7 +66,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from speech_corpora import REPO, SpeechClip, fixtures_root, speech_clips
 
 from emoforge.agents.recognizers.domain import DomainModel, fit_subspace, fit_trust, mix, trust_of
-from emoforge.agents.recognizers.voice import PROSODY, SPEC, WEIGHTS, PooledEncoder, hear
+from emoforge.agents.recognizers.voice import PROSODY, SPEC, WEIGHTS, LayerPooledEncoder, PooledEncoder, hear
 
 log = logging.getLogger("train_voice_model")
 CLASSES = ("neutral", "happy", "sad", "angry", "fearful", "disgusted", "surprised")
@@ -156,6 +160,47 @@ def extract(clips: list[SpeechClip], cache: Path | None) -> dict[str, Any]:
         cache.parent.mkdir(parents=True, exist_ok=True)
         np.savez(cache, key=np.array(key), cost=np.array(json.dumps(cost)), **out)
     return out | {"cost_ms_per_s": cost}
+
+
+def extract_layers(clips: list[SpeechClip], cache: Path) -> dict[str, Any]:
+    """Every encoder state's mean and SD over frames (``LayerPooledEncoder.pooled_states``,
+    (clips, 8, 2, 512)) and the prosody values, with their cost; read from ``cache`` when it
+    holds the same clips under the same spec."""
+    import soundfile as sf
+
+    key = hashlib.sha256(json.dumps([SPEC, [str(c.path) for c in clips]], sort_keys=True).encode()).hexdigest()[:16]
+    if cache.exists():
+        with np.load(cache, allow_pickle=False) as z:
+            if str(z["key"]) == key:
+                log.info("layer features from %s", cache)
+                return {k: z[k] for k in z.files if k != "key"}
+    import torch
+
+    # One thread, as a pipeline worker runs it: on a loaded 2-core machine torch's second
+    # thread spun for ~4x the CPU time per clip.
+    torch.set_num_threads(1)
+    encoder = LayerPooledEncoder(SPEC | {"layers": list(range(8))})
+    states, prosody, seconds, audio_s = [], [], 0.0, 0.0
+    for i, clip in enumerate(clips):
+        audio, rate = sf.read(clip.path, dtype="float32")
+        if rate != SPEC["sample_rate"] or audio.ndim != 1:
+            raise ValueError(f"{clip.path}: expected {SPEC['sample_rate']} Hz mono, got {rate} Hz, shape {audio.shape}")
+        audio_s += len(audio) / rate
+        t0 = time.perf_counter()
+        heard = hear(audio, SPEC)
+        states.append(encoder.pooled_states(heard).astype(np.float32))
+        seconds += time.perf_counter() - t0
+        prosody.append([heard.prosody[k] for k in PROSODY])
+        if i % 100 == 0:
+            log.info("layer features: %d/%d clips", i, len(clips))
+    out = {
+        "states": np.array(states),
+        "prosody": np.array(prosody),
+        "cost_ms_per_s": np.array(round(1000 * seconds / audio_s, 1)),
+    }
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(cache, key=np.array(key), **out)
+    return out
 
 
 def balance_weights(y: np.ndarray, corpus: np.ndarray) -> np.ndarray:
@@ -374,13 +419,24 @@ def fit_temperature(logits: np.ndarray, y: np.ndarray) -> float:
 
 @dataclass(frozen=True)
 class Candidate:
-    """A feature set: its training views, its cost, the nuisance directions removed, and which
-    of the recognizer's features it reads (``index``; None: the recognizer cannot compute it)."""
+    """A feature set: its training views, its cost, the nuisance directions removed, which
+    of the recognizer's features it reads (``index``; None: the recognizer cannot compute it)
+    and the encoder settings it adds to ``SPEC`` (``layers``: ``LayerPooledEncoder``)."""
 
     views: list[np.ndarray]
     cost_ms_per_s: float
     nuisance_dims: int
     index: np.ndarray | None
+    spec: dict[str, Any] = field(default_factory=dict)
+
+
+# Encoder states averaged (0: after the convolutions, 1-6: after each block, 7: final LayerNorm).
+LAYER_SETS: dict[str, list[int]] = {
+    **{f"layer{i}": [i] for i in (2, 3, 4, 5, 7)},
+    "layers2-4": [2, 3, 4],
+    "layers3-5": [3, 4, 5],
+    "layers1-6": [1, 2, 3, 4, 5, 6],
+}
 
 
 def candidates(feats: dict[str, Any]) -> dict[str, Candidate]:
@@ -397,7 +453,21 @@ def candidates(feats: dict[str, Any]) -> dict[str, Candidate]:
         "whisper_mean_prosody_functionals_nap8": Candidate(
             [np.hstack([a[:, mean], b])], cost["a"] + cost["b"], 8, None
         ),
+        **layer_candidates(feats["layers"]),
     }
+
+
+def layer_candidates(layers: dict[str, Any]) -> dict[str, Candidate]:
+    """Mean-pooled middle layers of the float32 encoder (``LayerPooledEncoder``), alone or
+    averaged, + prosody (no nuisance projection: it did not help the final layer). The cost is
+    that of computing every state; the recognizer runs only up to the last layer it reads."""
+    out = {}
+    for name, chosen in LAYER_SETS.items():
+        x = np.hstack([layers["states"][:, chosen, 0].mean(axis=1), layers["prosody"]])
+        out[f"whisper_{name}_mean_prosody"] = Candidate(
+            [x], float(layers["cost_ms_per_s"]), 0, np.arange(x.shape[1]), {"layers": chosen}
+        )
+    return out
 
 
 def main() -> int:
@@ -406,6 +476,12 @@ def main() -> int:
     parser.add_argument("--weights", type=Path, default=REPO / "agents" / "recognizers" / "weights" / WEIGHTS)
     parser.add_argument("--results", type=Path, default=REPO / "benchmarks" / "results" / "voice_model.json")
     parser.add_argument("--cache", type=Path, default=REPO / "out" / "cache" / "voice-features.npz")
+    parser.add_argument("--layer-cache", type=Path, default=REPO / "out" / "cache" / "voice-layer-features.npz")
+    parser.add_argument(
+        "--candidates",
+        help="comma-separated candidate names to compare (default: all; a loaded 2-core machine "
+        "takes ~5 minutes per candidate)",
+    )
     parser.add_argument("--check", action="store_true", help="compare with the weights at --weights, write nothing")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -418,9 +494,17 @@ def main() -> int:
     load_before = os.getloadavg()
     t_start = time.perf_counter()
     feats = extract(clips, args.cache)
+    feats["layers"] = extract_layers(clips, args.layer_cache)
     results: dict[str, Any] = {}
-    with threadpool_limits(2):
-        for name, cand in candidates(feats).items():
+    sets = candidates(feats)
+    if args.candidates:
+        unknown = set(args.candidates.split(",")) - set(sets)
+        if unknown:
+            parser.error(f"unknown candidates {sorted(unknown)}; known: {sorted(sets)}")
+        sets = {n: c for n, c in sets.items() if n in args.candidates.split(",")}
+    # One BLAS thread: on a loaded 2-core machine a second one spun (one candidate: ~4.5 min vs ~1).
+    with threadpool_limits(1):
+        for name, cand in sets.items():
             per_c = {}
             for c in C_GRID:
                 run, _ = held_out(cand.views, y, corpus, speaker, c, cand.nuisance_dims, "corpus")
@@ -434,12 +518,12 @@ def main() -> int:
                 "cost_ms_per_audio_s": cand.cost_ms_per_s,
                 "nuisance_dims": cand.nuisance_dims,
                 "features": None if cand.index is None else len(cand.index),
+                "encoder_layers": cand.spec.get("layers"),  # None: CTranslate2 int8, final layer
                 "C": best_c,
                 "loco_mean_balanced_accuracy": {str(c): round(v, 4) for c, v in per_c.items()},
             }
         # Costs measured here vary with the machine's load (see loadavg); the shipped default's
         # speed is bench_pipeline's. Only sets the recognizer computes can ship.
-        sets = candidates(feats)
 
         def loco(n: str) -> float:
             return float(results[n]["loco_mean_balanced_accuracy"][str(results[n]["C"])])
@@ -456,8 +540,12 @@ def main() -> int:
         final = fit(views, y, corpus, speaker, c_final, k)
     components, variances, residual = final.subspace
     domain = DomainModel(components, variances, residual, coef, temperature, min_trust, REFERENCE)
-    every_name = [f"whisper_mean_{i}" for i in range(512)] + [f"whisper_sd_{i}" for i in range(512)] + list(PROSODY)
-    names = [every_name[i] for i in index]
+    if "layers" in cand.spec:
+        tag = "+".join(str(i) for i in cand.spec["layers"])
+        names = [f"whisper_layer{tag}_mean_{i}" for i in range(512)] + list(PROSODY)
+    else:
+        every_name = [f"whisper_mean_{i}" for i in range(512)] + [f"whisper_sd_{i}" for i in range(512)]
+        names = [(every_name + list(PROSODY))[i] for i in index]
     meta = {
         "training_data": "RAVDESS actors 1-12 (en), nEMO 5 speakers (pl), EmoDB 10 speakers (de); calm = neutral",
         "n_clips": len(clips),
@@ -480,7 +568,7 @@ def main() -> int:
         "intercept": final.intercept.astype(np.float32),
         # The recognizer divides by the domain model's temperature; 1 here keeps old readers exact.
         "temperature": np.array(1.0),
-        "spec": np.array(json.dumps(SPEC, sort_keys=True)),
+        "spec": np.array(json.dumps(SPEC | cand.spec, sort_keys=True)),
         "meta": np.array(json.dumps(meta, sort_keys=True)),
         # What the balanced model says on average, and what the pooled vote divides out.
         "output_prior": final.prior.astype(np.float64),

@@ -6,9 +6,12 @@ whole RAVDESS files scored 0.44 on the same files cut to their speech), so every
 put in one canonical form first: the active span (10 ms frames within ``active_db`` of the
 99th-percentile frame, plus ``margin_s``) is cut out, scaled to a fixed RMS (microphone
 gain is not emotion) and padded with ``pad_s`` of digital silence on each side. Whisper
-base (multilingual, CTranslate2 int8, the ASR stage's model) encodes it; its final-layer
-frames are mean- and SD-pooled (1024 values) and seven gain-free prosody values of the
-span are appended. Standardised, less the directions in which speakers and corpora differ
+base's encoder (multilingual, the ASR stage's model) hears it. Its final layer is tuned for
+transcription; the weights' spec names the middle layers whose mean-pooled frames carry
+how something is said and transfer better across corpora (``LayerPooledEncoder``: the
+encoder re-run in torch from the CTranslate2 weights, ``whisper_layers.py``; weights
+without ``layers`` read CTranslate2's final layer, ``PooledEncoder``). Seven gain-free
+prosody values of the span are appended. Standardised, less the directions in which speakers and corpora differ
 (nuisance projection), a multinomial logistic regression trained on three acted corpora in
 three languages (RAVDESS, nEMO, EmoDB; each corpus and class weighted equally) gives
 logits. ``DomainModel`` (``domain.py``) measures how far the input is from that training
@@ -42,7 +45,7 @@ from emoforge.storage.records import Cue, DomainCheck, ErrorKind, Features, RunC
 if TYPE_CHECKING:
     from emoforge.agents.base import SegmentClip
 
-WEIGHTS = "voice-multi-v2.npz"  # shipped in weights/
+WEIGHTS = "voice-multi-v3.npz"  # shipped in weights/
 PROSODY = (
     "f0_mean_st",
     "f0_sd_st",
@@ -159,6 +162,44 @@ class PooledEncoder:
         return np.concatenate([pooled, [heard.prosody[k] for k in PROSODY]])
 
 
+class LayerPooledEncoder:
+    """Whisper base's encoder re-run in torch (``whisper_layers.py``) for its middle layers:
+    the spec's ``layers`` (0 = after the convolutions, 1-6 the blocks, 7 the final LayerNorm)
+    mean-pooled over frames, averaged over those layers, then the ``PROSODY`` values."""
+
+    def __init__(self, spec: dict[str, Any]) -> None:
+        from faster_whisper.feature_extractor import FeatureExtractor
+
+        from emoforge.agents.recognizers.whisper_layers import WhisperLayers
+        from emoforge.preprocess.models import resolve_model  # the ASR stage's packaged Whisper base
+
+        self.spec = spec
+        self.layers = WhisperLayers(resolve_model(spec["encoder"]), last=max(spec["layers"]))
+        self.mel = FeatureExtractor(feature_size=self.layers.n_mels, sampling_rate=spec["sample_rate"])
+
+    def pooled_states(self, heard: HeardSpeech) -> NDArray[Any]:
+        """(states, 2, 512): mean and SD over the frames of each computed state, for the
+        canonical clip (speech over 30 s in equal parts, averaged by length)."""
+        longest = round((30.0 - 2 * self.spec["pad_s"] - 0.5) * self.spec["sample_rate"])
+        parts = np.array_split(heard.speech, -(-len(heard.speech) // longest))
+        pooled = []
+        for part in parts:
+            states = self.layers.hidden_states(self.mel(encoder_input(part, self.spec)))
+            pooled.append(np.stack([np.stack([s.mean(axis=0), s.std(axis=0)]) for s in states]))
+        typed: NDArray[Any] = np.average(pooled, axis=0, weights=[len(p) for p in parts])
+        return typed
+
+    def features(self, heard: HeardSpeech) -> NDArray[Any]:
+        """The model's input: the layer-averaged mean embedding, then the ``PROSODY`` values."""
+        embedding = self.pooled_states(heard)[list(self.spec["layers"]), 0].mean(axis=0)
+        return np.concatenate([embedding, [heard.prosody[k] for k in PROSODY]])
+
+
+def pooled_encoder(spec: dict[str, Any]) -> PooledEncoder | LayerPooledEncoder:
+    """The encoder a weights file's spec names: middle layers (torch) or CTranslate2's last."""
+    return LayerPooledEncoder(spec) if "layers" in spec else PooledEncoder(spec)
+
+
 class VoiceModel:
     """Weights and settings of the recognizer; plain numpy after the encoder."""
 
@@ -181,7 +222,7 @@ class VoiceModel:
             self.domain = DomainModel.from_arrays(z)
             self.spec: dict[str, Any] = json.loads(str(z["spec"]))
             self.meta: dict[str, Any] = json.loads(str(z["meta"]))
-        self.encoder = PooledEncoder(self.spec)
+        self.encoder = pooled_encoder(self.spec)
 
     def select(self, x: NDArray[Any]) -> NDArray[Any]:
         """The features this model reads, out of ``PooledEncoder.features``."""
@@ -241,8 +282,8 @@ class VoiceModelAnnotator(ModelAnnotator):
     """Trained voice recognizer in the jury; its model loads on the first clip it hears."""
 
     backend = "voice_model"
-    model_id = "whisper-base-enc+prosody+logreg-multi-v2"
-    version = "voice-model-v2"
+    model_id = "whisper-base-midlayers+prosody+logreg-multi-v3"
+    version = "voice-model-v3"
 
     def __init__(self, config: AgentConfig, ctx: RunContext, taxonomy: TaxonomyConfig) -> None:
         super().__init__(config, ctx, taxonomy)

@@ -170,3 +170,15 @@ def test_weights_without_a_domain_model_still_load(ctx: RunContext, tmp_path: Pa
     ann = hear_file(agent, fixtures_dir / "ravdess" / "03-01-05-02-01-01-01.flac")
     assert ann.status == Status.ok and ann.domain is None
     assert math.isclose(sum(ann.label_scores.values()), 1.0, abs_tol=2e-3)
+
+
+def test_shipped_weights_hear_a_middle_encoder_layer(annotator: VoiceModelAnnotator) -> None:
+    """Leave-one-corpus-out, Whisper's third block beat its final layer (benchmarks/results/
+    voice_model.json); the blocks after it are neither run nor kept in memory."""
+    from emoforge.agents.recognizers.voice import LayerPooledEncoder
+
+    model = annotator.model()
+    assert model.spec["layers"] == [3] and isinstance(model.encoder, LayerPooledEncoder)
+    assert model.encoder.layers.last == 3
+    assert not any(k.startswith(("encoder/layer_3/", "encoder/layer_norm/")) for k in model.encoder.layers.w)
+    assert len(model.feature_names) == 512 + 7 and model.feature_names[0] == "whisper_layer3_mean_0"
