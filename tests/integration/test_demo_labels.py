@@ -54,20 +54,12 @@ def test_every_demo_clip_is_labelled_right_or_flagged_with_a_reason(demo_rows: l
 def test_the_voice_model_knows_a_synthetic_voice_is_off_its_domain(demo_rows: list[SegmentRow]) -> None:
     voices = [a for r in demo_rows for a in r.annotations if a.backend == "voice_model" and a.status == Status.ok]
     assert len(voices) >= 4  # one per spoken clip
-    import numpy as np
-
-    from emoforge.agents.recognizers.base import weights_path
-    from emoforge.agents.recognizers.voice import WEIGHTS
-
-    with np.load(weights_path(None, WEIGHTS), allow_pickle=False) as z:
-        prior = float(z["output_prior"].max())
     for vote in voices:
         assert vote.domain is not None and vote.domain.off_domain, vote.domain
-        # Its own probabilities count for little more than half (voice-multi-v3 trusts a TTS voice
-        # 0.49-0.52); the rest is its prior (what it says anyway), so its confidence is at most
-        # trust * 1 + (1 - trust) * the largest prior share.
-        assert vote.domain.trust <= 0.6 and vote.confidence is not None
-        assert vote.confidence <= vote.domain.trust + (1 - vote.domain.trust) * prior + 1e-3
+        # Its own probabilities count for about half (voice-multi-v3 trusts a TTS voice 0.49-0.52,
+        # new RAVDESS actors 0.99); the rest is its prior, so its confidence stays near 0.5
+        # (measured 0.505) where it says 0.64 on average to human actors it never heard.
+        assert vote.domain.trust <= 0.6 and vote.confidence is not None and vote.confidence <= 0.6
     # The label rests on the text, which is on its own ground (English dialogue lines).
     for row in demo_rows:
         text = next((a for a in row.annotations if a.backend == "text_model" and a.status == Status.ok), None)
