@@ -154,7 +154,6 @@ def speech_juries() -> dict[str, Any]:
 
     from emoforge.agents.clips import SegmentClip
     from emoforge.agents.recognizers.base import weights_path
-    from emoforge.agents.recognizers.domain import DomainModel
     from emoforge.configs.preprocess import ProsodyConfig
     from emoforge.preprocess.prosody import ProsodyAnalyzer
 
@@ -197,9 +196,7 @@ def speech_juries() -> dict[str, Any]:
             voice[protocol] = [None] * len(clips)
             for f, (test, model) in enumerate(models):
                 for c in np.unique(corpus[test]):
-                    temperature, coef, min_trust = maps[c]
-                    components, variances, residual = model.subspace
-                    domain = DomainModel(components, variances, residual, coef, temperature, min_trust, tvm.REFERENCE)
+                    domain = tvm.domain_model(model, *maps[c])
                     path = Path(tmp) / f"voice-{protocol}-{f}-{c}.npz"
                     np.savez(
                         path,

@@ -327,10 +327,12 @@ class VoiceModelAnnotator(ModelAnnotator):
             + ", ".join(f"{model.feature_names[i]}={x[i]:.2f} {terms[i]:+.2f}" for i in drivers)
             + ").",
         ]
-        if domain is not None:
+        if domain is not None and model.domain is not None:
+            softened = float(model.domain.temperatures(model.inputs(x))[0])
             steps.append(
                 f"Distance to the training speech ({domain.reference}): {domain.distance:.2f} inside its main "
-                f"directions, {domain.residual:.2f} outside (about 1 there); trust {domain.trust:.2f}"
+                f"directions, {domain.residual:.2f} outside (about 1 there); logits softened by {softened:.2f}, "
+                f"trust {domain.trust:.2f}"
                 + (
                     f" < {domain.min_trust:.2f}: off-domain, probabilities lean on the prior."
                     if domain.off_domain

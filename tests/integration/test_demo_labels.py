@@ -56,10 +56,11 @@ def test_the_voice_model_knows_a_synthetic_voice_is_off_its_domain(demo_rows: li
     assert len(voices) >= 4  # one per spoken clip
     for vote in voices:
         assert vote.domain is not None and vote.domain.off_domain, vote.domain
-        # Its own probabilities count for about half (voice-multi-v3 trusts a TTS voice 0.49-0.52,
-        # new RAVDESS actors 0.99); the rest is its prior, so its confidence stays near 0.5
-        # (measured 0.505) where it says 0.64 on average to human actors it never heard.
-        assert vote.domain.trust <= 0.6 and vote.confidence is not None and vote.confidence <= 0.6
+        # Far from its training speech its logits are softened and mixed with its prior: its
+        # overall trust in a TTS voice is 0.21-0.29 (new RAVDESS actors: 0.91 on average) and
+        # its confidence 0.37-0.57 (measured), where it says 0.73 on average to human actors it
+        # never heard (benchmarks/results/voice_model.json).
+        assert vote.domain.trust <= 0.5 and vote.confidence is not None and vote.confidence <= 0.6
     # The label rests on the text, which is on its own ground (English dialogue lines).
     for row in demo_rows:
         text = next((a for a in row.annotations if a.backend == "text_model" and a.status == Status.ok), None)
