@@ -38,7 +38,7 @@ from emoforge.agents.base import AnnotatorError
 from emoforge.agents.cues.base import CueReading
 from emoforge.agents.providers import ProviderSpec
 from emoforge.agents.recognizers.base import ModelAnnotator, npz_prior, weights_path
-from emoforge.agents.recognizers.domain import DomainModel
+from emoforge.agents.recognizers.domain import DomainModel, temperature_of
 from emoforge.configs.agents import AgentConfig, TaxonomyConfig
 from emoforge.storage.records import Cue, DomainCheck, ErrorKind, Features, RunContext, Segment
 
@@ -328,7 +328,15 @@ class VoiceModelAnnotator(ModelAnnotator):
             + ").",
         ]
         if domain is not None and model.domain is not None:
-            softened = float(model.domain.temperatures(model.inputs(x))[0])
+            # From the distances the check recorded: no second projection of the features.
+            softened = float(
+                temperature_of(
+                    model.domain.temperature,
+                    model.domain.temperature_coef,
+                    np.array([domain.distance]),
+                    np.array([domain.residual]),
+                )[0]
+            )
             steps.append(
                 f"Distance to the training speech ({domain.reference}): {domain.distance:.2f} inside its main "
                 f"directions, {domain.residual:.2f} outside (about 1 there); logits softened by {softened:.2f}, "
